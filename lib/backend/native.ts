@@ -1,0 +1,27 @@
+/** Loads the native addon (a prebuild from prebuilds/, or build/Release from a source build). */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import type { Backend, KernelInfo } from './types.js';
+
+/** The package root: the nearest folder above this file whose package.json is stablegrad's. */
+export function packageRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'stablegrad') return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`stablegrad: cannot find the package root above ${__dirname}`);
+    dir = up;
+  }
+}
+
+type Addon = Omit<Backend, 'name' | 'info'> & { info(): KernelInfo };
+
+/** The native backend, or an Error saying why it cannot load. */
+export function loadNative(): Backend {
+  const root = packageRoot();
+  const load = createRequire(join(root, 'package.json'))('node-gyp-build') as (dir: string) => Addon;
+  const addon = load(root);
+  return Object.assign(Object.create(null), addon, { name: 'native' as const }) as Backend;
+}

@@ -1,0 +1,62 @@
+/** im2col/col2im and 2-D max pooling: the specification of native/kernels/conv.cpp. */
+import type { ConvDims } from '../validate.js';
+
+export function im2col(col: Float32Array, x: Float32Array, d: ConvDims): void {
+  const { N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW } = d;
+  let o = 0;
+  for (let p = 0; p < N * C; p++)
+    for (let kh = 0; kh < KH; kh++)
+      for (let kw = 0; kw < KW; kw++)
+        for (let oh = 0; oh < OH; oh++) {
+          const ih = oh * SH - PH + kh;
+          for (let ow = 0; ow < OW; ow++, o++) {
+            const iw = ow * SW - PW + kw;
+            col[o] = ih >= 0 && ih < H && iw >= 0 && iw < W ? x[p * H * W + ih * W + iw] : 0;
+          }
+        }
+}
+
+export function col2im(dx: Float32Array, col: Float32Array, d: ConvDims): void {
+  const { N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW } = d;
+  dx.fill(0);
+  let o = 0;
+  for (let p = 0; p < N * C; p++)
+    for (let kh = 0; kh < KH; kh++)
+      for (let kw = 0; kw < KW; kw++)
+        for (let oh = 0; oh < OH; oh++) {
+          const ih = oh * SH - PH + kh;
+          for (let ow = 0; ow < OW; ow++, o++) {
+            const iw = ow * SW - PW + kw;
+            if (ih >= 0 && ih < H && iw >= 0 && iw < W) dx[p * H * W + ih * W + iw] += col[o];
+          }
+        }
+}
+
+export function maxPool2d(y: Float32Array, indices: Int32Array, x: Float32Array, d: ConvDims): void {
+  const { N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW } = d;
+  for (let p = 0; p < N * C; p++)
+    for (let oh = 0; oh < OH; oh++)
+      for (let ow = 0; ow < OW; ow++) {
+        const h0 = oh * SH - PH, w0 = ow * SW - PW;
+        const hs = Math.max(h0, 0), he = Math.min(h0 + KH, H), ws = Math.max(w0, 0), we = Math.min(w0 + KW, W);
+        let m = -Infinity, at = hs * W + ws;
+        search: for (let h = hs; h < he; h++)
+          for (let w = ws; w < we; w++) {
+            const v = x[p * H * W + h * W + w];
+            if (v > m || v !== v) {
+              m = v;
+              at = h * W + w;
+              if (v !== v) break search;
+            }
+          }
+        y[(p * OH + oh) * OW + ow] = m;
+        indices[(p * OH + oh) * OW + ow] = at;
+      }
+}
+
+export function maxPool2dBackward(dx: Float32Array, dy: Float32Array, indices: Int32Array, planes: number,
+  plane: number, outPlane: number): void {
+  dx.fill(0);
+  for (let p = 0; p < planes; p++)
+    for (let i = 0; i < outPlane; i++) dx[p * plane + indices[p * outPlane + i]] += dy[p * outPlane + i];
+}

@@ -1,0 +1,93 @@
+/**
+ * Blocked GEMM in TypeScript, shaped like the native one (native/kernels/gemm.cpp) at JavaScript
+ * scale: op(A) and op(B) blocks are packed into 4-row and 4-column panels (transposes folded into
+ * the packing, edges zero-padded), and a 4x4 micro-kernel keeps its 16 accumulators in locals for
+ * the whole K block, so the inner loop does 16 multiply-adds per 8 loads and no stores.
+ * C (M, N) = alpha * op(A) (M, K) . op(B) (K, N) + beta * C
+ */
+
+const MR = 4, NR = 4, KC = 256, MC = 64, NC = 512;
+const packA = new Float64Array(MC * KC);
+const packB = new Float64Array(KC * NC);
+
+export function sgemm(C: Float32Array, A: Float32Array, B: Float32Array, M: number, N: number, K: number,
+  transA: boolean, transB: boolean, alpha: number, beta: number, lda: number, ldb: number, ldc: number): void {
+  if (M === 0 || N === 0) return;
+  if (beta !== 1) {
+    for (let i = 0; i < M; i++) {
+      const row = i * ldc;
+      if (beta === 0) C.fill(0, row, row + N);
+      else for (let j = 0; j < N; j++) C[row + j] *= beta;
+    }
+  }
+  if (K === 0 || alpha === 0) return;
+  for (let jc = 0; jc < N; jc += NC) {
+    const nc = Math.min(NC, N - jc);
+    for (let pc = 0; pc < K; pc += KC) {
+      const kc = Math.min(KC, K - pc);
+      packBBlock(B, ldb, transB, pc, kc, jc, nc);
+      for (let ic = 0; ic < M; ic += MC) {
+        const mc = Math.min(MC, M - ic);
+        packABlock(A, lda, transA, ic, mc, pc, kc);
+        for (let jr = 0; jr < nc; jr += NR)
+          for (let ir = 0; ir < mc; ir += MR)
+            microkernel(kc, ir * kc, jr * kc, C, (ic + ir) * ldc + jc + jr, ldc, alpha,
+              Math.min(MR, mc - ir), Math.min(NR, nc - jr));
+      }
+    }
+  }
+}
+
+// packA <- op(A)[i0 : i0+mc, p0 : p0+kc] as (kc, MR) panels
+function packABlock(A: Float32Array, lda: number, transA: boolean, i0: number, mc: number, p0: number, kc: number): void {
+  for (let ir = 0; ir < mc; ir += MR) {
+    const base = ir * kc;
+    for (let i = 0; i < MR; i++) {
+      const r = i0 + ir + i;
+      if (ir + i >= mc) {
+        for (let k = 0; k < kc; k++) packA[base + k * MR + i] = 0;
+      } else if (!transA) {
+        const src = r * lda + p0;
+        for (let k = 0; k < kc; k++) packA[base + k * MR + i] = A[src + k];
+      } else {
+        for (let k = 0; k < kc; k++) packA[base + k * MR + i] = A[(p0 + k) * lda + r];
+      }
+    }
+  }
+}
+
+// packB <- op(B)[p0 : p0+kc, j0 : j0+nc] as (kc, NR) panels
+function packBBlock(B: Float32Array, ldb: number, transB: boolean, p0: number, kc: number, j0: number, nc: number): void {
+  for (let jr = 0; jr < nc; jr += NR) {
+    const base = jr * kc;
+    for (let j = 0; j < NR; j++) {
+      const col = j0 + jr + j;
+      if (jr + j >= nc) {
+        for (let k = 0; k < kc; k++) packB[base + k * NR + j] = 0;
+      } else if (!transB) {
+        for (let k = 0; k < kc; k++) packB[base + k * NR + j] = B[(p0 + k) * ldb + col];
+      } else {
+        const src = col * ldb + p0;
+        for (let k = 0; k < kc; k++) packB[base + k * NR + j] = B[src + k];
+      }
+    }
+  }
+}
+
+function microkernel(kc: number, a: number, b: number, C: Float32Array, c: number, ldc: number, alpha: number,
+  mr: number, nr: number): void {
+  const pa = packA, pb = packB;
+  let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+  let c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+  for (let k = 0; k < kc; k++, a += MR, b += NR) {
+    const a0 = pa[a], a1 = pa[a + 1], a2 = pa[a + 2], a3 = pa[a + 3];
+    const b0 = pb[b], b1 = pb[b + 1], b2 = pb[b + 2], b3 = pb[b + 3];
+    c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+    c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+    c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+    c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+  }
+  const tile = [c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33];
+  for (let i = 0; i < mr; i++)
+    for (let j = 0; j < nr; j++) C[c + i * ldc + j] += alpha * tile[i * NR + j];
+}

@@ -1,0 +1,114 @@
+// Elementwise maps, activations and their backward, and reductions, over n contiguous floats.
+// Large arrays are split over the thread pool in contiguous chunks; each chunk runs full vectors
+// and one masked tail.
+#include "kernels.h"
+#include "simd.h"
+
+namespace sg {
+namespace SG_NS {
+namespace {
+
+constexpr int64_t kGrain = 1 << 15;  // items per task: below this a second core does not pay
+
+// out[i] = op(x[i]) as vectors
+template <class Op>
+void map1(float* out, const float* x, int64_t n, const Op& op) {
+  parallel(n, kGrain, [&](int64_t b, int64_t e, int) {
+    int64_t i = b;
+    for (; i + VL <= e; i += VL) vstore(out + i, op(vload(x + i)));
+    if (i < e) vstore_tail(out + i, op(vload_tail(x + i, (int)(e - i))), (int)(e - i));
+  });
+}
+
+// out[i] = op(a[i], b[i]) as vectors
+template <class Op>
+void map2(float* out, const float* a, const float* b, int64_t n, const Op& op) {
+  parallel(n, kGrain, [&](int64_t lo, int64_t hi, int) {
+    int64_t i = lo;
+    for (; i + VL <= hi; i += VL) vstore(out + i, op(vload(a + i), vload(b + i)));
+    if (i < hi) {
+      const int t = (int)(hi - i);
+      vstore_tail(out + i, op(vload_tail(a + i, t), vload_tail(b + i, t)), t);
+    }
+  });
+}
+
+// sum over chunks of op(vector) in float lanes, flushed to double every 1024 values; the per-thread
+// partial sums are added in thread order, so a given thread count always gives the same result
+template <class Op>
+double reduce(const float* x, int64_t n, const Op& op) {
+  double partial[kMaxThreads] = {0};
+  parallel(n, kGrain, [&](int64_t b, int64_t e, int tid) {
+    double total = 0;
+    for (int64_t blk = b; blk < e; blk += 1024) {
+      const int64_t end = imin(e, blk + 1024);
+      vf s = vzero();
+      int64_t i = blk;
+      for (; i + VL <= end; i += VL) s = vadd(s, op(vload(x + i)));
+      if (i < end) s = vadd(s, op(vload_tail(x + i, (int)(end - i))));  // op(0) == 0 for both uses
+      total += (double)vhsum(s);
+    }
+    partial[tid] = total;
+  });
+  double total = 0;
+  for (int t = 0; t < kMaxThreads; t++) total += partial[t];
+  return total;
+}
+
+}  // namespace
+
+void add(float* out, const float* a, const float* b, int64_t n) { map2(out, a, b, n, [](vf u, vf v) { return vadd(u, v); }); }
+void mul(float* out, const float* a, const float* b, int64_t n) { map2(out, a, b, n, [](vf u, vf v) { return vmul(u, v); }); }
+void scale(float* out, const float* x, float alpha, int64_t n) {
+  const vf va = vset1(alpha);
+  map1(out, x, n, [&](vf v) { return vmul(v, va); });
+}
+void axpy(float* y, const float* x, float alpha, int64_t n) {
+  const vf va = vset1(alpha);
+  map2(y, x, y, n, [&](vf u, vf v) { return vfma(u, va, v); });
+}
+// relu keeps NaN (vmax returns its second operand when either is NaN), as PyTorch's relu does
+void relu(float* out, const float* x, int64_t n) { map1(out, x, n, [](vf v) { return vmax(vzero(), v); }); }
+void relu_backward(float* dx, const float* dy, const float* x, int64_t n) {
+  map2(dx, dy, x, n, [](vf g, vf v) { return vselect_pos(v, g); });
+}
+void leaky_relu(float* out, const float* x, float slope, int64_t n) {
+  const vf vs = vset1(slope);
+  map1(out, x, n, [&](vf v) { return vleaky(v, vs); });
+}
+void leaky_relu_backward(float* dx, const float* dy, const float* x, float slope, int64_t n) {
+  const vf vs = vset1(slope);
+  map2(dx, dy, x, n, [&](vf g, vf v) { return vleaky_grad(v, g, vs); });
+}
+void sigmoid(float* out, const float* x, int64_t n) { map1(out, x, n, [](vf v) { return vsigmoid(v); }); }
+void sigmoid_backward(float* dx, const float* dy, const float* y, int64_t n) {
+  const vf one = vset1(1.0f);
+  map2(dx, dy, y, n, [&](vf g, vf s) { return vmul(g, vmul(s, vsub(one, s))); });
+}
+void tanh(float* out, const float* x, int64_t n) { map1(out, x, n, [](vf v) { return vtanh(v); }); }
+void tanh_backward(float* dx, const float* dy, const float* y, int64_t n) {
+  const vf one = vset1(1.0f);
+  map2(dx, dy, y, n, [&](vf g, vf t) { return vmul(g, vsub(one, vmul(t, t))); });
+}
+double sum(const float* x, int64_t n) { return reduce(x, n, [](vf v) { return v; }); }
+double sum_squares(const float* x, int64_t n) { return reduce(x, n, [](vf v) { return vmul(v, v); }); }
+
+void max_rows(float* max, int32_t* argmax, const float* x, int64_t R, int64_t K) {
+  parallel(R, imax(1, kGrain / imax(1, K)), [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* row = x + r * K;
+      float m = row[0];
+      int64_t at = 0;
+      for (int64_t k = 1; k < K && m == m; k++)  // stops at the first NaN, which wins
+        if (row[k] > m || row[k] != row[k]) {
+          m = row[k];
+          at = k;
+        }
+      max[r] = m;
+      argmax[r] = (int32_t)at;
+    }
+  });
+}
+
+}  // namespace SG_NS
+}  // namespace sg

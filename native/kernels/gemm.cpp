@@ -1,0 +1,230 @@
+// Single-precision GEMM, the BLIS way: C (M, N) = alpha * op(A) (M, K) . op(B) (K, N) + beta * C.
+//
+// Loops, outermost first: jc over NC columns of C; pc over KC of the K dimension, packing op(B)'s
+// (KC, NC) block into NR-wide micro-panels (shared by all threads); ic over MC rows, each thread
+// packing its op(A) (MC, KC) block into MR-tall micro-panels; jr over the B micro-panels (one stays
+// in L1 while ir sweeps the A panels out of L2); the MR x NR microkernel keeps its C tile in
+// registers for the whole KC loop. Transposes are folded into the packing; edges are zero-padded
+// there, so the microkernel only ever sees full panels and masks its store.
+#include <cstdlib>
+#include <new>
+
+#include "kernels.h"
+#include "simd.h"
+
+namespace sg {
+namespace SG_NS {
+namespace {
+
+// MR x (NV vectors) accumulators: 24 of 32 zmm on AVX-512, 12 of 16 ymm on AVX2, 8 of 16 xmm on SSE2.
+// KC keeps a B micro-panel (KC x NR floats) near half of a 48 KiB L1, MC*KC of packed A near half of
+// a 1 MiB L2, NC*KC of packed B in L3.
+#if SG_ISA_AVX512
+constexpr int MR = 12, NV = 2;
+constexpr int64_t KC = 192, MC = 480, NC = 3072;
+#elif SG_ISA_AVX2
+constexpr int MR = 6, NV = 2;
+constexpr int64_t KC = 256, MC = 192, NC = 2048;
+#else
+constexpr int MR = 4, NV = 2;
+constexpr int64_t KC = 256, MC = 128, NC = 2048;
+#endif
+constexpr int NR = NV * VL;
+
+// Packing buffers, owned by the calling thread and reused across calls (a training step calls GEMM
+// with the same shapes thousands of times; fresh multi-megabyte allocations would page-fault).
+struct Workspace {
+  float* b = nullptr;  // (KC, NC) packed op(B)
+  float* a = nullptr;  // kMaxThreads slots of (MC, KC) packed op(A), allocated for `slots` threads
+  int slots = 0;
+  ~Workspace() {
+    std::free(b);
+    std::free(a);
+  }
+  void ensure(int threads) {
+    if (!b) b = alloc(KC * NC);
+    if (slots < threads) {
+      std::free(a);
+      a = nullptr;
+      a = alloc(MC * KC * threads);
+      slots = threads;
+    }
+  }
+  static float* alloc(int64_t floats) {
+    void* p = std::aligned_alloc(64, (size_t)floats * sizeof(float));
+    if (!p) throw std::bad_alloc();
+    return static_cast<float*>(p);
+  }
+};
+thread_local Workspace workspace;
+
+// ap <- op(A)[i0 : i0+mc, p0 : p0+kc] as ceil(mc/MR) panels, each (kc, MR) row-major; rows past mc are 0.
+void pack_a(float* ap, const float* A, int64_t lda, bool trans_a, int64_t i0, int64_t mc, int64_t p0, int64_t kc) {
+  for (int64_t ir = 0; ir < mc; ir += MR, ap += kc * MR) {
+    const int64_t mr = imin(MR, mc - ir);
+    if (!trans_a) {
+      for (int64_t i = 0; i < mr; i++) {
+        const float* src = A + (i0 + ir + i) * lda + p0;
+        for (int64_t k = 0; k < kc; k++) ap[k * MR + i] = src[k];
+      }
+      for (int64_t i = mr; i < MR; i++)
+        for (int64_t k = 0; k < kc; k++) ap[k * MR + i] = 0.0f;
+    } else {
+      for (int64_t k = 0; k < kc; k++) {
+        const float* src = A + (p0 + k) * lda + i0 + ir;  // op(A)[i][k] = A[k][i]
+        int64_t i = 0;
+        for (; i < mr; i++) ap[k * MR + i] = src[i];
+        for (; i < MR; i++) ap[k * MR + i] = 0.0f;
+      }
+    }
+  }
+}
+
+// bp <- op(B)[p0 : p0+kc, j : j+nr] as one (kc, NR) panel; columns past nr are 0.
+void pack_b_panel(float* bp, const float* B, int64_t ldb, bool trans_b, int64_t p0, int64_t kc, int64_t j, int64_t nr) {
+  if (!trans_b) {
+    for (int64_t k = 0; k < kc; k++) {
+      const float* src = B + (p0 + k) * ldb + j;
+      float* dst = bp + k * NR;
+      if (nr == NR) {
+        for (int v = 0; v < NV; v++) vstore(dst + v * VL, vload(src + v * VL));
+      } else {
+        int64_t jj = 0;
+        for (; jj < nr; jj++) dst[jj] = src[jj];
+        for (; jj < NR; jj++) dst[jj] = 0.0f;
+      }
+    }
+  } else {
+    for (int64_t jj = 0; jj < nr; jj++) {
+      const float* src = B + (j + jj) * ldb + p0;  // op(B)[k][j] = B[j][k]
+      for (int64_t k = 0; k < kc; k++) bp[k * NR + jj] = src[k];
+    }
+    for (int64_t jj = nr; jj < NR; jj++)
+      for (int64_t k = 0; k < kc; k++) bp[k * NR + jj] = 0.0f;
+  }
+}
+
+// c (mr, nr) = alpha * a-panel . b-panel + beta * c, with (MR, NR) computed in registers.
+inline void microkernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta,
+                        int64_t mr, int64_t nr) {
+  vf acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[i][v] = vzero();
+  for (int64_t k = 0; k < kc; k++, a += MR, b += NR) {
+    vf bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) bv[v] = vload(b + v * VL);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      const vf av = vset1(a[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[i][v] = vfma(av, bv[v], acc[i][v]);
+    }
+  }
+  const vf valpha = vset1(alpha), vbeta = vset1(beta);
+  if (mr == MR && nr == NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) {
+        float* cp = c + i * ldc + v * VL;
+        vf r = vmul(acc[i][v], valpha);
+        if (beta != 0.0f) r = vfma(vload(cp), vbeta, r);
+        vstore(cp, r);
+      }
+    return;
+  }
+  for (int64_t i = 0; i < mr; i++)
+    for (int v = 0; v < NV; v++) {
+      const int64_t cols = nr - (int64_t)v * VL;
+      if (cols <= 0) break;
+      float* cp = c + i * ldc + v * VL;
+      vf r = vmul(acc[i][v], valpha);
+      if (cols >= VL) {
+        if (beta != 0.0f) r = vfma(vload(cp), vbeta, r);
+        vstore(cp, r);
+      } else {
+        if (beta != 0.0f) r = vfma(vload_tail(cp, (int)cols), vbeta, r);
+        vstore_tail(cp, r, (int)cols);
+      }
+    }
+}
+
+// C (M, N) *= beta, where beta == 0 writes zeros without reading C.
+void scale_c(float* C, int64_t M, int64_t N, int64_t ldc, float beta) {
+  for (int64_t i = 0; i < M; i++) {
+    float* row = C + i * ldc;
+    if (beta == 0.0f)
+      std::memset(row, 0, (size_t)N * sizeof(float));
+    else
+      for (int64_t j = 0; j < N; j++) row[j] *= beta;
+  }
+}
+
+}  // namespace
+
+void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
+           float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0 || alpha == 0.0f) {
+    scale_c(C, M, N, ldc, beta);
+    return;
+  }
+  const int threads = num_threads();
+  // below ~64^3 multiply-adds the hand-off to another core costs more than it saves
+  const bool par = threads > 1 && (double)M * (double)N * (double)K >= 262144.0;
+  Workspace& ws = workspace;
+  ws.ensure(par ? threads : 1);
+
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t nc = imin(NC, N - jc);
+    const int64_t panels = (nc + NR - 1) / NR;
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = imin(KC, K - pc);
+      const float beta_now = pc == 0 ? beta : 1.0f;  // later K blocks accumulate onto the first
+      float* bp = ws.b;
+      auto pack_b = [&](int64_t begin, int64_t end, int) {
+        for (int64_t p = begin; p < end; p++)
+          pack_b_panel(bp + p * kc * NR, B, ldb, trans_b, pc, kc, jc + p * NR, imin(NR, nc - p * NR));
+      };
+      if (par)
+        parallel(panels, 4, pack_b);
+      else
+        pack_b(0, panels, 0);
+
+      // Tasks: MC row blocks, each split over panel ranges when there are fewer blocks than threads
+      // (a batch-64 layer is one row block; both cores then share it by columns).
+      const int64_t mblocks = (M + MC - 1) / MC;
+      const int64_t nsplit = par && mblocks < threads ? imin(panels, (threads + mblocks - 1) / mblocks) : 1;
+      auto compute = [&](int64_t begin, int64_t end, int tid) {
+        float* ap = ws.a + (int64_t)tid * MC * KC;
+        int64_t packed = -1;
+        for (int64_t t = begin; t < end; t++) {
+          const int64_t mb = t / nsplit, ns = t % nsplit;
+          const int64_t i0 = mb * MC, mc = imin(MC, M - i0);
+          if (packed != mb) {
+            pack_a(ap, A, lda, trans_a, i0, mc, pc, kc);
+            packed = mb;
+          }
+          const int64_t p_begin = panels * ns / nsplit, p_end = panels * (ns + 1) / nsplit;
+          for (int64_t p = p_begin; p < p_end; p++) {
+            const float* b_panel = bp + p * kc * NR;
+            const int64_t j = jc + p * NR, nr = imin(NR, nc - p * NR);
+            for (int64_t ir = 0; ir < mc; ir += MR)
+              microkernel(kc, ap + ir * kc, b_panel, C + (i0 + ir) * ldc + j, ldc, alpha, beta_now, imin(MR, mc - ir),
+                          nr);
+          }
+        }
+      };
+      if (par)
+        parallel(mblocks * nsplit, 1, compute);
+      else
+        compute(0, mblocks * nsplit, 0);
+    }
+  }
+}
+
+}  // namespace SG_NS
+}  // namespace sg

@@ -1,0 +1,93 @@
+// Every kernel's signature, once. Each ISA build (see simd.h) fills one Kernels table with its own
+// functions; dispatch.cpp picks a table at run time from cpuid.
+//
+// Conventions: outputs first, then inputs, then sizes and scalars. Arrays are float32, row-major,
+// contiguous unless a leading dimension says otherwise. Sizes are int64_t and already validated
+// (by the binding) against the arrays' lengths. Dimension letters used across the files:
+//   M, N, K  GEMM: C is (M, N), op(A) is (M, K), op(B) is (K, N)
+//   N, C, S  batch, channels, spatial positions per channel (S = H*W; S = 1 for the (N, C) layout)
+//   R, K     rows and classes of a logits matrix
+//   H, W, KH, KW, OH, OW  image, kernel and output heights/widths
+#pragma once
+
+#include <cstdint>
+
+namespace sg {
+
+struct Kernels {
+  const char* isa;
+
+  // C (M, N) = alpha * op(A) (M, K) . op(B) (K, N) + beta * C; op(A) = A^T when trans_a, so A is
+  // stored (K, M) with leading dimension lda, else (M, K). beta == 0 never reads C.
+  void (*sgemm)(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a,
+                bool trans_b, float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc);
+
+  // x, y are (N, C, S); weight, bias, means and variances are (C). weight/bias may be null (affine
+  // = false), running_mean/var may be null (no tracked statistics). momentum is the factor of the
+  // running update: running = (1 - momentum) * running + momentum * batch statistic, with the
+  // unbiased variance for running_var. relu fuses max(0, .) into the output.
+  void (*batchnorm_forward_train)(float* y, float* save_mean, float* save_invstd, float* running_mean,
+                                  float* running_var, const float* x, const float* weight, const float* bias,
+                                  int64_t N, int64_t C, int64_t S, float eps, float momentum, bool relu);
+  void (*batchnorm_forward_eval)(float* y, const float* x, const float* running_mean, const float* running_var,
+                                 const float* weight, const float* bias, int64_t N, int64_t C, int64_t S, float eps,
+                                 bool relu);
+  // dx, dy, x, y are (N, C, S); any of dx, dweight, dbias may be null (not needed). mean/invstd are
+  // the saved batch statistics when train, else running_mean and 1/sqrt(running_var + eps). y, when
+  // given, is the output of a fused BatchNorm+ReLU forward and masks dy where y <= 0.
+  void (*batchnorm_backward)(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
+                             const float* mean, const float* invstd, const float* weight, const float* y,
+                             int64_t N, int64_t C, int64_t S, bool train);
+
+  // Elementwise over n items; out may alias an input.
+  void (*add)(float* out, const float* a, const float* b, int64_t n);
+  void (*mul)(float* out, const float* a, const float* b, int64_t n);
+  void (*scale)(float* out, const float* x, float alpha, int64_t n);
+  void (*axpy)(float* y, const float* x, float alpha, int64_t n);  // y += alpha * x
+  void (*relu)(float* out, const float* x, int64_t n);
+  void (*relu_backward)(float* dx, const float* dy, const float* x, int64_t n);
+  void (*leaky_relu)(float* out, const float* x, float slope, int64_t n);
+  void (*leaky_relu_backward)(float* dx, const float* dy, const float* x, float slope, int64_t n);
+  void (*sigmoid)(float* out, const float* x, int64_t n);
+  void (*sigmoid_backward)(float* dx, const float* dy, const float* y, int64_t n);  // y = sigmoid(x)
+  void (*tanh)(float* out, const float* x, int64_t n);
+  void (*tanh_backward)(float* dx, const float* dy, const float* y, int64_t n);  // y = tanh(x)
+  double (*sum)(const float* x, int64_t n);
+  double (*sum_squares)(const float* x, int64_t n);
+  // x is (R, K); max and argmax of each row, NaN winning as in PyTorch (first NaN's index).
+  void (*max_rows)(float* max, int32_t* argmax, const float* x, int64_t R, int64_t K);
+
+  // logits is (R, K), targets (R) in [0, K). losses (R) = logsumexp(row) - (1-ls)*row[t] - ls*mean(row)
+  // with ls the label smoothing. dlogits (R, K) = dlosses[r] * (softmax(row) - (1-ls)*onehot(t) - ls/K).
+  void (*softmax_xent_forward)(float* losses, const float* logits, const int32_t* targets, int64_t R, int64_t K,
+                               float label_smoothing);
+  void (*softmax_xent_backward)(float* dlogits, const float* logits, const int32_t* targets, const float* dlosses,
+                                int64_t R, int64_t K, float label_smoothing);
+
+  // In-place optimizer steps over n parameters, PyTorch's update rules (see optim.cpp).
+  void (*sgd_step)(float* param, float* momentum_buffer, const float* grad, int64_t n, float lr, float momentum,
+                   float dampening, float weight_decay, bool nesterov, bool first_step);
+  void (*adam_step)(float* param, float* exp_avg, float* exp_avg_sq, const float* grad, int64_t n, float lr,
+                    float beta1, float beta2, float eps, float weight_decay, int64_t step, bool decoupled);
+
+  // x is (N, C, H, W), col is (N, C*KH*KW, OH*OW). col2im writes dx as the sum of col's entries.
+  void (*im2col)(float* col, const float* x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                 int64_t SH, int64_t SW, int64_t PH, int64_t PW);
+  void (*col2im)(float* dx, const float* col, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                 int64_t SH, int64_t SW, int64_t PH, int64_t PW);
+  // y, indices are (N, C, OH, OW); indices hold h*W + w of each maximum within its (H, W) plane.
+  void (*max_pool2d)(float* y, int32_t* indices, const float* x, int64_t N, int64_t C, int64_t H, int64_t W,
+                     int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW);
+  void (*max_pool2d_backward)(float* dx, const float* dy, const int32_t* indices, int64_t N, int64_t C, int64_t H,
+                              int64_t W, int64_t OH, int64_t OW);
+};
+
+static inline int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad) {
+  return (in + 2 * pad - k) / stride + 1;
+}
+
+namespace scalar { extern const Kernels table; }
+namespace avx2 { extern const Kernels table; }
+namespace avx512 { extern const Kernels table; }
+
+}  // namespace sg

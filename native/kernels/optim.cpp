@@ -1,0 +1,55 @@
+// Fused optimizer steps over a parameter and its state, each one pass over n floats, following
+// PyTorch's single-tensor update rules (torch.optim.SGD / Adam / AdamW) operation for operation.
+#include "kernels.h"
+#include "simd.h"
+
+namespace sg {
+namespace SG_NS {
+namespace {
+constexpr int64_t kGrain = 1 << 15;
+}
+
+// d = grad + weight_decay*param
+// momentum != 0: buf = d on the first step, else buf = momentum*buf + (1 - dampening)*d;
+//                d = nesterov ? d + momentum*buf : buf
+// param -= lr*d
+void sgd_step(float* param, float* momentum_buffer, const float* grad, int64_t n, float lr, float momentum,
+              float dampening, float weight_decay, bool nesterov, bool first_step) {
+  parallel(n, kGrain, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; i++) {
+      float d = grad[i];
+      if (weight_decay != 0.0f) d += weight_decay * param[i];
+      if (momentum != 0.0f) {
+        const float buf = first_step ? d : momentum * momentum_buffer[i] + (1.0f - dampening) * d;
+        momentum_buffer[i] = buf;
+        d = nesterov ? d + momentum * buf : buf;
+      }
+      param[i] -= lr * d;
+    }
+  });
+}
+
+// decoupled (AdamW): param *= 1 - lr*weight_decay; otherwise (Adam) g = grad + weight_decay*param.
+// m = beta1*m + (1 - beta1)*g; v = beta2*v + (1 - beta2)*g*g
+// param -= lr/(1 - beta1^step) * m / (sqrt(v)/sqrt(1 - beta2^step) + eps)
+void adam_step(float* param, float* exp_avg, float* exp_avg_sq, const float* grad, int64_t n, float lr, float beta1,
+               float beta2, float eps, float weight_decay, int64_t step, bool decoupled) {
+  const float step_size = (float)((double)lr / (1.0 - std::pow((double)beta1, (double)step)));
+  const float bc2_sqrt = (float)std::sqrt(1.0 - std::pow((double)beta2, (double)step));
+  const float decay = decoupled ? 1.0f - lr * weight_decay : 1.0f;
+  const float l2 = decoupled ? 0.0f : weight_decay;
+  parallel(n, kGrain, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; i++) {
+      const float p = param[i] * decay;
+      const float g = grad[i] + l2 * p;
+      const float m = exp_avg[i] * beta1 + (1.0f - beta1) * g;
+      const float v = exp_avg_sq[i] * beta2 + (1.0f - beta2) * g * g;
+      exp_avg[i] = m;
+      exp_avg_sq[i] = v;
+      param[i] = p - step_size * (m / (std::sqrt(v) / bc2_sqrt + eps));
+    }
+  });
+}
+
+}  // namespace SG_NS
+}  // namespace sg

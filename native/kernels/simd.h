@@ -1,0 +1,256 @@
+// One SIMD mapping that every kernel family is written against.
+//
+// Each kernel source is compiled once per ISA, in its own translation unit with its own target
+// flags (see sources.json). The flags decide which block below is used and which namespace the
+// kernels land in, so the three builds never share a symbol: a function compiled for AVX-512 can
+// never be picked by the linker for the portable path (the classic ODR trap of per-ISA builds).
+// This is also why kernels use no STL templates: an inline std:: function instantiated in an
+// AVX-512 unit could otherwise be merged with the portable one.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "threadpool.h"
+
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__FMA__)
+#define SG_NS avx512
+#define SG_ISA_AVX512 1
+#include <immintrin.h>
+#elif defined(__AVX2__) && defined(__FMA__)
+#define SG_NS avx2
+#define SG_ISA_AVX2 1
+#include <immintrin.h>
+#elif defined(__SSE2__)
+#define SG_NS scalar
+#define SG_ISA_SSE2 1
+#include <emmintrin.h>
+#else
+#define SG_NS scalar
+#define SG_ISA_GENERIC 1
+#endif
+
+namespace sg {
+namespace SG_NS {
+
+#if SG_ISA_AVX512
+typedef __m512 vf;
+constexpr int VL = 16;
+static inline vf vzero() { return _mm512_setzero_ps(); }
+static inline vf vset1(float a) { return _mm512_set1_ps(a); }
+static inline vf vload(const float* p) { return _mm512_loadu_ps(p); }
+static inline void vstore(float* p, vf v) { _mm512_storeu_ps(p, v); }
+static inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+static inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+static inline vf vdiv(vf a, vf b) { return _mm512_div_ps(a, b); }
+static inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }  // a*b + c
+// max(a, b) that returns b when either is NaN (the x86 rule): vmax(zero, x) keeps NaN in x.
+static inline vf vmax(vf a, vf b) { return _mm512_max_ps(a, b); }
+static inline vf vmin(vf a, vf b) { return _mm512_min_ps(a, b); }
+static inline float vhsum(vf v) { return _mm512_reduce_add_ps(v); }
+// b where a > 0, else 0 (false for NaN a)
+static inline vf vselect_pos(vf a, vf b) {
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GT_OQ), b);
+}
+// b where a > 0 (or a is NaN, which keeps NaN flowing), else a*slope
+static inline vf vleaky(vf a, vf slope) {
+  __mmask16 neg = _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_LE_OQ);
+  return _mm512_mask_mul_ps(a, neg, a, slope);
+}
+static inline vf vleaky_grad(vf x, vf dy, vf slope) {
+  __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LE_OQ);
+  return _mm512_mask_mul_ps(dy, neg, dy, slope);
+}
+static inline vf vload_tail(const float* p, int n) { return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p); }
+static inline void vstore_tail(float* p, vf v, int n) { _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v); }
+// 2^n * x for integral-valued n
+static inline vf vscale2(vf x, vf n) { return _mm512_scalef_ps(x, n); }
+static inline vf vround(vf x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline vf vabs(vf x) { return _mm512_abs_ps(x); }
+static inline vf vcopysign(vf mag, vf sign) {
+  const __m512i m = _mm512_set1_epi32(0x80000000);
+  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_andnot_si512(m, _mm512_castps_si512(mag)),
+                                             _mm512_and_si512(m, _mm512_castps_si512(sign))));
+}
+// where(a < t, b, c)
+static inline vf vselect_lt(vf a, vf t, vf b, vf c) {
+  return _mm512_mask_mov_ps(c, _mm512_cmp_ps_mask(a, t, _CMP_LT_OQ), b);
+}
+
+#elif SG_ISA_AVX2
+typedef __m256 vf;
+constexpr int VL = 8;
+static inline vf vzero() { return _mm256_setzero_ps(); }
+static inline vf vset1(float a) { return _mm256_set1_ps(a); }
+static inline vf vload(const float* p) { return _mm256_loadu_ps(p); }
+static inline void vstore(float* p, vf v) { _mm256_storeu_ps(p, v); }
+static inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
+static inline vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+static inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+static inline vf vdiv(vf a, vf b) { return _mm256_div_ps(a, b); }
+static inline vf vfma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
+static inline vf vmin(vf a, vf b) { return _mm256_min_ps(a, b); }
+static inline float vhsum(vf v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+static inline vf vselect_pos(vf a, vf b) { return _mm256_and_ps(_mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_GT_OQ), b); }
+static inline vf vleaky(vf a, vf slope) {
+  return _mm256_blendv_ps(a, _mm256_mul_ps(a, slope), _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_LE_OQ));
+}
+static inline vf vleaky_grad(vf x, vf dy, vf slope) {
+  return _mm256_blendv_ps(dy, _mm256_mul_ps(dy, slope), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LE_OQ));
+}
+static inline __m256i tail_mask(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline vf vload_tail(const float* p, int n) { return _mm256_maskload_ps(p, tail_mask(n)); }
+static inline void vstore_tail(float* p, vf v, int n) { _mm256_maskstore_ps(p, tail_mask(n), v); }
+static inline vf vscale2(vf x, vf n) {
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(x, _mm256_castsi256_ps(e));
+}
+static inline vf vround(vf x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline vf vabs(vf x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
+static inline vf vcopysign(vf mag, vf sign) {
+  const vf m = _mm256_set1_ps(-0.0f);
+  return _mm256_or_ps(_mm256_andnot_ps(m, mag), _mm256_and_ps(m, sign));
+}
+static inline vf vselect_lt(vf a, vf t, vf b, vf c) { return _mm256_blendv_ps(c, b, _mm256_cmp_ps(a, t, _CMP_LT_OQ)); }
+
+#elif SG_ISA_SSE2
+typedef __m128 vf;
+constexpr int VL = 4;
+static inline vf vzero() { return _mm_setzero_ps(); }
+static inline vf vset1(float a) { return _mm_set1_ps(a); }
+static inline vf vload(const float* p) { return _mm_loadu_ps(p); }
+static inline void vstore(float* p, vf v) { _mm_storeu_ps(p, v); }
+static inline vf vadd(vf a, vf b) { return _mm_add_ps(a, b); }
+static inline vf vsub(vf a, vf b) { return _mm_sub_ps(a, b); }
+static inline vf vmul(vf a, vf b) { return _mm_mul_ps(a, b); }
+static inline vf vdiv(vf a, vf b) { return _mm_div_ps(a, b); }
+static inline vf vfma(vf a, vf b, vf c) { return _mm_add_ps(_mm_mul_ps(a, b), c); }
+static inline vf vmax(vf a, vf b) { return _mm_max_ps(a, b); }
+static inline vf vmin(vf a, vf b) { return _mm_min_ps(a, b); }
+static inline float vhsum(vf v) {
+  __m128 s = _mm_add_ps(v, _mm_movehl_ps(v, v));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+static inline vf blendv(vf a, vf b, vf mask) { return _mm_or_ps(_mm_andnot_ps(mask, a), _mm_and_ps(mask, b)); }
+static inline vf vselect_pos(vf a, vf b) { return _mm_and_ps(_mm_cmpgt_ps(a, _mm_setzero_ps()), b); }
+static inline vf vleaky(vf a, vf slope) { return blendv(a, _mm_mul_ps(a, slope), _mm_cmple_ps(a, _mm_setzero_ps())); }
+static inline vf vleaky_grad(vf x, vf dy, vf slope) {
+  return blendv(dy, _mm_mul_ps(dy, slope), _mm_cmple_ps(x, _mm_setzero_ps()));
+}
+static inline vf vload_tail(const float* p, int n) {
+  float t[4] = {0, 0, 0, 0};
+  for (int i = 0; i < n; i++) t[i] = p[i];
+  return _mm_loadu_ps(t);
+}
+static inline void vstore_tail(float* p, vf v, int n) {
+  float t[4];
+  _mm_storeu_ps(t, v);
+  for (int i = 0; i < n; i++) p[i] = t[i];
+}
+static inline vf vscale2(vf x, vf n) {
+  __m128i e = _mm_slli_epi32(_mm_add_epi32(_mm_cvtps_epi32(n), _mm_set1_epi32(127)), 23);
+  return _mm_mul_ps(x, _mm_castsi128_ps(e));
+}
+static inline vf vround(vf x) { return _mm_cvtepi32_ps(_mm_cvtps_epi32(x)); }  // |x| < 2^31 here
+static inline vf vabs(vf x) { return _mm_andnot_ps(_mm_set1_ps(-0.0f), x); }
+static inline vf vcopysign(vf mag, vf sign) {
+  const vf m = _mm_set1_ps(-0.0f);
+  return _mm_or_ps(_mm_andnot_ps(m, mag), _mm_and_ps(m, sign));
+}
+static inline vf vselect_lt(vf a, vf t, vf b, vf c) { return blendv(c, b, _mm_cmplt_ps(a, t)); }
+
+#else  // generic C++: four floats the compiler may map to whatever the target has
+struct vf { float v[4]; };
+constexpr int VL = 4;
+#define SG_LANES(expr) vf r; for (int i = 0; i < 4; i++) r.v[i] = (expr); return r
+static inline vf vzero() { SG_LANES(0.0f); }
+static inline vf vset1(float a) { SG_LANES(a); }
+static inline vf vload(const float* p) { SG_LANES(p[i]); }
+static inline void vstore(float* p, vf a) { for (int i = 0; i < 4; i++) p[i] = a.v[i]; }
+static inline vf vadd(vf a, vf b) { SG_LANES(a.v[i] + b.v[i]); }
+static inline vf vsub(vf a, vf b) { SG_LANES(a.v[i] - b.v[i]); }
+static inline vf vmul(vf a, vf b) { SG_LANES(a.v[i] * b.v[i]); }
+static inline vf vdiv(vf a, vf b) { SG_LANES(a.v[i] / b.v[i]); }
+static inline vf vfma(vf a, vf b, vf c) { SG_LANES(a.v[i] * b.v[i] + c.v[i]); }
+static inline vf vmax(vf a, vf b) { SG_LANES(a.v[i] > b.v[i] ? a.v[i] : b.v[i]); }
+static inline vf vmin(vf a, vf b) { SG_LANES(a.v[i] < b.v[i] ? a.v[i] : b.v[i]); }
+static inline float vhsum(vf a) { return (a.v[0] + a.v[2]) + (a.v[1] + a.v[3]); }
+static inline vf vselect_pos(vf a, vf b) { SG_LANES(a.v[i] > 0.0f ? b.v[i] : 0.0f); }
+static inline vf vleaky(vf a, vf s) { SG_LANES(a.v[i] <= 0.0f ? a.v[i] * s.v[i] : a.v[i]); }
+static inline vf vleaky_grad(vf x, vf dy, vf s) { SG_LANES(x.v[i] <= 0.0f ? dy.v[i] * s.v[i] : dy.v[i]); }
+static inline vf vload_tail(const float* p, int n) { SG_LANES(i < n ? p[i] : 0.0f); }
+static inline void vstore_tail(float* p, vf a, int n) { for (int i = 0; i < n; i++) p[i] = a.v[i]; }
+static inline vf vscale2(vf x, vf n) { SG_LANES(std::ldexp(x.v[i], (int)n.v[i])); }
+static inline vf vround(vf x) { SG_LANES(std::nearbyint(x.v[i])); }
+static inline vf vabs(vf x) { SG_LANES(std::fabs(x.v[i])); }
+static inline vf vcopysign(vf m, vf s) { SG_LANES(std::copysign(m.v[i], s.v[i])); }
+static inline vf vselect_lt(vf a, vf t, vf b, vf c) { SG_LANES(a.v[i] < t.v[i] ? b.v[i] : c.v[i]); }
+#undef SG_LANES
+#endif
+
+// exp(x) to ~1 ulp: x = n*ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial, then 2^n.
+// Inputs are clamped to where the result is representable; NaN passes through the polynomial.
+static inline vf vexp(vf x) {
+  x = vmin(vset1(88.7228394f), x);   // exp overflows past this: gives +inf via the 2^128 scale
+  x = vmax(vset1(-103.972f), x);     // below this exp underflows to 0
+  vf n = vround(vmul(x, vset1(1.44269504088896341f)));
+  vf r = vfma(n, vset1(-0.693145751953125f), x);     // ln2 split in two for an exact product
+  r = vfma(n, vset1(-1.428606765330187045e-06f), r);
+  vf p = vset1(1.9875691500e-4f);
+  p = vfma(p, r, vset1(1.3981999507e-3f));
+  p = vfma(p, r, vset1(8.3334519073e-3f));
+  p = vfma(p, r, vset1(4.1665795894e-2f));
+  p = vfma(p, r, vset1(1.6666665459e-1f));
+  p = vfma(p, r, vset1(5.0000001201e-1f));
+  p = vfma(vmul(p, r), r, vadd(r, vset1(1.0f)));
+  // 2^n in two halves so that n = 128 (x near the overflow bound) and n < -126 stay exact
+  vf h = vround(vmul(n, vset1(0.5f)));
+  return vscale2(vscale2(p, h), vsub(n, h));
+}
+
+// tanh: a minimax odd polynomial near zero (where 1 - 2/(e^2x + 1) would cancel), the exp form
+// elsewhere; the result saturates to +-1 for |x| > 9.
+static inline vf vtanh(vf x) {
+  vf ax = vabs(x);
+  vf z = vmul(x, x);
+  vf p = vset1(-5.70498872745e-3f);
+  p = vfma(p, z, vset1(2.06390887954e-2f));
+  p = vfma(p, z, vset1(-5.37397155531e-2f));
+  p = vfma(p, z, vset1(1.33314422036e-1f));
+  p = vfma(p, z, vset1(-3.33332819422e-1f));
+  vf small = vfma(vmul(p, z), x, x);
+  vf e = vexp(vmul(vmin(vset1(9.0f), ax), vset1(2.0f)));  // constant first: NaN in ax survives
+  vf big = vcopysign(vsub(vset1(1.0f), vdiv(vset1(2.0f), vadd(e, vset1(1.0f)))), x);
+  vf r = vselect_lt(ax, vset1(0.625f), small, big);
+  // NaN fails both comparisons above and lands in `big`, whose arithmetic carries it through
+  return r;
+}
+
+static inline vf vsigmoid(vf x) { return vdiv(vset1(1.0f), vadd(vset1(1.0f), vexp(vsub(vzero(), x)))); }
+
+// Smallest/largest helpers without <algorithm> (see the note at the top).
+static inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// parallel(n, grain, [&](int64_t begin, int64_t end, int tid) { ... }) on the shared pool.
+template <class F>
+static inline void parallel(int64_t n, int64_t grain, const F& f) {
+  parallel_for(
+      n, grain, [](void* ctx, int64_t b, int64_t e, int tid) { (*static_cast<const F*>(ctx))(b, e, tid); },
+      const_cast<void*>(static_cast<const void*>(&f)));
+}
+
+}  // namespace SG_NS
+}  // namespace sg

@@ -1,0 +1,21 @@
+// A persistent pool of worker threads shared by every kernel (compiled once, for the baseline ISA).
+// Kernels hand it a plain function pointer, so no lambda type ever crosses an ISA boundary.
+#pragma once
+
+#include <cstdint>
+
+namespace sg {
+
+// Runs fn(ctx, begin, end, tid) over [0, n) split into at most num_threads() contiguous chunks of
+// at least `grain` items; chunk t runs on thread t (the caller is thread 0) and the call returns
+// when all chunks are done. Falls back to one chunk on the caller when the pool is busy (a second
+// JavaScript thread calling in), so it never blocks on another caller.
+typedef void (*TaskFn)(void* ctx, int64_t begin, int64_t end, int tid);
+void parallel_for(int64_t n, int64_t grain, TaskFn fn, void* ctx);
+
+int num_threads();
+// Resizes the pool (n >= 1); returns the thread count now in effect.
+int set_num_threads(int n);
+constexpr int kMaxThreads = 256;
+
+}  // namespace sg

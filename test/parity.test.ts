@@ -1,0 +1,251 @@
+/**
+ * Native (each ISA this CPU runs) against the TypeScript fallback, the specification, on random
+ * inputs, including sizes that are not multiples of any vector width. Tolerances are relative with
+ * a small absolute floor (see maxError): float32 kernels with different summation orders agree to a
+ * few ulps times the reduction length.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Backend } from '../lib/backend/types.js';
+import { copy, maxAbs, maxError, native, Rng, runnableIsas, tsBackend, withIsa } from './helpers.js';
+
+const SIZES = [1, 7, 17, 33, 100];
+
+/**
+ * GEMM error against the classic bound for float32 dot products of length K:
+ * |C - C'| <= gamma_K * (|alpha| * sum_k |op(A)_ik| |op(B)_kj| + |beta| |C0_ij|), gamma_K ~ K * 2^-24,
+ * evaluated per element. Returns the worst |C - C'| / bound; a sound implementation stays below 2.
+ */
+function gemmBoundRatio(cn: Float32Array, ct: Float32Array, A: Float32Array, B: Float32Array, C0: Float32Array,
+  M: number, N: number, K: number, ta: boolean, tb: boolean, alpha: number, beta: number, lda: number, ldb: number,
+  ldc: number): number {
+  const bound = Float32Array.from(C0, Math.abs);
+  tsBackend.sgemm(bound, Float32Array.from(A, Math.abs), Float32Array.from(B, Math.abs), M, N, K, ta, tb,
+    Math.abs(alpha), Math.abs(beta), lda, ldb, ldc);
+  const gamma = (K + 2) * 2 ** -24;
+  let worst = 0;
+  for (let i = 0; i < M; i++)
+    for (let j = 0; j < N; j++) {
+      const o = i * ldc + j, diff = Math.abs(cn[o] - ct[o]);
+      if (diff > 0) worst = Math.max(worst, diff / (gamma * bound[o] + 1e-30));
+    }
+  return worst;
+}
+
+/** Runs fn on both backends with identical inputs and returns both results. */
+function both<T>(fn: (b: Backend) => T): [T, T] {
+  return [fn(native), fn(tsBackend)];
+}
+
+describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
+  it('sgemm: every transpose, alpha/beta, sizes 1..100, padded leading dimensions', () => {
+    withIsa(isa, () => {
+      const rng = new Rng(1);
+      for (const M of SIZES)
+        for (const N of SIZES)
+          for (const K of SIZES)
+            for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+              const pad = (M + N + K) % 3; // some calls use leading dimensions wider than the matrix
+              const lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+              const A = rng.f32((ta ? K : M) * lda), B = rng.f32((tb ? N : K) * ldb), C0 = rng.f32(M * ldc);
+              const [alpha, beta] = [[1, 0], [0.5, 1], [-1.5, 0.25]][(M + K) % 3];
+              const [cn, ct] = both((b) => {
+                const C = copy(C0);
+                b.sgemm(C, A, B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc);
+                return C;
+              });
+              const err = gemmBoundRatio(cn, ct, A, B, C0, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc);
+              if (err > 2) expect.fail(`M=${M} N=${N} K=${K} transA=${ta} transB=${tb}: error ${err}`);
+            }
+    });
+  });
+
+  it('sgemm: blocked sizes past one cache block (M=300, N=3100, K=520) and beta=0 ignores NaN in C', () => {
+    withIsa(isa, () => {
+      const rng = new Rng(2);
+      for (const [M, N, K] of [[300, 70, 520], [13, 3100, 200], [500, 500, 500]]) {
+        const A = rng.f32(M * K), B = rng.f32(K * N);
+        const [cn, ct] = both((b) => {
+          const C = new Float32Array(M * N).fill(NaN);
+          b.sgemm(C, A, B, M, N, K, false, false, 1, 0, K, N, N);
+          return C;
+        });
+        expect(gemmBoundRatio(cn, ct, A, B, new Float32Array(M * N), M, N, K, false, false, 1, 0, K, N, N)).toBeLessThan(2);
+      }
+    });
+  });
+
+  it.each([1, 2])('batchnorm forward (train, eval) and backward, layouts (N, C) and (N, C, S), relu %#', (variant) => {
+    const relu = variant === 2;
+    withIsa(isa, () => {
+      const rng = new Rng(3 + variant);
+      for (const N of [2, 7, 33])
+        for (const C of SIZES)
+          for (const S of [1, 7, 17, 100]) {
+            const n = N * C * S;
+            const x = rng.f32(n, 2, 1), dy = rng.f32(n), w = rng.f32(C), bias = rng.f32(C);
+            const rm0 = rng.f32(C), rv0 = Float32Array.from(rng.f32(C), (v) => Math.abs(v) + 0.5);
+            const affine = (N + C + S) % 4 !== 0;
+            const [rn, rt] = both((b) => {
+              const y = new Float32Array(n), mean = new Float32Array(C), invstd = new Float32Array(C);
+              const rm = copy(rm0), rv = copy(rv0);
+              b.batchnormForwardTrain(y, mean, invstd, rm, rv, x, affine ? w : null, affine ? bias : null, N, C, S, 1e-5, 0.1, relu);
+              const dx = new Float32Array(n), dw = new Float32Array(C), db = new Float32Array(C);
+              b.batchnormBackward(dx, dw, db, dy, x, mean, invstd, affine ? w : null, relu ? y : null, N, C, S, true);
+              const ye = new Float32Array(n);
+              b.batchnormForwardEval(ye, x, rm, rv, affine ? w : null, affine ? bias : null, N, C, S, 1e-5, relu);
+              const dxe = new Float32Array(n);
+              const invRun = Float32Array.from(rv, (v) => 1 / Math.sqrt(v + 1e-5));
+              b.batchnormBackward(dxe, null, null, dy, x, rm, invRun, affine ? w : null, relu ? ye : null, N, C, S, false);
+              return { y, mean, invstd, rm, rv, dx, dw, db, ye, dxe };
+            });
+            // dx's natural size is |dy| * invstd * |weight| even where it cancels to ~0 (N = 2)
+            const dxScale = maxAbs(dy) * maxAbs(rt.invstd) * (affine ? maxAbs(w) : 1);
+            for (const key of Object.keys(rn) as (keyof typeof rn)[]) {
+              const atol = key === 'dx' || key === 'dxe' ? 0.01 * dxScale : undefined;
+              const err = maxError(rn[key], rt[key], atol);
+              if (err > 1e-4) expect.fail(`N=${N} C=${C} S=${S} ${key}: error ${err}`);
+            }
+          }
+    });
+  });
+
+  it('elementwise maps, activations and their backward', () => {
+    withIsa(isa, () => {
+      const rng = new Rng(5);
+      for (const n of [...SIZES, 1000, 70001]) {
+        const a = rng.f32(n, 3), b = rng.f32(n, 3), dy = rng.f32(n);
+        // the backward of sigmoid and tanh take the forward's output: give both backends the same one
+        const sigY = new Float32Array(n), tanhY = new Float32Array(n);
+        tsBackend.sigmoid(sigY, a);
+        tsBackend.tanh(tanhY, a);
+        const [rn, rt] = both((k) => {
+          const out = (f: (o: Float32Array) => void) => {
+            const o = new Float32Array(n);
+            f(o);
+            return o;
+          };
+          const sig = out((o) => k.sigmoid(o, a)), th = out((o) => k.tanh(o, a));
+          const y = copy(b);
+          k.axpy(y, a, -0.75);
+          return {
+            add: out((o) => k.add(o, a, b)), mul: out((o) => k.mul(o, a, b)), scale: out((o) => k.scale(o, a, 0.3)),
+            axpy: y, relu: out((o) => k.relu(o, a)), reluBackward: out((o) => k.reluBackward(o, dy, a)),
+            leakyRelu: out((o) => k.leakyRelu(o, a, 0.01)),
+            leakyReluBackward: out((o) => k.leakyReluBackward(o, dy, a, 0.2)),
+            sigmoid: sig, sigmoidBackward: out((o) => k.sigmoidBackward(o, dy, sigY)),
+            tanh: th, tanhBackward: out((o) => k.tanhBackward(o, dy, tanhY)),
+            sum: [k.sum(a)], sumSquares: [k.sumSquares(a)],
+          };
+        });
+        for (const key of Object.keys(rn) as (keyof typeof rn)[]) {
+          const err = maxError(rn[key], rt[key]);
+          if (err > 1e-5) expect.fail(`n=${n} ${key}: error ${err}`);
+        }
+      }
+    });
+  });
+
+  it('tanh, sigmoid and exp stay accurate across their whole range', () => {
+    withIsa(isa, () => {
+      const n = 20001;
+      const x = Float32Array.from({ length: n }, (_, i) => -100 + (200 * i) / (n - 1));
+      x[0] = 1e-7;
+      x[1] = -3e-5;
+      const [rn, rt] = both((k) => {
+        const t = new Float32Array(n), s = new Float32Array(n);
+        k.tanh(t, x);
+        k.sigmoid(s, x);
+        return { t, s };
+      });
+      expect(maxError(rn.t, rt.t, 1e-30)).toBeLessThan(1e-6);
+      expect(maxError(rn.s, rt.s, 1e-30)).toBeLessThan(2e-6);
+    });
+  });
+
+  it('maxRows, softmax cross-entropy forward and backward', () => {
+    withIsa(isa, () => {
+      const rng = new Rng(6);
+      for (const R of SIZES)
+        for (const K of SIZES) {
+          const x = rng.f32(R * K, 4), t = rng.int(R, K), dl = rng.f32(R);
+          for (const ls of [0, 0.1]) {
+            const [rn, rt] = both((k) => {
+              const max = new Float32Array(R), arg = new Int32Array(R), losses = new Float32Array(R);
+              const dz = new Float32Array(R * K);
+              k.maxRows(max, arg, x, R, K);
+              k.softmaxCrossEntropy(losses, x, t, R, K, ls);
+              k.softmaxCrossEntropyBackward(dz, x, t, dl, R, K, ls);
+              return { max, arg, losses, dz };
+            });
+            for (const key of Object.keys(rn) as (keyof typeof rn)[]) {
+              // a loss that cancels to ~0 (K = 1) is noise of the logits' size
+              const floor = { losses: 0.01 * maxAbs(x), dz: maxAbs(dl) }[key as string];
+              const err = maxError(rn[key], rt[key], floor);
+              if (err > 1e-5) expect.fail(`R=${R} K=${K} ls=${ls} ${key}: error ${err}`);
+            }
+          }
+        }
+    });
+  });
+
+  it('SGD (momentum, dampening, nesterov, weight decay) and Adam/AdamW steps', () => {
+    withIsa(isa, () => {
+      const rng = new Rng(7);
+      for (const n of [...SIZES, 40000]) {
+        const p0 = rng.f32(n), g = rng.f32(n), m0 = rng.f32(n), v0 = Float32Array.from(rng.f32(n), Math.abs);
+        const [rn, rt] = both((k) => {
+          const out: Record<string, Float32Array> = {};
+          for (const [i, [mom, damp, wd, nest, first]] of ([
+            [0, 0, 0, false, false], [0.9, 0, 1e-4, false, true], [0.9, 0.1, 0.01, false, false], [0.9, 0, 0.01, true, false],
+          ] as const).entries()) {
+            const p = copy(p0), buf = copy(m0);
+            k.sgdStep(p, mom === 0 ? null : buf, g, 0.01, mom, damp, wd, nest, first);
+            out[`sgd${i}`] = p;
+            out[`sgdbuf${i}`] = buf;
+          }
+          for (const decoupled of [false, true]) {
+            const p = copy(p0), m = copy(m0), v = copy(v0);
+            k.adamStep(p, m, v, g, 1e-3, 0.9, 0.999, 1e-8, 0.01, 3, decoupled);
+            Object.assign(out, { [`adam${decoupled}`]: p, [`m${decoupled}`]: m, [`v${decoupled}`]: v });
+          }
+          return out;
+        });
+        for (const key of Object.keys(rn)) {
+          const err = maxError(rn[key], rt[key]);
+          if (err > 1e-5) expect.fail(`n=${n} ${key}: error ${err}`);
+        }
+      }
+    });
+  });
+
+  it('im2col, col2im, max pooling forward and backward', () => {
+    withIsa(isa, () => {
+      const rng = new Rng(8);
+      const shapes = [
+        [1, 1, 1, 1, 1, 1, 1, 1, 0, 0], [2, 3, 7, 7, 3, 3, 1, 1, 1, 1], [1, 2, 17, 33, 5, 3, 2, 3, 2, 1],
+        [3, 1, 33, 17, 2, 2, 2, 2, 0, 0], [1, 7, 8, 8, 3, 3, 2, 2, 1, 1],
+      ];
+      for (const [N, C, H, W, KH, KW, SH, SW, PH, PW] of shapes) {
+        const OH = Math.floor((H + 2 * PH - KH) / SH) + 1, OW = Math.floor((W + 2 * PW - KW) / SW) + 1;
+        const x = rng.f32(N * C * H * W), cols = rng.f32(N * C * KH * KW * OH * OW), dy = rng.f32(N * C * OH * OW);
+        const [rn, rt] = both((k) => {
+          const col = new Float32Array(cols.length), dx = new Float32Array(x.length);
+          k.im2col(col, x, N, C, H, W, KH, KW, SH, SW, PH, PW);
+          k.col2im(dx, cols, N, C, H, W, KH, KW, SH, SW, PH, PW);
+          const out: Record<string, ArrayLike<number>> = { col, dx };
+          if (2 * PH <= KH && 2 * PW <= KW) {
+            const y = new Float32Array(dy.length), idx = new Int32Array(dy.length), dp = new Float32Array(x.length);
+            k.maxPool2d(y, idx, x, N, C, H, W, KH, KW, SH, SW, PH, PW);
+            k.maxPool2dBackward(dp, dy, idx, N, C, H, W, OH, OW);
+            Object.assign(out, { y, idx, dp });
+          }
+          return out;
+        });
+        for (const key of Object.keys(rn)) {
+          const err = maxError(rn[key], rt[key]);
+          if (err > 1e-5) expect.fail(`${[N, C, H, W, KH, KW, SH, SW, PH, PW]} ${key}: error ${err}`);
+        }
+      }
+    });
+  });
+});
