@@ -1,0 +1,184 @@
+/**
+ * Every binding called with wrong argument counts, wrong kinds, wrong lengths, negative and
+ * fractional sizes and non-finite scalars. Each call must throw the right class with a message
+ * that names the function and the argument, identical word for word between the native binding
+ * and the TypeScript fallback; afterwards the process still computes correctly.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Backend, KernelName } from '../lib/backend/types.js';
+import { native, tsBackend } from './helpers.js';
+
+type Kind = 'f32' | 'f32?' | 'i32' | 'size' | 'num' | 'bool';
+interface Arg { name: string; kind: Kind; value: unknown; atLeast?: boolean }
+
+const f = (name: string, n: number, atLeast = false): Arg => ({ name, kind: 'f32', value: new Float32Array(n), atLeast });
+const fn = (name: string, n: number): Arg => ({ name, kind: 'f32?', value: new Float32Array(n) });
+const i32 = (name: string, n: number): Arg => ({ name, kind: 'i32', value: new Int32Array(n) });
+const size = (name: string, v: number): Arg => ({ name, kind: 'size', value: v });
+const num = (name: string, v: number): Arg => ({ name, kind: 'num', value: v });
+const bool = (name: string, v: boolean): Arg => ({ name, kind: 'bool', value: v });
+
+// A valid call of every kernel: N=2, C=3, S=4 for BatchNorm; (2, 3) x (3, 4) GEMM; 2x2 images.
+const conv = [size('N', 1), size('C', 2), size('H', 4), size('W', 4), size('KH', 2), size('KW', 2),
+  size('SH', 2), size('SW', 2), size('PH', 0), size('PW', 0)];
+const CALLS: Record<KernelName, Arg[]> = {
+  sgemm: [f('C', 8, true), f('A', 6, true), f('B', 12, true), size('M', 2), size('N', 4), size('K', 3),
+    bool('transA', false), bool('transB', false), num('alpha', 1), num('beta', 0), size('lda', 3), size('ldb', 4), size('ldc', 4)],
+  batchnormForwardTrain: [f('y', 24), f('saveMean', 3), f('saveInvstd', 3), fn('runningMean', 3), fn('runningVar', 3),
+    f('x', 24), fn('weight', 3), fn('bias', 3), size('N', 2), size('C', 3), size('S', 4), num('eps', 1e-5),
+    num('momentum', 0.1), bool('relu', false)],
+  batchnormForwardEval: [f('y', 24), f('x', 24), f('runningMean', 3), f('runningVar', 3), fn('weight', 3), fn('bias', 3),
+    size('N', 2), size('C', 3), size('S', 4), num('eps', 1e-5), bool('relu', false)],
+  batchnormBackward: [fn('dx', 24), fn('dweight', 3), fn('dbias', 3), f('dy', 24), f('x', 24), f('mean', 3),
+    f('invstd', 3), fn('weight', 3), fn('y', 24), size('N', 2), size('C', 3), size('S', 4), bool('train', true)],
+  add: [f('out', 5), f('a', 5), f('b', 5)],
+  mul: [f('out', 5), f('a', 5), f('b', 5)],
+  scale: [f('out', 5), f('x', 5), num('alpha', 2)],
+  axpy: [f('y', 5), f('x', 5), num('alpha', 2)],
+  relu: [f('out', 5), f('x', 5)],
+  reluBackward: [f('dx', 5), f('dy', 5), f('x', 5)],
+  leakyRelu: [f('out', 5), f('x', 5), num('slope', 0.01)],
+  leakyReluBackward: [f('dx', 5), f('dy', 5), f('x', 5), num('slope', 0.01)],
+  sigmoid: [f('out', 5), f('x', 5)],
+  sigmoidBackward: [f('dx', 5), f('dy', 5), f('y', 5)],
+  tanh: [f('out', 5), f('x', 5)],
+  tanhBackward: [f('dx', 5), f('dy', 5), f('y', 5)],
+  sum: [f('x', 5)],
+  sumSquares: [f('x', 5)],
+  maxRows: [f('max', 2), i32('argmax', 2), f('x', 6), size('R', 2), size('K', 3)],
+  softmaxCrossEntropy: [f('losses', 2), f('logits', 6), i32('targets', 2), size('R', 2), size('K', 3), num('labelSmoothing', 0)],
+  softmaxCrossEntropyBackward: [f('dlogits', 6), f('logits', 6), i32('targets', 2), f('dlosses', 2), size('R', 2),
+    size('K', 3), num('labelSmoothing', 0)],
+  sgdStep: [f('param', 5), fn('momentumBuffer', 5), f('grad', 5), num('lr', 0.1), num('momentum', 0.9),
+    num('dampening', 0), num('weightDecay', 0), bool('nesterov', false), bool('firstStep', true)],
+  adamStep: [f('param', 5), f('expAvg', 5), f('expAvgSq', 5), f('grad', 5), num('lr', 1e-3), num('beta1', 0.9),
+    num('beta2', 0.999), num('eps', 1e-8), num('weightDecay', 0), size('step', 1), bool('decoupled', false)],
+  im2col: [f('col', 32), f('x', 32), ...conv],
+  col2im: [f('dx', 32), f('col', 32), ...conv],
+  maxPool2d: [f('y', 8), i32('indices', 8), f('x', 32), ...conv],
+  maxPool2dBackward: [f('dx', 32), f('dy', 8), i32('indices', 8), size('N', 1), size('C', 2), size('H', 4), size('W', 4),
+    size('OH', 2), size('OW', 2)],
+};
+// elementwise kernels take n from their first array, so a shorter first array is not an error
+const LENGTH_FROM_FIRST = new Set(['add', 'mul', 'scale', 'axpy', 'relu', 'reluBackward', 'leakyRelu',
+  'leakyReluBackward', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward', 'sum', 'sumSquares', 'sgdStep', 'adamStep']);
+
+function fresh(args: Arg[]): unknown[] {
+  return args.map((a) => (ArrayBuffer.isView(a.value) ? new (a.value.constructor as Float32ArrayConstructor)((a.value as Float32Array).length) : a.value));
+}
+
+/** The error a call throws, as [class name, message] ('none' when it returns). */
+function outcome(b: Backend, name: KernelName, args: unknown[]): [string, string] {
+  try {
+    (b[name] as (...a: unknown[]) => unknown)(...args);
+    return ['none', ''];
+  } catch (e) {
+    return [(e as Error).constructor.name, (e as Error).message];
+  }
+}
+
+function expectBoth(name: KernelName, args: unknown[], cls: string, pattern: RegExp): void {
+  const n = outcome(native, name, args), t = outcome(tsBackend, name, args);
+  expect(n, `native ${name}(${args.map(String).join(', ')})`).toEqual([cls, expect.stringMatching(pattern)]);
+  expect(t, `ts ${name}`).toEqual(n);
+}
+
+describe('bad input gives the same TypeError/RangeError from native and the fallback', () => {
+  it.each(Object.keys(CALLS) as KernelName[])('%s', (name) => {
+    const spec = CALLS[name];
+    // the valid call works on both
+    expect(outcome(native, name, fresh(spec))).toEqual(['none', '']);
+    expect(outcome(tsBackend, name, fresh(spec))).toEqual(['none', '']);
+    // wrong argument counts
+    expectBoth(name, fresh(spec).slice(0, -1), 'TypeError', new RegExp(`^${name}: expected ${spec.length} arguments but received ${spec.length - 1}$`));
+    expectBoth(name, [...fresh(spec), 0], 'TypeError', new RegExp(`^${name}: expected ${spec.length} arguments but received ${spec.length + 1}$`));
+    for (const [i, arg] of spec.entries()) {
+      const call = (value: unknown) => {
+        const args = fresh(spec);
+        args[i] = value;
+        return args;
+      };
+      const at = `^${name}: expected ${arg.name} `;
+      switch (arg.kind) {
+        case 'f32':
+        case 'f32?': {
+          const nullable = arg.kind === 'f32?' ? ' or null' : '';
+          expectBoth(name, call(new Float64Array((arg.value as Float32Array).length)), 'TypeError',
+            new RegExp(`${at}to be a Float32Array${nullable} but received Float64Array$`));
+          expectBoth(name, call([1, 2, 3]), 'TypeError', new RegExp(`${at}to be a Float32Array${nullable} but received Array$`));
+          expectBoth(name, call(undefined), 'TypeError', new RegExp(`${at}to be a Float32Array${nullable} but received undefined$`));
+          const len = (arg.value as Float32Array).length;
+          if (!(i === 0 && LENGTH_FROM_FIRST.has(name))) {
+            const want = arg.atLeast ? `to have at least ${len} elements but received ${len - 1}` : `to have length ${len} but received ${len - 1}`;
+            expectBoth(name, call(new Float32Array(len - 1)), 'RangeError', new RegExp(`${at}${want}$`));
+            if (!arg.atLeast)
+              expectBoth(name, call(new Float32Array(len + 1)), 'RangeError', new RegExp(`${at}to have length ${len} but received ${len + 1}$`));
+          }
+          break;
+        }
+        case 'i32':
+          expectBoth(name, call(new Float32Array((arg.value as Int32Array).length)), 'TypeError',
+            new RegExp(`${at}to be a Int32Array but received Float32Array$`));
+          expectBoth(name, call(new Int32Array((arg.value as Int32Array).length + 1)), 'RangeError',
+            new RegExp(`${at}to have length \\d+ but received \\d+$`));
+          break;
+        case 'size':
+          expectBoth(name, call('2'), 'TypeError', new RegExp(`${at}to be a number but received string$`));
+          expectBoth(name, call(-1), 'RangeError', new RegExp(`${at}to be an integer from \\d to 2147483647 but received -1$`));
+          expectBoth(name, call(2.5), 'RangeError', new RegExp(`${at}to be an integer from \\d to 2147483647 but received 2.5$`));
+          expectBoth(name, call(2 ** 40), 'RangeError', new RegExp(`${at}to be an integer from \\d to 2147483647 but received 1099511627776$`));
+          break;
+        case 'num':
+          expectBoth(name, call(null), 'TypeError', new RegExp(`${at}to be a number but received null$`));
+          expectBoth(name, call(NaN), 'RangeError', new RegExp(`${at}to be a finite number but received NaN$`));
+          expectBoth(name, call(-Infinity), 'RangeError', new RegExp(`${at}to be a finite number but received -Infinity$`));
+          break;
+        case 'bool':
+          expectBoth(name, call(1), 'TypeError', new RegExp(`${at}to be a boolean but received number$`));
+          break;
+      }
+    }
+  });
+
+  it('sizes that the arrays cannot hold, out-of-range indices and overlapping outputs', () => {
+    const z = (n: number) => new Float32Array(n);
+    // a GEMM whose sizes outgrow its arrays
+    expectBoth('sgemm', [z(8), z(6), z(12), 3, 4, 3, false, false, 1, 0, 3, 4, 4], 'RangeError',
+      /^sgemm: expected C to have at least 12 elements but received 8$/);
+    expectBoth('sgemm', [z(8), z(6), z(12), 2, 4, 3, false, false, 1, 0, 2, 4, 4], 'RangeError', /^sgemm: expected lda >= 3 but received 2$/);
+    expectBoth('sgemm', [z(8), z(6), z(12), 2, 4, 3, true, true, 1, 0, 3, 3, 4], 'RangeError', /^sgemm: expected A to have at least 8 elements but received 6$/);
+    const buf = z(20);
+    expectBoth('sgemm', [buf.subarray(0, 8), buf.subarray(4, 10), z(12), 2, 4, 3, false, false, 1, 0, 3, 4, 4], 'RangeError',
+      /^sgemm: C must not overlap A$/);
+    expectBoth('softmaxCrossEntropy', [z(2), z(6), Int32Array.of(0, 3), 2, 3, 0], 'RangeError',
+      /^softmaxCrossEntropy: targets\[1\] = 3 is out of range \[0, 3\)$/);
+    expectBoth('softmaxCrossEntropy', [z(2), z(6), Int32Array.of(-1, 0), 2, 3, 0], 'RangeError',
+      /^softmaxCrossEntropy: targets\[0\] = -1 is out of range \[0, 3\)$/);
+    expectBoth('softmaxCrossEntropy', [z(2), z(6), Int32Array.of(0, 0), 2, 3, 1.5], 'RangeError',
+      /^softmaxCrossEntropy: expected labelSmoothing to be in \[0, 1\] but received 1.5$/);
+    expectBoth('maxPool2dBackward', [z(32), z(8), Int32Array.of(0, 1, 2, 3, 4, 5, 6, 16), 1, 2, 4, 4, 2, 2], 'RangeError',
+      /^maxPool2dBackward: indices\[7\] = 16 is out of range \[0, 16\)$/);
+    expectBoth('im2col', [z(32), z(32), 1, 2, 4, 4, 5, 2, 1, 1, 0, 0], 'RangeError',
+      /^im2col: kernel 5x2 does not fit input 4x4 with padding 0x0$/);
+    expectBoth('maxPool2d', [z(18), new Int32Array(18), z(32), 1, 2, 4, 4, 2, 2, 1, 1, 2, 0], 'RangeError',
+      /^maxPool2d: expected padding at most half the kernel but received padding 2x0 for kernel 2x2$/);
+    expectBoth('sgdStep', [z(5), null, z(5), 0.1, 0.9, 0, 0, false, true], 'TypeError',
+      /^sgdStep: expected momentumBuffer to be a Float32Array when momentum != 0 but received null$/);
+    expectBoth('adamStep', [z(5), z(5), z(5), z(5), 1e-3, 0.9, 0.999, 1e-8, 0, 0, false], 'RangeError',
+      /^adamStep: expected step to be an integer from 1 to 2147483647 but received 0$/);
+    expectBoth('maxRows', [z(2), new Int32Array(2), z(0), 2, 0], 'RangeError',
+      /^maxRows: expected K to be an integer from 1 to 2147483647 but received 0$/);
+  });
+
+  it('the runtime settings reject bad values', () => {
+    expect(() => native.setIsa('sse9' as never)).toThrow(new RangeError("setIsa: expected isa to be one of scalar, avx2, avx512 but received 'sse9'"));
+    expect(() => native.setThreads(0)).toThrow(new RangeError('setThreads: expected threads to be an integer from 1 to 2147483647 but received 0'));
+    expect(() => native.setThreads(1000)).toThrow(new RangeError('setThreads: expected threads to be at most 256 but received 1000'));
+  });
+
+  it('the process survives all of the above and still computes', () => {
+    const C = new Float32Array(4);
+    native.sgemm(C, Float32Array.of(1, 2, 3, 4), Float32Array.of(5, 6, 7, 8), 2, 2, 2, false, false, 1, 0, 2, 2, 2);
+    expect([...C]).toEqual([19, 22, 43, 50]);
+  });
+});

@@ -1,0 +1,81 @@
+/** Edge cases: zero variance, one value per channel, NaN propagation, empty sizes. */
+import { describe, expect, it } from 'vitest';
+import type { Backend } from '../lib/backend/types.js';
+import { native, tsBackend } from './helpers.js';
+
+describe.each([['native', native], ['ts', tsBackend]] as [string, Backend][])('edge cases on %s', (_, b) => {
+  it('a channel with zero variance normalises to the bias, with finite gradients', () => {
+    for (const S of [1, 5]) {
+      const N = 4, C = 2, n = N * C * S;
+      const x = new Float32Array(n);
+      for (let i = 0; i < n; i++) x[i] = Math.floor(i / S) % C === 0 ? 3.25 : i * 0.1; // channel 0 is constant
+      const w = Float32Array.of(2, 3), bias = Float32Array.of(0.5, -1);
+      const y = new Float32Array(n), mean = new Float32Array(C), invstd = new Float32Array(C);
+      const rm = new Float32Array(C), rv = Float32Array.of(1, 1);
+      b.batchnormForwardTrain(y, mean, invstd, rm, rv, x, w, bias, N, C, S, 1e-5, 0.1, false);
+      expect(mean[0]).toBe(3.25);
+      expect(invstd[0]).toBeCloseTo(1 / Math.sqrt(1e-5), 0);
+      expect(rv[0]).toBeCloseTo(0.9, 6); // (1 - 0.1) * 1 + 0.1 * 0
+      // y = x*a + b with the folded affine a = w/sqrt(eps) ~ 632, b = bias - mean*a ~ -2055 in float32,
+      // as PyTorch's CPU kernel computes it: exact up to the rounding of b, ulp(2055) ~ 1.2e-4
+      for (let i = 0; i < n; i++) if (Math.floor(i / S) % C === 0) expect(Math.abs(y[i] - 0.5)).toBeLessThan(2.5e-4);
+      const dx = new Float32Array(n), dw = new Float32Array(C), db = new Float32Array(C);
+      b.batchnormBackward(dx, dw, db, Float32Array.from(y, (_, i) => Math.sin(i)), x, mean, invstd, w, null, N, C, S, true);
+      expect(dx.every(Number.isFinite) && dw.every(Number.isFinite) && db.every(Number.isFinite)).toBe(true);
+      expect(dw[0]).toBe(0);
+    }
+  });
+
+  it('one value per channel in training is a RangeError, as in PyTorch', () => {
+    const z = (n: number) => new Float32Array(n);
+    expect(() => b.batchnormForwardTrain(z(4), z(4), z(4), null, null, z(4), null, null, 1, 4, 1, 1e-5, 0.1, false))
+      .toThrow(new RangeError('batchnormForwardTrain: Expected more than 1 value per channel when training, got input size [1, 4]'));
+    expect(() => b.batchnormBackward(z(4), null, null, z(4), z(4), z(4), z(4), null, null, 1, 4, 1, true))
+      .toThrow(new RangeError('batchnormBackward: Expected more than 1 value per channel when training, got input size [1, 4]'));
+    // (1, C, S) with S > 1 is fine, and eval mode takes a batch of one
+    expect(() => b.batchnormForwardTrain(z(8), z(4), z(4), null, null, z(8), null, null, 1, 4, 2, 1e-5, 0.1, false)).not.toThrow();
+    expect(() => b.batchnormForwardEval(z(4), z(4), z(4), Float32Array.of(1, 1, 1, 1), null, null, 1, 4, 1, 1e-5, false)).not.toThrow();
+  });
+
+  it('NaN in the input propagates to the affected outputs only, never crashes', () => {
+    const N = 3, C = 2, x = Float32Array.of(1, 2, NaN, 4, 5, 6);
+    const y = new Float32Array(6), mean = new Float32Array(C), invstd = new Float32Array(C);
+    b.batchnormForwardTrain(y, mean, invstd, null, null, x, null, null, N, C, 1, 1e-5, 0.1, false);
+    expect([0, 2, 4].every((i) => Number.isNaN(y[i]))).toBe(true); // channel 0 holds the NaN
+    expect([1, 3, 5].every((i) => Number.isFinite(y[i]))).toBe(true);
+
+    const C2 = new Float32Array(4);
+    b.sgemm(C2, Float32Array.of(NaN, 1, 1, 1), Float32Array.of(1, 0, 0, 1), 2, 2, 2, false, false, 1, 0, 2, 2, 2);
+    expect(Number.isNaN(C2[0]) && Number.isNaN(C2[1])).toBe(true);
+    expect([C2[2], C2[3]]).toEqual([1, 1]);
+
+    const losses = new Float32Array(2);
+    b.softmaxCrossEntropy(losses, Float32Array.of(NaN, 1, 2, 1, 2, 3), Int32Array.of(0, 1), 2, 3, 0);
+    expect(Number.isNaN(losses[0]) && Number.isFinite(losses[1])).toBe(true);
+
+    const r = new Float32Array(3);
+    b.relu(r, Float32Array.of(NaN, -1, 2));
+    expect(Number.isNaN(r[0]) && r[1] === 0 && r[2] === 2).toBe(true);
+    for (const f of [b.sigmoid, b.tanh]) {
+      f.call(b, r, Float32Array.of(NaN, -1, 2));
+      expect(Number.isNaN(r[0]) && Number.isFinite(r[1])).toBe(true);
+    }
+
+    const max = new Float32Array(1), arg = new Int32Array(1);
+    b.maxRows(max, arg, Float32Array.of(1, NaN, 5), 1, 3);
+    expect(Number.isNaN(max[0]) && arg[0] === 1).toBe(true);
+    const py = new Float32Array(1), pi = new Int32Array(1);
+    b.maxPool2d(py, pi, Float32Array.of(1, NaN, 5, 2), 1, 1, 2, 2, 2, 2, 2, 2, 0, 0);
+    expect(Number.isNaN(py[0]) && pi[0] === 1).toBe(true);
+    expect(Number.isNaN(b.sum(Float32Array.of(1, NaN)))).toBe(true);
+  });
+
+  it('empty sizes are no-ops, K = 0 GEMM scales C by beta', () => {
+    const C = Float32Array.of(1, 2, 3, 4);
+    b.sgemm(C, new Float32Array(0), new Float32Array(0), 2, 2, 0, false, false, 1, 0.5, 1, 2, 2);
+    expect([...C]).toEqual([0.5, 1, 1.5, 2]);
+    b.sgemm(new Float32Array(0), new Float32Array(0), new Float32Array(0), 0, 0, 0, false, false, 1, 0, 1, 1, 1);
+    expect(b.sum(new Float32Array(0))).toBe(0);
+    b.add(new Float32Array(0), new Float32Array(0), new Float32Array(0));
+  });
+});
