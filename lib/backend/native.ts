@@ -18,10 +18,14 @@ export function packageRoot(): string {
 
 type Addon = Omit<Backend, 'name' | 'info'> & { info(): KernelInfo };
 
-/** The native backend, or an Error saying why it cannot load. */
+/**
+ * The native backend, or an Error saying why it cannot load. STABLEGRAD_ADDON names a .node file to
+ * load instead of the prebuild or build/Release (a development build, e.g. the sanitizer build).
+ */
 export function loadNative(): Backend {
   const root = packageRoot();
-  const load = createRequire(join(root, 'package.json'))('node-gyp-build') as (dir: string) => Addon;
-  const addon = load(root);
+  const require = createRequire(join(root, 'package.json'));
+  const explicit = process.env.STABLEGRAD_ADDON;
+  const addon = (explicit ? require(explicit) : (require('node-gyp-build') as (dir: string) => Addon)(root)) as Addon;
   return Object.assign(Object.create(null), addon, { name: 'native' as const }) as Backend;
 }

@@ -1,4 +1,5 @@
-// Elementwise maps, activations and their backward, and reductions, over n contiguous floats.
+// Elementwise maps, activations and their backward, and reductions, over n contiguous floats:
+// out, a, b, x, y, dx, dy are (n). max_rows: x is (R, K), max and argmax are (R).
 // Large arrays are split over the thread pool in contiguous chunks; each chunk runs full vectors
 // and one masked tail.
 #include "kernels.h"

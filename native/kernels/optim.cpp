@@ -1,5 +1,6 @@
 // Fused optimizer steps over a parameter and its state, each one pass over n floats, following
 // PyTorch's single-tensor update rules (torch.optim.SGD / Adam / AdamW) operation for operation.
+// param, grad and the state buffers (momentum_buffer, exp_avg, exp_avg_sq) are (n).
 #include "kernels.h"
 #include "simd.h"
 

@@ -76,7 +76,10 @@ class Pool {
   void start(int threads) {
     threads_ = threads < 1 ? 1 : threads;
     quit_ = false;
-    for (int t = 1; t < threads_; t++) workers_.emplace_back([this, t] { work(t); });
+    // A worker compares against the job count of its creation, not of its first instruction: a
+    // pool resized right after construction may bump the count before a new thread has run at all.
+    const uint64_t now = job_.load(std::memory_order_acquire);
+    for (int t = 1; t < threads_; t++) workers_.emplace_back([this, t, now] { work(t, now); });
   }
 
   void stop() {
@@ -90,8 +93,7 @@ class Pool {
     workers_.clear();
   }
 
-  void work(int tid) {
-    uint64_t seen = job_.load(std::memory_order_acquire);
+  void work(int tid, uint64_t seen) {
     for (;;) {
       uint64_t now = seen;
       for (int spin = 0; spin < 20000 && (now = job_.load(std::memory_order_acquire)) == seen; spin++) cpu_relax();

@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+// Before the tests and the benchmarks: make sure the native addon exists (a prebuild, or a
+// build/Release from source). `npm ci` normally built it already through the install script;
+// this covers installs that skipped scripts (npm 11 can block them) and fresh checkouts.
+'use strict';
+const { execFileSync } = require('node:child_process');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+try {
+  require('node-gyp-build').path(root);
+} catch {
+  console.log('stablegrad: no native build found, compiling it (node-gyp rebuild)');
+  execFileSync('npm', ['run', 'build:native', '--', '-j', '2'], { cwd: root, stdio: 'inherit' });
+}

@@ -1,0 +1,59 @@
+/**
+ * The build chain: binding.gyp (canonical) and CMakeLists.txt (development) compile the same
+ * sources because both read sources.json, which must list every C++ file in native/; nothing
+ * shipped is built for the build machine's CPU; kernels stay free of N-API.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = join(__dirname, '..');
+const read = (p: string) => readFileSync(join(root, p), 'utf8');
+const sources = JSON.parse(read('sources.json')) as { common: string[]; kernels: string[]; flags: Record<string, string[]> };
+
+function cppFiles(dir: string): string[] {
+  return readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? cppFiles(join(dir, e.name)) : e.name.endsWith('.cpp') ? [relative(root, join(root, dir, e.name))] : []);
+}
+
+describe('one source list for both builds', () => {
+  it('sources.json lists every .cpp file under native/, once', () => {
+    const listed = [...sources.common, ...sources.kernels];
+    expect(new Set(listed).size).toBe(listed.length);
+    expect([...listed].sort()).toEqual(cppFiles('native').sort());
+  });
+
+  it('binding.gyp takes its sources and ISA flags from sources.json and lists no file itself', () => {
+    const gyp = read('binding.gyp');
+    expect(gyp).toContain(`require('./sources.json').kernels`);
+    expect(gyp).toContain(`require('./sources.json').common`);
+    expect(gyp).toContain(`require('./sources.json').flags.avx2`);
+    expect(gyp).toContain(`require('./sources.json').flags.avx512`);
+    expect(gyp).not.toMatch(/native\/[\w/]+\.cpp/);
+  });
+
+  it('CMakeLists.txt takes its sources and ISA flags from sources.json and lists no file itself', () => {
+    const cmake = read('CMakeLists.txt');
+    expect(cmake).toMatch(/file\(READ "\$\{CMAKE_CURRENT_SOURCE_DIR\}\/sources\.json"/);
+    expect(cmake).toMatch(/json_list\(COMMON_SOURCES common common\)/);
+    expect(cmake).toMatch(/json_list\(KERNEL_SOURCES kernels kernels\)/);
+    expect(cmake).toMatch(/json_flags\(isa_flags \$\{isa\}\)/);
+    expect(cmake).not.toMatch(/native\/[\w/]+\.cpp/);
+  });
+
+  it('nothing is built for the build machine: no -march=native or -mtune=native', () => {
+    const withoutComments = (text: string) => text.split('\n').filter((l) => !/^\s*#/.test(l)).join('\n');
+    for (const f of ['binding.gyp', 'CMakeLists.txt', 'sources.json', 'package.json'])
+      expect(withoutComments(read(f)), f).not.toMatch(/-m(arch|tune)=native/);
+    expect(sources.flags.scalar).toEqual([]);
+  });
+
+  it('kernel families carry no N-API and each declares its shapes', () => {
+    for (const f of sources.kernels) {
+      const text = read(f);
+      expect(text, f).not.toMatch(/napi|node_api/i);
+      // a shape in a comment, e.g. `// x is (N, C, S)`, `// param ... are (n)` or `C (M, N) = ...`
+      if (!f.endsWith('table.cpp')) expect(text, `${f} has a shape comment`).toMatch(/\/\/.*(\b(is|are) \(\w|\([A-Z]+(, [A-Z*]+)+\))/);
+    }
+  });
+});

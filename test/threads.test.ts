@@ -1,0 +1,44 @@
+/**
+ * The thread pool: results do not depend on the thread count (GEMM and BatchNorm give every output
+ * element to exactly one thread, summing in the same order), and resizing it back and forth, even
+ * right before and after work, neither hangs nor loses work.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { native, Rng } from './helpers.js';
+
+const initial = native.info().threads;
+afterAll(() => native.setThreads(initial));
+
+describe('thread pool', () => {
+  it('GEMM and BatchNorm are bitwise identical on 1, 2, 3 and 5 threads', () => {
+    const rng = new Rng(21);
+    const [M, N, K] = [257, 190, 301];
+    const A = rng.f32(M * K), B = rng.f32(K * N), x = rng.f32(64 * 37 * 49), dy = rng.f32(x.length);
+    const run = (threads: number) => {
+      expect(native.setThreads(threads)).toBe(threads);
+      const C = new Float32Array(M * N);
+      native.sgemm(C, A, B, M, N, K, false, true, 1, 0, K, K, N);
+      const y = new Float32Array(x.length), mean = new Float32Array(37), invstd = new Float32Array(37);
+      native.batchnormForwardTrain(y, mean, invstd, null, null, x, null, null, 64, 37, 49, 1e-5, 0.1, false);
+      const dx = new Float32Array(x.length);
+      native.batchnormBackward(dx, null, null, dy, x, mean, invstd, null, null, 64, 37, 49, true);
+      return [C, y, dx];
+    };
+    const one = run(1);
+    for (const t of [2, 3, 5]) expect(run(t)).toEqual(one);
+  });
+
+  it('survives rapid resizing interleaved with parallel work', () => {
+    const rng = new Rng(22);
+    const A = rng.f32(200 * 200), C = new Float32Array(200 * 200), ref = new Float32Array(200 * 200);
+    native.setThreads(1);
+    native.sgemm(ref, A, A, 200, 200, 200, false, false, 1, 0, 200, 200, 200);
+    for (let i = 0; i < 200; i++) {
+      native.setThreads(1 + (i % 4));
+      if (i % 3 === 0) {
+        native.sgemm(C, A, A, 200, 200, 200, false, false, 1, 0, 200, 200, 200);
+        expect(C).toEqual(ref);
+      }
+    }
+  });
+});
