@@ -1,7 +1,11 @@
 /** im2col/col2im and 2-D max pooling: the specification of native/kernels/conv.cpp. */
 import type { ConvDims } from '../validate.js';
 
-export function im2col(col: Float32Array, x: Float32Array, d: ConvDims): void {
+/**
+ * Visits every entry of col (N, C*KH*KW, OH*OW) in order, with the index in x (N, C, H, W) it
+ * copies, or -1 where it lies in the padding. im2col and col2im are this walk in two directions.
+ */
+function walkColumns(d: ConvDims, visit: (colIndex: number, xIndex: number) => void): void {
   const { N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW } = d;
   let o = 0;
   for (let p = 0; p < N * C; p++)
@@ -11,25 +15,22 @@ export function im2col(col: Float32Array, x: Float32Array, d: ConvDims): void {
           const ih = oh * SH - PH + kh;
           for (let ow = 0; ow < OW; ow++, o++) {
             const iw = ow * SW - PW + kw;
-            col[o] = ih >= 0 && ih < H && iw >= 0 && iw < W ? x[p * H * W + ih * W + iw] : 0;
+            visit(o, ih >= 0 && ih < H && iw >= 0 && iw < W ? p * H * W + ih * W + iw : -1);
           }
         }
 }
 
+export function im2col(col: Float32Array, x: Float32Array, d: ConvDims): void {
+  walkColumns(d, (o, xi) => {
+    col[o] = xi >= 0 ? x[xi] : 0;
+  });
+}
+
 export function col2im(dx: Float32Array, col: Float32Array, d: ConvDims): void {
-  const { N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW } = d;
   dx.fill(0);
-  let o = 0;
-  for (let p = 0; p < N * C; p++)
-    for (let kh = 0; kh < KH; kh++)
-      for (let kw = 0; kw < KW; kw++)
-        for (let oh = 0; oh < OH; oh++) {
-          const ih = oh * SH - PH + kh;
-          for (let ow = 0; ow < OW; ow++, o++) {
-            const iw = ow * SW - PW + kw;
-            if (ih >= 0 && ih < H && iw >= 0 && iw < W) dx[p * H * W + ih * W + iw] += col[o];
-          }
-        }
+  walkColumns(d, (o, xi) => {
+    if (xi >= 0) dx[xi] += col[o];
+  });
 }
 
 export function maxPool2d(y: Float32Array, indices: Int32Array, x: Float32Array, d: ConvDims): void {
