@@ -69,7 +69,14 @@ class Pool {
     }
     sleep_cv_.notify_all();
     fn(ctx, 0, n / chunks, 0);
-    while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
+    // spin while the workers are likely running; then yield, so that on an oversubscribed machine
+    // (more runnable threads than cores) a descheduled worker gets the core instead of our spin
+    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; spin++) {
+      if (spin < 4096)
+        cpu_relax();
+      else
+        std::this_thread::yield();
+    }
   }
 
  private:
@@ -96,7 +103,11 @@ class Pool {
   void work(int tid, uint64_t seen) {
     for (;;) {
       uint64_t now = seen;
-      for (int spin = 0; spin < 20000 && (now = job_.load(std::memory_order_acquire)) == seen; spin++) cpu_relax();
+      for (int spin = 0; spin < 20000 && (now = job_.load(std::memory_order_acquire)) == seen; spin++)
+        if (spin < 4096)
+          cpu_relax();
+        else
+          std::this_thread::yield();
       if (now == seen) {
         std::unique_lock<std::mutex> lock(sleep_mutex_);
         sleep_cv_.wait(lock, [&] { return job_.load(std::memory_order_acquire) != seen; });
