@@ -3,7 +3,8 @@
  * sources because both read sources.json, which must list every C++ file in native/; nothing
  * shipped is built for the build machine's CPU; kernels stay free of N-API.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -55,5 +56,19 @@ describe('one source list for both builds', () => {
       // a shape in a comment, e.g. `// x is (N, C, S)`, `// param ... are (n)` or `C (M, N) = ...`
       if (!f.endsWith('table.cpp')) expect(text, `${f} has a shape comment`).toMatch(/\/\/.*(\b(is|are) \(\w|\([A-Z]+(, [A-Z*]+)+\))/);
     }
+  });
+
+  // node-gyp's objects from the install (npm ci) or `npm run build:native`
+  const objects = join(root, 'build', 'Release', 'obj.target');
+  it.runIf(existsSync(objects))('the portable kernels and the common code contain no AVX instruction', () => {
+    const baseline = [join(objects, 'stablegrad_scalar.a'),
+      ...sources.common.map((f) => join(objects, 'stablegrad', f.replace(/\.cpp$/, '.o')))];
+    for (const file of baseline) {
+      const asm = execFileSync('objdump', ['-d', file], { encoding: 'utf8', maxBuffer: 1 << 28 });
+      expect(asm.length, file).toBeGreaterThan(1000);
+      expect(asm.match(/%[yz]mm\d+/g), `${file} uses ymm/zmm registers`).toBeNull();
+    }
+    const avx512 = execFileSync('objdump', ['-d', join(objects, 'stablegrad_avx512.a')], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    expect(avx512).toMatch(/%zmm\d+/);
   });
 });
