@@ -1,9 +1,15 @@
 /**
  * stablegrad: train neural networks on the CPU from Node.js.
  *
- * This release exposes the kernel layer: `backend()` is the selected implementation of the
- * `Backend` contract (SIMD C++ through N-API, or the pure-TypeScript fallback) and
- * `backendInfo()` says which one runs.
+ * Tensors with autograd (tensor.ts) run on `backend()`, the selected implementation of the
+ * `Backend` contract (SIMD C++ through N-API, or the pure-TypeScript fallback); `backendInfo()`
+ * says which one runs.
  */
 export { backend, backendInfo, type BackendInfo } from './backend/index.js';
 export type { Backend, Isa, KernelInfo } from './backend/types.js';
+export { manualSeed } from './random.js';
+export {
+  Tensor, tensor, zeros, ones, randn, rand, arange, noGrad, isGradEnabled,
+  add, sub, mul, div, matmul, sum, mean, max, argmax, pow, exp, log, relu, sigmoid, tanh, softmax, logSoftmax,
+  type NestedArray,
+} from './tensor.js';

@@ -52,6 +52,11 @@ function select(): Backend {
   return native;
 }
 
+/** @internal Makes every operation run on b (tests run the Tensor layer on both backends). */
+export function useBackend(b: Backend): void {
+  selected = b;
+}
+
 /** The backend every operation runs on, chosen on first use. */
 export function backend(): Backend {
   return (selected ??= select());
