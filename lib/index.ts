@@ -13,3 +13,5 @@ export {
   add, sub, mul, div, matmul, sum, mean, max, argmax, pow, exp, log, relu, sigmoid, tanh, softmax, logSoftmax,
   type NestedArray,
 } from './tensor.js';
+export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';

@@ -41,8 +41,10 @@ export function isGradEnabled(): boolean {
   return gradEnabled;
 }
 
-const sizeOf = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
-const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+/** @internal */
+export const sizeOf = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
+/** @internal */
+export const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 
 function checkShape(fn: string, shape: unknown): number[] {
   if (!Array.isArray(shape)) throw new TypeError(`${fn}: expected shape to be an array of integers but received ${typeof shape}`);
@@ -222,8 +224,11 @@ function buildTape(root: Tensor): Tensor[] {
   return order.reverse();
 }
 
-/** Makes an op's output, recording its node when grad is enabled and an input requires grad. */
-function record(op: string, data: Float32Array, shape: number[], inputs: Tensor[],
+/**
+ * @internal Makes an op's output, recording its node when grad is enabled and an input requires
+ * grad (the building block of every differentiable op, here and in nn/functional.ts).
+ */
+export function record(op: string, data: Float32Array, shape: number[], inputs: Tensor[],
   backwardFn: (grad: Float32Array) => (Float32Array | null)[]): Tensor {
   const requiresGrad = gradEnabled && inputs.some((t) => t.requiresGrad);
   const out = new Tensor(data, shape, requiresGrad);

@@ -1,0 +1,9 @@
+/** The nn namespace: modules, losses and their functional forms. */
+export { Module } from './module.js';
+export { BatchNorm1d, BatchNorm2d, Dropout, Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh, type BatchNormOptions } from './layers.js';
+export { CrossEntropyLoss, MSELoss } from './loss.js';
+import { leakyRelu } from './layers.js';
+import { batchNorm, crossEntropy, linear, mseLoss } from './functional.js';
+import { logSoftmax, relu, sigmoid, softmax, tanh } from '../tensor.js';
+/** Functional forms: nn.functional.linear, crossEntropy, mseLoss, batchNorm, relu, ... */
+export const functional = { linear, batchNorm, crossEntropy, mseLoss, relu, leakyRelu, sigmoid, tanh, softmax, logSoftmax };

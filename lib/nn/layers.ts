@@ -1,0 +1,227 @@
+/** Layers: Sequential, Linear, BatchNorm1d/2d, activations, Flatten, Dropout. */
+import { uniform } from '../random.js';
+import { fmt, ones, record, relu, sigmoid, tanh, Tensor, zeros } from '../tensor.js';
+import { backend } from '../backend/index.js';
+import { batchNorm, linear } from './functional.js';
+import { Module } from './module.js';
+
+/**
+ * Runs its modules in order; their state-dict keys are their indices (`0.weight`, `1.running_mean`).
+ * @example new nn.Sequential(new nn.Linear(784, 500), new nn.BatchNorm1d(500), new nn.ReLU(), new nn.Linear(500, 10))
+ */
+export class Sequential extends Module {
+  readonly layers: Module[];
+  constructor(...layers: Module[]) {
+    super();
+    layers.forEach((m, i) => {
+      if (!(m instanceof Module)) throw new TypeError(`Sequential: expected argument ${i} to be a Module but received ${m === null ? 'null' : typeof m}`);
+      this.registerModule(String(i), m);
+    });
+    this.layers = layers;
+  }
+  forward(x: Tensor): Tensor {
+    return this.layers.reduce((h, m) => m.forward(h), x);
+  }
+}
+
+function checkPositiveInt(fn: string, name: string, v: unknown): number {
+  if (typeof v !== 'number') throw new TypeError(`${fn}: expected ${name} to be a number but received ${typeof v}`);
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`${fn}: expected ${name} to be a positive integer but received ${v}`);
+  return v;
+}
+
+/** Values uniform in [-bound, bound) from the seeded generator. */
+function uniformTensor(shape: number[], bound: number): Tensor {
+  const t = zeros(shape);
+  for (let i = 0; i < t.size; i++) t.data[i] = (2 * uniform() - 1) * bound;
+  return t;
+}
+
+/**
+ * y = x W^T + b. Initialised as PyTorch: W and b uniform in +-1/sqrt(inFeatures) (Kaiming-uniform
+ * with a = sqrt(5)).
+ * @example const fc = new nn.Linear(784, 500); fc.forward(x) // x (N, 784) -> (N, 500)
+ * @throws {RangeError} when the input is not (N, inFeatures)
+ */
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, options: { bias?: boolean } = {}) {
+    super();
+    checkPositiveInt('Linear', 'inFeatures', inFeatures);
+    checkPositiveInt('Linear', 'outFeatures', outFeatures);
+    const bound = 1 / Math.sqrt(inFeatures);
+    this.weight = this.registerParameter('weight', uniformTensor([outFeatures, inFeatures], bound))!;
+    this.bias = this.registerParameter('bias', options.bias ?? true ? uniformTensor([outFeatures], bound) : null);
+  }
+  forward(x: Tensor): Tensor {
+    if (x.ndim !== 2 || x.shape[1] !== this.inFeatures)
+      throw new RangeError(`Linear(${this.inFeatures}, ${this.outFeatures}) expected input of shape [N, ${this.inFeatures}] but received ${fmt(x.shape)}`);
+    return linear(x, this.weight, this.bias);
+  }
+}
+
+export interface BatchNormOptions {
+  eps?: number;
+  /** factor of the running-statistics update; null: cumulative average */
+  momentum?: number | null;
+  affine?: boolean;
+  trackRunningStats?: boolean;
+}
+
+abstract class BatchNormBase extends Module {
+  readonly eps: number;
+  readonly momentum: number | null;
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  readonly runningMean: Tensor | null;
+  readonly runningVar: Tensor | null;
+  /** batches seen in training (PyTorch's num_batches_tracked, an integer) */
+  readonly numBatchesTracked: Tensor | null;
+
+  constructor(readonly name: string, readonly numFeatures: number, options: BatchNormOptions) {
+    super();
+    checkPositiveInt(name, 'numFeatures', numFeatures);
+    this.eps = options.eps ?? 1e-5;
+    this.momentum = options.momentum === undefined ? 0.1 : options.momentum;
+    if (!(this.eps > 0)) throw new RangeError(`${name}: expected eps > 0 but received ${this.eps}`);
+    if (this.momentum !== null && !(this.momentum >= 0 && this.momentum <= 1))
+      throw new RangeError(`${name}: expected momentum in [0, 1] or null but received ${this.momentum}`);
+    const affine = options.affine ?? true, track = options.trackRunningStats ?? true;
+    this.weight = this.registerParameter('weight', affine ? ones([numFeatures]) : null);
+    this.bias = this.registerParameter('bias', affine ? zeros([numFeatures]) : null);
+    this.runningMean = this.registerBuffer('running_mean', track ? zeros([numFeatures]) : null);
+    this.runningVar = this.registerBuffer('running_var', track ? ones([numFeatures]) : null);
+    this.numBatchesTracked = this.registerBuffer('num_batches_tracked', track ? zeros([]) : null);
+  }
+
+  protected abstract checkInput(x: Tensor): void;
+
+  /** Runs BatchNorm, optionally fused with a ReLU (see nn.utils for fusing a following ReLU). */
+  forwardWith(x: Tensor, relu: boolean): Tensor {
+    this.checkInput(x);
+    const useBatchStats = this.training || this.runningMean === null;
+    let factor = 0;
+    if (this.training && this.numBatchesTracked) {
+      // a batch of one per channel must fail before any state changes
+      const S = x.shape.slice(2).reduce((p, d) => p * d, 1);
+      if (x.shape[0] * S <= 1) throw new RangeError(`Expected more than 1 value per channel when training, got input size ${fmt(x.shape)}`);
+      this.numBatchesTracked.data[0] += 1;
+      factor = this.momentum ?? 1 / this.numBatchesTracked.data[0];
+    }
+    return batchNorm(x, {
+      runningMean: this.runningMean, runningVar: this.runningVar,
+      weight: this.weight, bias: this.bias, training: useBatchStats, factor, eps: this.eps, relu,
+    });
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.forwardWith(x, false);
+  }
+}
+
+/**
+ * Batch normalization over (N, C) or (N, C, L) inputs, PyTorch's semantics (biased variance to
+ * normalise, unbiased for running_var, momentum 0.1 or null for a cumulative average).
+ * @example const bn = new nn.BatchNorm1d(500); bn.forward(x) // x (N, 500)
+ * @throws {RangeError} on a wrong channel count, or one value per channel in training
+ */
+export class BatchNorm1d extends BatchNormBase {
+  constructor(numFeatures: number, options: BatchNormOptions = {}) {
+    super('BatchNorm1d', numFeatures, options);
+  }
+  protected checkInput(x: Tensor): void {
+    if ((x.ndim !== 2 && x.ndim !== 3) || x.shape[1] !== this.numFeatures)
+      throw new RangeError(`BatchNorm1d(${this.numFeatures}) expected input of shape [N, ${this.numFeatures}] or [N, ${this.numFeatures}, L] but received ${fmt(x.shape)}`);
+  }
+}
+
+/**
+ * Batch normalization over (N, C, H, W) inputs.
+ * @example const bn = new nn.BatchNorm2d(64); bn.forward(x) // x (N, 64, H, W)
+ * @throws {RangeError} on a wrong shape, or one value per channel in training
+ */
+export class BatchNorm2d extends BatchNormBase {
+  constructor(numFeatures: number, options: BatchNormOptions = {}) {
+    super('BatchNorm2d', numFeatures, options);
+  }
+  protected checkInput(x: Tensor): void {
+    if (x.ndim !== 4 || x.shape[1] !== this.numFeatures)
+      throw new RangeError(`BatchNorm2d(${this.numFeatures}) expected input of shape [N, ${this.numFeatures}, H, W] but received ${fmt(x.shape)}`);
+  }
+}
+
+/** max(0, x). @example new nn.ReLU() */
+export class ReLU extends Module {
+  forward(x: Tensor): Tensor {
+    return relu(x);
+  }
+}
+
+/** x for x > 0, else negativeSlope * x. @example new nn.LeakyReLU(0.01) */
+export class LeakyReLU extends Module {
+  constructor(readonly negativeSlope = 0.01) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return leakyRelu(x, this.negativeSlope);
+  }
+}
+
+/** Logistic sigmoid. @example new nn.Sigmoid() */
+export class Sigmoid extends Module {
+  forward(x: Tensor): Tensor {
+    return sigmoid(x);
+  }
+}
+
+/** tanh. @example new nn.Tanh() */
+export class Tanh extends Module {
+  forward(x: Tensor): Tensor {
+    return tanh(x);
+  }
+}
+
+/** Flattens every dimension after the first: (N, ...) -> (N, prod(...)). @example new nn.Flatten() */
+export class Flatten extends Module {
+  forward(x: Tensor): Tensor {
+    return x.reshape(x.shape[0], -1);
+  }
+}
+
+
+/** LeakyReLU as a function, on the backend's kernels. */
+export function leakyRelu(x: Tensor, slope = 0.01): Tensor {
+  const out = new Float32Array(x.size);
+  backend().leakyRelu(out, x.data, slope);
+  return record('leakyRelu', out, [...x.shape], [x], (g) => {
+    const dx = new Float32Array(g.length);
+    backend().leakyReluBackward(dx, g, x.data, slope);
+    return [dx];
+  });
+}
+
+/**
+ * Zeroes each element with probability p in training (scaling the rest by 1/(1-p)), using the
+ * seeded generator; the identity in evaluation.
+ * @example new nn.Dropout(0.5)
+ * @throws {RangeError} when p is outside [0, 1]
+ */
+export class Dropout extends Module {
+  constructor(readonly p = 0.5) {
+    super();
+    if (!(p >= 0 && p <= 1)) throw new RangeError(`Dropout: expected p in [0, 1] but received ${p}`);
+  }
+  forward(x: Tensor): Tensor {
+    if (!this.training || this.p === 0) return x;
+    const keep = 1 - this.p, mask = new Float32Array(x.size);
+    for (let i = 0; i < mask.length; i++) mask[i] = keep > 0 && uniform() < keep ? 1 / keep : 0;
+    const out = new Float32Array(x.size);
+    backend().mul(out, x.data, mask);
+    return record('dropout', out, [...x.shape], [x], (g) => {
+      const dx = new Float32Array(g.length);
+      backend().mul(dx, g, mask);
+      return [dx];
+    });
+  }
+}
