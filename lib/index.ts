@@ -15,3 +15,4 @@ export {
 } from './tensor.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
+export { load, save } from './io/safetensors.js';

@@ -7,3 +7,4 @@ import { batchNorm, crossEntropy, linear, mseLoss } from './functional.js';
 import { logSoftmax, relu, sigmoid, softmax, tanh } from '../tensor.js';
 /** Functional forms: nn.functional.linear, crossEntropy, mseLoss, batchNorm, relu, ... */
 export const functional = { linear, batchNorm, crossEntropy, mseLoss, relu, leakyRelu, sigmoid, tanh, softmax, logSoftmax };
+export * as utils from './utils.js';

@@ -1,0 +1,126 @@
+/**
+ * save/load in the safetensors format: an 8-byte little-endian header length, a JSON header
+ * ({ name: { dtype, shape, data_offsets: [begin, end] } }, padded with spaces to 8 bytes), then the
+ * raw little-endian data. Files are written atomically: a temporary file in the same folder,
+ * fsync, rename, fsync of the folder, so a crash leaves the old file or the new one, never half.
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { Tensor } from '../tensor.js';
+
+const DTYPES: Record<string, { bytes: number; read: (v: DataView, o: number) => number }> = {
+  F32: { bytes: 4, read: (v, o) => v.getFloat32(o, true) },
+  F64: { bytes: 8, read: (v, o) => v.getFloat64(o, true) },
+  F16: { bytes: 2, read: (v, o) => half(v.getUint16(o, true)) },
+  I64: { bytes: 8, read: (v, o) => Number(v.getBigInt64(o, true)) },
+  I32: { bytes: 4, read: (v, o) => v.getInt32(o, true) },
+  I16: { bytes: 2, read: (v, o) => v.getInt16(o, true) },
+  I8: { bytes: 1, read: (v, o) => v.getInt8(o) },
+  U8: { bytes: 1, read: (v, o) => v.getUint8(o) },
+  BOOL: { bytes: 1, read: (v, o) => v.getUint8(o) },
+};
+
+function half(h: number): number {
+  const e = (h >> 10) & 0x1f, m = h & 0x3ff, s = h & 0x8000 ? -1 : 1;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** Integer buffers (PyTorch's num_batches_tracked) are stored as I64, as PyTorch has them. */
+const isIntegerKey = (name: string) => name.endsWith('num_batches_tracked');
+
+/**
+ * Writes a state dict to path in the safetensors format, atomically.
+ * @example save(model.stateDict(), 'model.safetensors')
+ * @throws {TypeError} when a value is not a Tensor
+ * @throws {Error} (the file-system error) when the file cannot be written; the old file stays
+ */
+export function save(stateDict: Record<string, Tensor>, path: string): void {
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  const blobs: Uint8Array[] = [];
+  let offset = 0;
+  for (const [name, t] of Object.entries(stateDict)) {
+    if (!(t instanceof Tensor)) throw new TypeError(`save: expected ${name} to be a Tensor but received ${t === null ? 'null' : typeof t}`);
+    let blob: Uint8Array;
+    if (isIntegerKey(name)) {
+      const v = new DataView(new ArrayBuffer(t.size * 8));
+      t.data.forEach((x, i) => v.setBigInt64(i * 8, BigInt(Math.round(x)), true));
+      blob = new Uint8Array(v.buffer);
+    } else {
+      const v = new DataView(new ArrayBuffer(t.size * 4));
+      t.data.forEach((x, i) => v.setFloat32(i * 4, x, true)); // little-endian on any host
+      blob = new Uint8Array(v.buffer);
+    }
+    header[name] = { dtype: isIntegerKey(name) ? 'I64' : 'F32', shape: t.shape, data_offsets: [offset, offset + blob.length] };
+    blobs.push(blob);
+    offset += blob.length;
+  }
+  let json = Buffer.from(JSON.stringify(header));
+  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const fd = openSync(tmp, 'w');
+  try {
+    for (const part of [length, json, ...blobs]) writeSync(fd, part);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+  try {
+    const dir = openSync(dirname(path), 'r');
+    fsyncSync(dir);
+    closeSync(dir);
+  } catch {
+    // some file systems cannot fsync a directory; the rename itself is still atomic
+  }
+}
+
+/**
+ * Reads a safetensors file into a state dict of float32 tensors (integer and float64 values are
+ * converted), in the file's order.
+ * @example model.loadStateDict(load('model.safetensors'))
+ * @throws {RangeError} naming the file when it is truncated or corrupt
+ */
+export function load(path: string): Record<string, Tensor> {
+  const bytes = readFileSync(path);
+  const bad = (why: string): never => {
+    throw new RangeError(`load: ${path} is not a valid safetensors file: ${why}`);
+  };
+  if (bytes.length < 8) bad(`it has ${bytes.length} bytes, fewer than the 8-byte header length`);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  if (headerLength > bytes.length - 8) bad(`the header length ${headerLength} runs past the end of the file (${bytes.length} bytes)`);
+  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  try {
+    header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+  } catch (e) {
+    return bad(`the header is not JSON (${(e as Error).message})`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) bad('the header is not a JSON object');
+  const dataStart = 8 + headerLength, dataLength = bytes.length - dataStart;
+  const view = new DataView(bytes.buffer, bytes.byteOffset + dataStart, dataLength);
+  const out: Record<string, Tensor> = {};
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const type = DTYPES[entry?.dtype];
+    if (!type) bad(`${name} has an unsupported dtype ${JSON.stringify(entry?.dtype)}`);
+    const shape = entry.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) bad(`${name} has an invalid shape ${JSON.stringify(shape)}`);
+    const [begin, end] = Array.isArray(entry.data_offsets) ? entry.data_offsets : [NaN, NaN];
+    const count = shape.reduce((p, d) => p * d, 1);
+    if (!(Number.isInteger(begin) && Number.isInteger(end) && 0 <= begin && begin <= end && end <= dataLength))
+      bad(`${name} has data offsets ${JSON.stringify(entry.data_offsets)} outside the ${dataLength} bytes of data`);
+    if (end - begin !== count * type.bytes)
+      bad(`${name} has ${end - begin} bytes of data but its shape ${JSON.stringify(shape)} of ${entry.dtype} needs ${count * type.bytes}`);
+    const data = new Float32Array(count);
+    for (let i = 0; i < count; i++) data[i] = type.read(view, begin + i * type.bytes);
+    out[name] = new Tensor(data, [...shape]);
+  }
+  return out;
+}
