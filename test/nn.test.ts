@@ -17,8 +17,26 @@ interface NetCase {
   grads: Record<string, number[]>; stateAfter: Record<string, Stored>; outEval: number[];
   optimizers: { name: string; losses: number[]; state: Record<string, Stored> }[];
 }
-const fixtures = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'nets.json'), 'utf8')) as { nets: NetCase[] };
-const [mlp] = fixtures.nets;
+interface LayerCase {
+  name: string; x: Stored; state: Record<string, Stored>; y: Stored; g: number[]; dx: number[]; grads: Record<string, number[]>;
+}
+const fixtures = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'nets.json'), 'utf8')) as { nets: NetCase[]; layers: LayerCase[] };
+
+/** The stablegrad twin of each fixture net and layer, by the fixture's name. */
+const NETS: Record<string, () => nn.Module> = {
+  'Linear-BatchNorm1d-ReLU-Linear': () => new nn.Sequential(new nn.Linear(6, 5), new nn.BatchNorm1d(5), new nn.ReLU(), new nn.Linear(5, 3)),
+  'Conv2d-BatchNorm2d-ReLU-MaxPool2d-Flatten-Linear': () => new nn.Sequential(new nn.Conv2d(2, 4, 3, { padding: 1 }),
+    new nn.BatchNorm2d(4), new nn.ReLU(), new nn.MaxPool2d(2), new nn.Flatten(), new nn.Linear(4 * 3 * 3, 3)),
+};
+const LAYERS: Record<string, () => nn.Module> = {
+  'Conv2d(3, 5, 3, stride 2, padding 1)': () => new nn.Conv2d(3, 5, 3, { stride: 2, padding: 1 }),
+  'Conv2d(2, 3, (2, 3), no bias)': () => new nn.Conv2d(2, 3, [2, 3], { bias: false }),
+  'MaxPool2d(3, stride 2)': () => new nn.MaxPool2d(3, { stride: 2 }),
+  'AvgPool2d(2)': () => new nn.AvgPool2d(2),
+  'AvgPool2d(3, stride 2, padding 1)': () => new nn.AvgPool2d(3, { stride: 2, padding: 1 }),
+  'LayerNorm([4, 5])': () => new nn.LayerNorm([4, 5]),
+  'LayerNorm(6, no affine)': () => new nn.LayerNorm(6, { elementwiseAffine: false }),
+};
 
 const toTensor = (s: Stored) => tensor(Float32Array.from(s.data), s.shape);
 const initial = backend();
@@ -29,9 +47,9 @@ function close(what: string, actual: ArrayLike<number>, expected: number[], atol
   if (!(err <= 1e-4)) expect.fail(`${what}: max error ${err}`);
 }
 
-function makeMlp(): nn.Sequential {
-  const net = new nn.Sequential(new nn.Linear(6, 5), new nn.BatchNorm1d(5), new nn.ReLU(), new nn.Linear(5, 3));
-  net.loadStateDict(Object.fromEntries(Object.entries(mlp.init).map(([k, v]) => [k, toTensor(v)])));
+function build(c: NetCase): nn.Module {
+  const net = NETS[c.name]();
+  net.loadStateDict(Object.fromEntries(Object.entries(c.init).map(([k, v]) => [k, toTensor(v)])));
   return net;
 }
 
@@ -44,7 +62,9 @@ function expectState(what: string, net: nn.Module, state: Record<string, Stored>
   }
 }
 
-describe.each([['native', native], ['ts', tsBackend]] as [string, Backend][])(`${mlp.name} against PyTorch on %s`, (_, b) => {
+const targets = fixtures.nets.flatMap((c) => [['native', native, c], ['ts', tsBackend, c]] as [string, Backend, NetCase][]);
+describe.each(targets)('%s: %s against PyTorch', (_, b, mlp) => {
+  const makeMlp = () => build(mlp);
   it('train-mode output, loss, gradients and running statistics; eval-mode output', () => {
     useBackend(b);
     const net = makeMlp();
@@ -85,6 +105,21 @@ describe.each([['native', native], ['ts', tsBackend]] as [string, Backend][])(`$
     // BatchNorm's running mean (the mean of x W^T + b) inherits that drift, scaled by momentum.
     if (name === 'AdamW') expectState(name, net, o.state, ['0.bias', '1.running_mean'], 2 * 3 * 1e-2);
     else expectState(name, net, o.state);
+  });
+});
+
+describe.each([['native', native], ['ts', tsBackend]] as [string, Backend][])('layers against PyTorch on %s', (_, b) => {
+  it.each(fixtures.layers.map((c) => [c.name, c] as const))('%s', (name, c) => {
+    useBackend(b);
+    const layer = LAYERS[name]();
+    if (Object.keys(c.state).length) layer.loadStateDict(Object.fromEntries(Object.entries(c.state).map(([k, v]) => [k, toTensor(v)])));
+    const x = new Tensor(Float32Array.from(c.x.data), c.x.shape, true);
+    const y = layer.forward(x);
+    expect(y.shape).toEqual(c.y.shape);
+    close(`${name} output`, y.data, c.y.data);
+    y.backward(tensor(Float32Array.from(c.g), c.y.shape));
+    close(`${name} dx`, x.grad!.data, c.dx);
+    for (const [k, p] of layer.namedParameters()) close(`${name} grad ${k}`, p.grad!.data, c.grads[k]);
   });
 });
 

@@ -2,6 +2,7 @@
 export { Module } from './module.js';
 export { BatchNorm1d, BatchNorm2d, Dropout, Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh, type BatchNormOptions } from './layers.js';
 export { CrossEntropyLoss, MSELoss } from './loss.js';
+export { AvgPool2d, Conv2d, LayerNorm, MaxPool2d } from './conv.js';
 import { leakyRelu } from './layers.js';
 import { batchNorm, crossEntropy, linear, mseLoss } from './functional.js';
 import { logSoftmax, relu, sigmoid, softmax, tanh } from '../tensor.js';

@@ -1,0 +1,200 @@
+/** Conv2d (im2col + one GEMM per image), MaxPool2d and AvgPool2d, LayerNorm. */
+import { backend } from '../backend/index.js';
+import { uniform } from '../random.js';
+import { add, fmt, mean, mul, ones, pow, record, sub, Tensor, zeros } from '../tensor.js';
+import { Module } from './module.js';
+
+type Pair = number | [number, number];
+
+function pair(fn: string, name: string, v: Pair, min: number): [number, number] {
+  const p = typeof v === 'number' ? [v, v] : v;
+  if (!Array.isArray(p) || p.length !== 2 || !p.every((d) => Number.isInteger(d) && d >= min))
+    throw new RangeError(`${fn}: expected ${name} to be an integer >= ${min} or a pair of them but received ${JSON.stringify(v)}`);
+  return [p[0], p[1]];
+}
+
+function outSize(fn: string, x: Tensor, [KH, KW]: number[], [SH, SW]: number[], [PH, PW]: number[]): [number, number] {
+  const [, , H, W] = x.shape;
+  const OH = Math.floor((H + 2 * PH - KH) / SH) + 1, OW = Math.floor((W + 2 * PW - KW) / SW) + 1;
+  if (OH < 1 || OW < 1) throw new RangeError(`${fn}: kernel ${KH}x${KW} with padding ${PH}x${PW} does not fit input ${fmt(x.shape)}`);
+  return [OH, OW];
+}
+
+/**
+ * 2-D convolution over (N, C, H, W), as PyTorch's Conv2d (cross-correlation; weight (out, in, KH,
+ * KW) and bias initialised uniform in +-1/sqrt(in*KH*KW)). Each image is one GEMM over its im2col
+ * matrix.
+ * @example const conv = new nn.Conv2d(1, 32, 3, { padding: 1 }); conv.forward(x) // (N, 1, 28, 28) -> (N, 32, 28, 28)
+ * @throws {RangeError} on a wrong input shape or a kernel that does not fit
+ */
+export class Conv2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair,
+    options: { stride?: Pair; padding?: Pair; bias?: boolean } = {}) {
+    super();
+    if (!Number.isInteger(inChannels) || inChannels < 1 || !Number.isInteger(outChannels) || outChannels < 1)
+      throw new RangeError(`Conv2d: expected positive integer channel counts but received ${inChannels}, ${outChannels}`);
+    this.kernelSize = pair('Conv2d', 'kernelSize', kernelSize, 1);
+    this.stride = pair('Conv2d', 'stride', options.stride ?? 1, 1);
+    this.padding = pair('Conv2d', 'padding', options.padding ?? 0, 0);
+    const fanIn = inChannels * this.kernelSize[0] * this.kernelSize[1], bound = 1 / Math.sqrt(fanIn);
+    const init = (shape: number[]) => {
+      const t = zeros(shape);
+      for (let i = 0; i < t.size; i++) t.data[i] = (2 * uniform() - 1) * bound;
+      return t;
+    };
+    this.weight = this.registerParameter('weight', init([outChannels, inChannels, ...this.kernelSize]))!;
+    this.bias = this.registerParameter('bias', options.bias ?? true ? init([outChannels]) : null);
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.ndim !== 4 || x.shape[1] !== this.inChannels)
+      throw new RangeError(`Conv2d(${this.inChannels}, ${this.outChannels}) expected input of shape [N, ${this.inChannels}, H, W] but received ${fmt(x.shape)}`);
+    const [N, C, H, W] = x.shape, [KH, KW] = this.kernelSize, [SH, SW] = this.stride, [PH, PW] = this.padding;
+    const [OH, OW] = outSize('Conv2d', x, this.kernelSize, this.stride, this.padding);
+    const OC = this.outChannels, CKK = C * KH * KW, P = OH * OW;
+    const k = backend(), w = this.weight, b = this.bias;
+    const col = new Float32Array(N * CKK * P);
+    k.im2col(col, x.data, N, C, H, W, KH, KW, SH, SW, PH, PW);
+    const y = new Float32Array(N * OC * P);
+    for (let n = 0; n < N; n++) {
+      const yn = y.subarray(n * OC * P, (n + 1) * OC * P);
+      if (b) for (let o = 0; o < OC; o++) yn.fill(b.data[o], o * P, (o + 1) * P);
+      // y[n] (OC, P) = W (OC, CKK) . col[n] (CKK, P) (+ the bias already there)
+      k.sgemm(yn, w.data, col.subarray(n * CKK * P, (n + 1) * CKK * P), OC, P, CKK, false, false, 1, b ? 1 : 0, CKK, P, P);
+    }
+    return record('conv2d', y, [N, OC, OH, OW], b ? [x, w, b] : [x, w], (g) => {
+      const dw = w.requiresGrad ? new Float32Array(w.size) : null;
+      const dcol = x.requiresGrad ? new Float32Array(col.length) : null;
+      for (let n = 0; n < N; n++) {
+        const gn = g.subarray(n * OC * P, (n + 1) * OC * P), cn = col.subarray(n * CKK * P, (n + 1) * CKK * P);
+        // dW (OC, CKK) += g[n] (OC, P) . col[n]^T; dcol[n] (CKK, P) = W^T . g[n]
+        if (dw) k.sgemm(dw, gn, cn, OC, CKK, P, false, true, 1, n === 0 ? 0 : 1, P, P, CKK);
+        if (dcol) k.sgemm(dcol.subarray(n * CKK * P, (n + 1) * CKK * P), w.data, gn, CKK, P, OC, true, false, 1, 0, CKK, P, P);
+      }
+      let dx: Float32Array | null = null;
+      if (dcol) {
+        dx = new Float32Array(x.size);
+        k.col2im(dx, dcol, N, C, H, W, KH, KW, SH, SW, PH, PW);
+      }
+      let db: Float32Array | null = null;
+      if (b?.requiresGrad) {
+        db = new Float32Array(OC);
+        for (let n = 0; n < N; n++) for (let o = 0; o < OC; o++) db[o] += k.sum(g.subarray((n * OC + o) * P, (n * OC + o + 1) * P));
+      }
+      return b ? [dx, dw, db] : [dx, dw];
+    });
+  }
+}
+
+function checkImage(fn: string, x: Tensor): void {
+  if (x.ndim !== 4) throw new RangeError(`${fn} expected input of shape [N, C, H, W] but received ${fmt(x.shape)}`);
+}
+
+/**
+ * 2-D max pooling (stride defaults to the kernel size; NaN propagates), as PyTorch's MaxPool2d.
+ * @example new nn.MaxPool2d(2).forward(x) // (N, C, 28, 28) -> (N, C, 14, 14)
+ * @throws {RangeError} on a non-4-D input or padding above half the kernel
+ */
+export class MaxPool2d extends Module {
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  constructor(kernelSize: Pair, options: { stride?: Pair; padding?: Pair } = {}) {
+    super();
+    this.kernelSize = pair('MaxPool2d', 'kernelSize', kernelSize, 1);
+    this.stride = pair('MaxPool2d', 'stride', options.stride ?? this.kernelSize, 1);
+    this.padding = pair('MaxPool2d', 'padding', options.padding ?? 0, 0);
+    if (2 * this.padding[0] > this.kernelSize[0] || 2 * this.padding[1] > this.kernelSize[1])
+      throw new RangeError(`MaxPool2d: padding should be at most half the kernel size but received padding ${this.padding} for kernel ${this.kernelSize}`);
+  }
+  forward(x: Tensor): Tensor {
+    checkImage('MaxPool2d', x);
+    const [N, C, H, W] = x.shape, [OH, OW] = outSize('MaxPool2d', x, this.kernelSize, this.stride, this.padding);
+    const y = new Float32Array(N * C * OH * OW), idx = new Int32Array(y.length);
+    backend().maxPool2d(y, idx, x.data, N, C, H, W, ...this.kernelSize, ...this.stride, ...this.padding);
+    return record('maxPool2d', y, [N, C, OH, OW], [x], (g) => {
+      const dx = new Float32Array(x.size);
+      backend().maxPool2dBackward(dx, g, idx, N, C, H, W, OH, OW);
+      return [dx];
+    });
+  }
+}
+
+/**
+ * 2-D average pooling; padding counts as zeros in the average (PyTorch's countIncludePad = true).
+ * @example new nn.AvgPool2d(2).forward(x)
+ * @throws {RangeError} on a non-4-D input or a kernel that does not fit
+ */
+export class AvgPool2d extends Module {
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  constructor(kernelSize: Pair, options: { stride?: Pair; padding?: Pair } = {}) {
+    super();
+    this.kernelSize = pair('AvgPool2d', 'kernelSize', kernelSize, 1);
+    this.stride = pair('AvgPool2d', 'stride', options.stride ?? this.kernelSize, 1);
+    this.padding = pair('AvgPool2d', 'padding', options.padding ?? 0, 0);
+  }
+  forward(x: Tensor): Tensor {
+    checkImage('AvgPool2d', x);
+    const [N, C, H, W] = x.shape, [KH, KW] = this.kernelSize, [SH, SW] = this.stride, [PH, PW] = this.padding;
+    const [OH, OW] = outSize('AvgPool2d', x, this.kernelSize, this.stride, this.padding);
+    // each output averages the in-image part of its window over the full window size
+    const windows = (visit: (o: number, i: number) => void) => {
+      for (let p = 0; p < N * C; p++)
+        for (let oh = 0; oh < OH; oh++)
+          for (let ow = 0; ow < OW; ow++)
+            for (let h = Math.max(oh * SH - PH, 0); h < Math.min(oh * SH - PH + KH, H); h++)
+              for (let w = Math.max(ow * SW - PW, 0); w < Math.min(ow * SW - PW + KW, W); w++)
+                visit((p * OH + oh) * OW + ow, p * H * W + h * W + w);
+    };
+    const scale = 1 / (KH * KW), y = new Float32Array(N * C * OH * OW);
+    windows((o, i) => (y[o] += x.data[i] * scale));
+    return record('avgPool2d', y, [N, C, OH, OW], [x], (g) => {
+      const dx = new Float32Array(x.size);
+      windows((o, i) => (dx[i] += g[o] * scale));
+      return [dx];
+    });
+  }
+}
+
+/**
+ * Layer normalization over the trailing normalizedShape dimensions (biased variance), as PyTorch's
+ * LayerNorm, composed from differentiable tensor ops.
+ * @example new nn.LayerNorm([4, 5]).forward(x) // x (..., 4, 5)
+ * @throws {RangeError} when the input's trailing dimensions are not normalizedShape
+ */
+export class LayerNorm extends Module {
+  readonly normalizedShape: number[];
+  readonly eps: number;
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  constructor(normalizedShape: number | number[], options: { eps?: number; elementwiseAffine?: boolean } = {}) {
+    super();
+    this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
+    if (!this.normalizedShape.length || !this.normalizedShape.every((d) => Number.isInteger(d) && d >= 1))
+      throw new RangeError(`LayerNorm: expected normalizedShape of positive integers but received ${JSON.stringify(normalizedShape)}`);
+    this.eps = options.eps ?? 1e-5;
+    const affine = options.elementwiseAffine ?? true;
+    this.weight = this.registerParameter('weight', affine ? ones(this.normalizedShape) : null);
+    this.bias = this.registerParameter('bias', affine ? zeros(this.normalizedShape) : null);
+  }
+  forward(x: Tensor): Tensor {
+    const d = this.normalizedShape.length, tail = x.shape.slice(-d);
+    if (x.ndim < d || tail.some((s, i) => s !== this.normalizedShape[i]))
+      throw new RangeError(`LayerNorm(${fmt(this.normalizedShape)}) expected input of shape [..., ${this.normalizedShape.join(', ')}] but received ${fmt(x.shape)}`);
+    const inner = this.normalizedShape.reduce((p, s) => p * s, 1);
+    const rows = x.reshape(-1, inner);
+    const centered = sub(rows, mean(rows, 1, { keepdim: true }));
+    const variance = mean(mul(centered, centered), 1, { keepdim: true });
+    let y = mul(centered, pow(add(variance, this.eps), -0.5)).reshape(x.shape);
+    if (this.weight) y = mul(y, this.weight);
+    if (this.bias) y = add(y, this.bias);
+    return y;
+  }
+}
