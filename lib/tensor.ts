@@ -205,6 +205,11 @@ const RELEASED: Node = {
   },
 };
 
+/** @internal The number of tensors backward() would visit from t (for the graph-growth test). */
+export function tapeLength(t: Tensor): number {
+  return buildTape(t).length;
+}
+
 /** The tensors reachable from root through recorded nodes, root first, each after all its users. */
 function buildTape(root: Tensor): Tensor[] {
   const order: Tensor[] = [];

@@ -1,6 +1,8 @@
 /** Gradient tools: clipping by total norm and by value, as torch.nn.utils. */
 import { backend } from '../backend/index.js';
 import { Tensor } from '../tensor.js';
+import { Conv2d } from './conv.js';
+import { BatchNorm1d, BatchNorm2d, Linear } from './layers.js';
 
 function gradsOf(fn: string, params: Tensor[] | Iterable<Tensor>): Float32Array[] {
   const list = [...params];
@@ -57,4 +59,51 @@ export function clipGradValue(params: Tensor[] | Iterable<Tensor>, value: number
     throw new RangeError(`clipGradValue: expected a finite value >= 0 but received ${value}`);
   for (const g of gradsOf('clipGradValue', params))
     for (let i = 0; i < g.length; i++) g[i] = g[i] > value ? value : g[i] < -value ? -value : g[i];
+}
+
+/** Per-channel scale gamma/sqrt(var + eps) and shift beta - mean*scale of a BatchNorm in eval mode. */
+function bnAffine(fn: string, bn: BatchNorm1d | BatchNorm2d, channels: number): { scale: Float64Array; shift: Float64Array } {
+  if (!bn.runningMean || !bn.runningVar) throw new RangeError(`${fn}: the BatchNorm must track running statistics to be fused`);
+  if (bn.numFeatures !== channels)
+    throw new RangeError(`${fn}: the layer has ${channels} output channels but the BatchNorm normalises ${bn.numFeatures}`);
+  const scale = new Float64Array(channels), shift = new Float64Array(channels);
+  for (let c = 0; c < channels; c++) {
+    scale[c] = (bn.weight ? bn.weight.data[c] : 1) / Math.sqrt(bn.runningVar.data[c] + bn.eps);
+    shift[c] = (bn.bias ? bn.bias.data[c] : 0) - bn.runningMean.data[c] * scale[c];
+  }
+  return { scale, shift };
+}
+
+/** Copies weight * scale[row] and bias * scale + shift into a fresh layer's parameters. */
+function fold(weight: Tensor, bias: Tensor | null, into: { weight: Tensor; bias: Tensor | null }, scale: Float64Array, shift: Float64Array): void {
+  const rows = scale.length, per = weight.size / rows;
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < per; i++) into.weight.data[r * per + i] = weight.data[r * per + i] * scale[r];
+    into.bias!.data[r] = (bias ? bias.data[r] : 0) * scale[r] + shift[r];
+  }
+}
+
+/**
+ * A Linear equal to bn(linear(x)) in evaluation mode: the BatchNorm folded into weight and bias,
+ * for inference without the normalisation pass.
+ * @example const fused = nn.utils.fuseLinearBnEval(model.layers[0], model.layers[1]);
+ * @throws {RangeError} when the BatchNorm does not match the layer or tracks no statistics
+ */
+export function fuseLinearBnEval(linear: Linear, bn: BatchNorm1d): Linear {
+  const { scale, shift } = bnAffine('fuseLinearBnEval', bn, linear.outFeatures);
+  const fused = new Linear(linear.inFeatures, linear.outFeatures).eval();
+  fold(linear.weight, linear.bias, fused, scale, shift);
+  return fused;
+}
+
+/**
+ * A Conv2d equal to bn(conv(x)) in evaluation mode.
+ * @example const fused = nn.utils.fuseConvBnEval(conv, bn2d);
+ * @throws {RangeError} when the BatchNorm does not match the layer or tracks no statistics
+ */
+export function fuseConvBnEval(conv: Conv2d, bn: BatchNorm2d): Conv2d {
+  const { scale, shift } = bnAffine('fuseConvBnEval', bn, conv.outChannels);
+  const fused = new Conv2d(conv.inChannels, conv.outChannels, conv.kernelSize, { stride: conv.stride, padding: conv.padding }).eval();
+  fold(conv.weight, conv.bias, fused, scale, shift);
+  return fused;
 }
