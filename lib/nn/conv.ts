@@ -95,20 +95,27 @@ function checkImage(fn: string, x: Tensor): void {
   if (x.ndim !== 4) throw new RangeError(`${fn} expected input of shape [N, C, H, W] but received ${fmt(x.shape)}`);
 }
 
+/** Kernel size, stride (default: the kernel size) and padding of a pooling layer. */
+abstract class Pool2d extends Module {
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  constructor(name: string, kernelSize: Pair, options: { stride?: Pair; padding?: Pair }) {
+    super();
+    this.kernelSize = pair(name, 'kernelSize', kernelSize, 1);
+    this.stride = pair(name, 'stride', options.stride ?? this.kernelSize, 1);
+    this.padding = pair(name, 'padding', options.padding ?? 0, 0);
+  }
+}
+
 /**
  * 2-D max pooling (stride defaults to the kernel size; NaN propagates), as PyTorch's MaxPool2d.
  * @example new nn.MaxPool2d(2).forward(x) // (N, C, 28, 28) -> (N, C, 14, 14)
  * @throws {RangeError} on a non-4-D input or padding above half the kernel
  */
-export class MaxPool2d extends Module {
-  readonly kernelSize: [number, number];
-  readonly stride: [number, number];
-  readonly padding: [number, number];
+export class MaxPool2d extends Pool2d {
   constructor(kernelSize: Pair, options: { stride?: Pair; padding?: Pair } = {}) {
-    super();
-    this.kernelSize = pair('MaxPool2d', 'kernelSize', kernelSize, 1);
-    this.stride = pair('MaxPool2d', 'stride', options.stride ?? this.kernelSize, 1);
-    this.padding = pair('MaxPool2d', 'padding', options.padding ?? 0, 0);
+    super('MaxPool2d', kernelSize, options);
     if (2 * this.padding[0] > this.kernelSize[0] || 2 * this.padding[1] > this.kernelSize[1])
       throw new RangeError(`MaxPool2d: padding should be at most half the kernel size but received padding ${this.padding} for kernel ${this.kernelSize}`);
   }
@@ -130,15 +137,9 @@ export class MaxPool2d extends Module {
  * @example new nn.AvgPool2d(2).forward(x)
  * @throws {RangeError} on a non-4-D input or a kernel that does not fit
  */
-export class AvgPool2d extends Module {
-  readonly kernelSize: [number, number];
-  readonly stride: [number, number];
-  readonly padding: [number, number];
+export class AvgPool2d extends Pool2d {
   constructor(kernelSize: Pair, options: { stride?: Pair; padding?: Pair } = {}) {
-    super();
-    this.kernelSize = pair('AvgPool2d', 'kernelSize', kernelSize, 1);
-    this.stride = pair('AvgPool2d', 'stride', options.stride ?? this.kernelSize, 1);
-    this.padding = pair('AvgPool2d', 'padding', options.padding ?? 0, 0);
+    super('AvgPool2d', kernelSize, options);
   }
   forward(x: Tensor): Tensor {
     checkImage('AvgPool2d', x);

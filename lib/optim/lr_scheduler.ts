@@ -1,6 +1,12 @@
 /** Learning-rate schedulers, as torch.optim.lr_scheduler (closed forms; step() once per epoch). */
 import type { Optimizer } from './optimizer.js';
 
+function positiveInteger(fn: string, name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
+    throw new RangeError(`${fn}: expected ${name} to be a positive integer but received ${v}`);
+  return v;
+}
+
 abstract class LRScheduler {
   /** Epochs stepped so far. */
   lastEpoch = 0;
@@ -30,9 +36,7 @@ export class StepLR extends LRScheduler {
   readonly gamma: number;
   constructor(optimizer: Optimizer<{ lr: number }>, options: { stepSize: number; gamma?: number }) {
     super(optimizer);
-    if (!Number.isInteger(options?.stepSize) || options.stepSize < 1)
-      throw new RangeError(`StepLR: expected stepSize to be a positive integer but received ${options?.stepSize}`);
-    this.stepSize = options.stepSize;
+    this.stepSize = positiveInteger('StepLR', 'stepSize', options?.stepSize);
     this.gamma = options.gamma ?? 0.1;
   }
   protected lrAt(baseLr: number, epoch: number): number {
@@ -50,9 +54,7 @@ export class CosineAnnealingLR extends LRScheduler {
   readonly etaMin: number;
   constructor(optimizer: Optimizer<{ lr: number }>, options: { tMax: number; etaMin?: number }) {
     super(optimizer);
-    if (!Number.isInteger(options?.tMax) || options.tMax < 1)
-      throw new RangeError(`CosineAnnealingLR: expected tMax to be a positive integer but received ${options?.tMax}`);
-    this.tMax = options.tMax;
+    this.tMax = positiveInteger('CosineAnnealingLR', 'tMax', options?.tMax);
     this.etaMin = options.etaMin ?? 0;
   }
   protected lrAt(baseLr: number, epoch: number): number {
