@@ -1,6 +1,8 @@
 import { loadNative } from '../lib/backend/native.js';
 import { tsBackend } from '../lib/backend/ts/index.js';
 import type { Backend, Isa } from '../lib/backend/types.js';
+import { noGrad, Tensor } from '../lib/tensor.js';
+import { expect } from 'vitest';
 
 export { tsBackend };
 export const native: Backend = loadNative();
@@ -78,3 +80,24 @@ export function maxAbs(a: ArrayLike<number>): number {
 export function copy(a: Float32Array): Float32Array {
   return new Float32Array(a);
 }
+
+/** Central differences of f (a scalar function of x) against x.grad after f(x).backward(). */
+export function gradcheck(name: string, f: (x: Tensor) => Tensor, x: Tensor, h = 1e-2, tol = 1e-2): void {
+  const leaf = new Tensor(new Float32Array(x.data), [...x.shape], true);
+  f(leaf).backward();
+  const grad = leaf.grad!.data;
+  const scale = Math.max(1e-3, ...Array.from(grad, Math.abs));
+  noGrad(() => {
+    for (let i = 0; i < x.size; i++) {
+      const saved = x.data[i];
+      x.data[i] = saved + h;
+      const up = f(x).item();
+      x.data[i] = saved - h;
+      const down = f(x).item();
+      x.data[i] = saved;
+      const fd = (up - down) / (2 * h);
+      if (!(Math.abs(fd - grad[i]) / scale <= tol)) expect.fail(`${name}: d/dx[${i}] finite difference ${fd} vs autograd ${grad[i]}`);
+    }
+  });
+}
+

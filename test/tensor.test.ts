@@ -10,30 +10,10 @@ import {
   add, arange, argmax, div, exp, log, logSoftmax, manualSeed, matmul, max, mean, mul, noGrad, ones, pow, rand, randn,
   relu, sigmoid, softmax, sub, sum, tanh, Tensor, tensor, zeros,
 } from '../lib/index.js';
-import { native, tsBackend } from './helpers.js';
+import { gradcheck, native, tsBackend } from './helpers.js';
 
 const initial = backend();
 afterAll(() => useBackend(initial));
-
-/** Central differences of f (a scalar function of x) against x.grad after f(x).backward(). */
-function gradcheck(name: string, f: (x: Tensor) => Tensor, x: Tensor, h = 1e-2, tol = 1e-2): void {
-  const leaf = new Tensor(new Float32Array(x.data), [...x.shape], true);
-  f(leaf).backward();
-  const grad = leaf.grad!.data;
-  const scale = Math.max(1e-3, ...Array.from(grad, Math.abs));
-  noGrad(() => {
-    for (let i = 0; i < x.size; i++) {
-      const saved = x.data[i];
-      x.data[i] = saved + h;
-      const up = f(x).item();
-      x.data[i] = saved - h;
-      const down = f(x).item();
-      x.data[i] = saved;
-      const fd = (up - down) / (2 * h);
-      if (!(Math.abs(fd - grad[i]) / scale <= tol)) expect.fail(`${name}: d/dx[${i}] finite difference ${fd} vs autograd ${grad[i]}`);
-    }
-  });
-}
 
 describe.each([['native', native], ['ts', tsBackend]] as [string, Backend][])('Tensor on %s', (_, b) => {
   it('computes values as PyTorch does', () => {
