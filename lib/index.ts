@@ -16,3 +16,5 @@ export {
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export { load, save } from './io/safetensors.js';
+export * from './data/index.js';
+export { Generator } from './random.js';

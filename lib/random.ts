@@ -1,12 +1,9 @@
 /**
- * The one seeded generator behind initialisation, dropout and shuffling: xoshiro128** (32-bit
- * state words, exact in JavaScript), normals by Box-Muller. Like PyTorch's default generator it
- * starts from a fixed seed, so programs are reproducible even without manualSeed().
+ * Seeded random numbers: xoshiro128** (32-bit state words, exact in JavaScript), normals by
+ * Box-Muller. One default generator drives initialisation, dropout and shuffling; like PyTorch's
+ * it starts from a fixed seed, so programs are reproducible even without manualSeed(). A
+ * DataLoader given its own seed uses its own Generator.
  */
-
-const DEFAULT_SEED = 67280421310721 % 2 ** 32;
-const state = new Uint32Array(4);
-let spareNormal: number | null = null;
 
 function splitmix32(seed: number): () => number {
   let s = seed >>> 0;
@@ -19,6 +16,75 @@ function splitmix32(seed: number): () => number {
   };
 }
 
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+export class Generator {
+  private readonly state = new Uint32Array(4);
+  private spareNormal: number | null = null;
+
+  constructor(seed = 0) {
+    this.seed(seed);
+  }
+
+  seed(seed: number): void {
+    if (typeof seed !== 'number') throw new TypeError(`manualSeed: expected seed to be a number but received ${typeof seed}`);
+    if (!Number.isSafeInteger(seed) || seed < 0)
+      throw new RangeError(`manualSeed: expected seed to be a non-negative safe integer but received ${seed}`);
+    const next = splitmix32((seed % 2 ** 32) ^ Math.floor(seed / 2 ** 32));
+    for (let i = 0; i < 4; i++) this.state[i] = next();
+    this.spareNormal = null;
+  }
+
+  /** A uniform 32-bit unsigned integer. */
+  nextUint32(): number {
+    const s = this.state, s1 = s[1];
+    const r = Math.imul(rotl(Math.imul(s1, 5) >>> 0, 7), 9) >>> 0;
+    const t = (s1 << 9) >>> 0;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 11);
+    return r;
+  }
+
+  /** Uniform in [0, 1). */
+  uniform(): number {
+    return this.nextUint32() / 4294967296;
+  }
+
+  /** Standard normal. */
+  normal(): number {
+    if (this.spareNormal !== null) {
+      const v = this.spareNormal;
+      this.spareNormal = null;
+      return v;
+    }
+    const u = 1 - this.uniform(), v = this.uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spareNormal = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  }
+
+  /** A uniformly random permutation of 0 .. n-1 (Fisher-Yates). */
+  permutation(n: number): Int32Array {
+    const p = Int32Array.from({ length: n }, (_, i) => i);
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(this.uniform() * (i + 1));
+      const t = p[i];
+      p[i] = p[j];
+      p[j] = t;
+    }
+    return p;
+  }
+}
+
+/** The default generator (PyTorch's default seed, 67280421310721, folded to 32 bits). */
+export const defaultGenerator = new Generator(67280421310721 % 2 ** 32);
+
 /**
  * Seeds the generator that drives initialisation, dropout and shuffling.
  * @example
@@ -30,47 +96,8 @@ function splitmix32(seed: number): () => number {
  * @throws {RangeError} when seed is not a non-negative safe integer
  */
 export function manualSeed(seed: number): void {
-  if (typeof seed !== 'number') throw new TypeError(`manualSeed: expected seed to be a number but received ${typeof seed}`);
-  if (!Number.isSafeInteger(seed) || seed < 0)
-    throw new RangeError(`manualSeed: expected seed to be a non-negative safe integer but received ${seed}`);
-  const next = splitmix32((seed % 2 ** 32) ^ Math.floor(seed / 2 ** 32));
-  for (let i = 0; i < 4; i++) state[i] = next();
-  spareNormal = null;
-}
-manualSeed(DEFAULT_SEED);
-
-/** A uniform 32-bit integer. */
-export function nextUint32(): number {
-  const [s0, s1, s2, s3] = state;
-  const r = Math.imul(rotl(Math.imul(s1, 5) >>> 0, 7), 9) >>> 0;
-  const t = (s1 << 9) >>> 0;
-  state[2] = s2 ^ s0;
-  state[3] = s3 ^ s1;
-  state[1] = s1 ^ state[2];
-  state[0] = s0 ^ state[3];
-  state[2] ^= t;
-  state[3] = rotl(state[3], 11);
-  return r;
+  defaultGenerator.seed(seed);
 }
 
-function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
-}
-
-/** Uniform in [0, 1) with 32 random bits. */
-export function uniform(): number {
-  return nextUint32() / 4294967296;
-}
-
-/** Standard normal. */
-export function normal(): number {
-  if (spareNormal !== null) {
-    const v = spareNormal;
-    spareNormal = null;
-    return v;
-  }
-  const u = 1 - uniform(), v = uniform();
-  const r = Math.sqrt(-2 * Math.log(u));
-  spareNormal = r * Math.sin(2 * Math.PI * v);
-  return r * Math.cos(2 * Math.PI * v);
-}
+export const uniform = (): number => defaultGenerator.uniform();
+export const normal = (): number => defaultGenerator.normal();

@@ -1,0 +1,88 @@
+/** Datasets of (input, class index) samples and the DataLoader that batches them. */
+import { defaultGenerator, Generator } from '../random.js';
+import { fmt, Tensor } from '../tensor.js';
+
+/** A finite indexed dataset that can gather a batch of samples at once. */
+export interface Dataset {
+  readonly length: number;
+  /** The samples at these indices stacked: inputs (B, ...) and class indices (B). */
+  batch(indices: ArrayLike<number>): [Tensor, Int32Array];
+}
+
+/**
+ * Samples as rows of one input tensor with one class index each.
+ * @example const ds = new TensorDataset(tensor(images, [n, 784]), labels);
+ * @throws {RangeError} when the counts differ
+ */
+export class TensorDataset implements Dataset {
+  private readonly rowSize: number;
+  constructor(readonly inputs: Tensor, readonly targets: Int32Array) {
+    if (!(inputs instanceof Tensor) || inputs.ndim < 1) throw new TypeError('TensorDataset: expected inputs to be a Tensor with a batch dimension');
+    if (!(targets instanceof Int32Array)) throw new TypeError('TensorDataset: expected targets to be an Int32Array of class indices');
+    if (targets.length !== inputs.shape[0])
+      throw new RangeError(`TensorDataset: inputs of shape ${fmt(inputs.shape)} hold ${inputs.shape[0]} samples but there are ${targets.length} targets`);
+    this.rowSize = inputs.size / Math.max(inputs.shape[0], 1);
+  }
+  get length(): number {
+    return this.targets.length;
+  }
+  batch(indices: ArrayLike<number>): [Tensor, Int32Array] {
+    const n = indices.length, row = this.rowSize, x = new Float32Array(n * row), y = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const j = indices[i];
+      x.set(this.inputs.data.subarray(j * row, (j + 1) * row), i * row);
+      y[i] = this.targets[j];
+    }
+    return [new Tensor(x, [n, ...this.inputs.shape.slice(1)]), y];
+  }
+  /** The first n samples (a view, no copy). */
+  slice(n: number): TensorDataset {
+    const m = Math.min(n, this.length);
+    return new TensorDataset(
+      new Tensor(this.inputs.data.subarray(0, m * this.rowSize), [m, ...this.inputs.shape.slice(1)]), this.targets.subarray(0, m));
+  }
+}
+
+export interface DataLoaderOptions {
+  batchSize?: number;
+  /** a new random order every epoch */
+  shuffle?: boolean;
+  /** skip the last batch when it is smaller than batchSize */
+  dropLast?: boolean;
+  /** a private generator for the order (reproducible regardless of other random use); default: the global one */
+  seed?: number;
+}
+
+/**
+ * Iterates a dataset in batches of [inputs, targets]; each `for ... of` is one epoch.
+ * @example for (const [x, y] of new DataLoader(train, { batchSize: 64, shuffle: true, seed: 0 })) { ... }
+ * @throws {RangeError} when batchSize is not a positive integer
+ */
+export class DataLoader implements Iterable<[Tensor, Int32Array]> {
+  readonly batchSize: number;
+  readonly shuffle: boolean;
+  readonly dropLast: boolean;
+  private readonly generator: Generator;
+  constructor(readonly dataset: Dataset, options: DataLoaderOptions = {}) {
+    this.batchSize = options.batchSize ?? 1;
+    if (!Number.isInteger(this.batchSize) || this.batchSize < 1)
+      throw new RangeError(`DataLoader: expected batchSize to be a positive integer but received ${options.batchSize}`);
+    this.shuffle = options.shuffle ?? false;
+    this.dropLast = options.dropLast ?? false;
+    this.generator = options.seed === undefined ? defaultGenerator : new Generator(options.seed);
+  }
+  /** Batches per epoch. */
+  get length(): number {
+    const n = this.dataset.length / this.batchSize;
+    return this.dropLast ? Math.floor(n) : Math.ceil(n);
+  }
+  *[Symbol.iterator](): Iterator<[Tensor, Int32Array]> {
+    const n = this.dataset.length;
+    const order = this.shuffle ? this.generator.permutation(n) : Int32Array.from({ length: n }, (_, i) => i);
+    for (let start = 0; start < n; start += this.batchSize) {
+      const end = Math.min(start + this.batchSize, n);
+      if (this.dropLast && end - start < this.batchSize) break;
+      yield this.dataset.batch(order.subarray(start, end));
+    }
+  }
+}
