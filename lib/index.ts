@@ -18,3 +18,5 @@ export * as optim from './optim/index.js';
 export { load, save } from './io/safetensors.js';
 export * from './data/index.js';
 export { Generator } from './random.js';
+export { evaluate, fit, TrainingDivergedError, type EpochRecord, type FitOptions, type Loss, type StepRecord } from './train/fit.js';
+export { makeModel, MODEL_NAMES, type ModelName } from './models.js';

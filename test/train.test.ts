@@ -1,0 +1,71 @@
+/** fit/evaluate with the gradient-health monitor, on real MNIST slices. */
+import { describe, expect, it } from 'vitest';
+import { DataLoader, fit, loadMnist, makeModel, manualSeed, nn, optim, TrainingDivergedError, type StepRecord } from '../lib/index.js';
+
+const train = loadMnist({ train: true, flatten: true, limit: 3200 });
+const test = loadMnist({ train: false, flatten: true, limit: 1000 });
+
+describe('fit', () => {
+  it('trains the seed model, reporting per-epoch metrics and per-step gradient norms', () => {
+    manualSeed(1);
+    const model = makeModel('seed');
+    const steps: StepRecord[] = [];
+    const result = fit(model, {
+      train: new DataLoader(train, { batchSize: 64, shuffle: true, seed: 1 }), test: new DataLoader(test, { batchSize: 500 }),
+      optimizer: new optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9 }), loss: new nn.CrossEntropyLoss(), epochs: 2,
+      clipGradNorm: 5, onStep: (s) => steps.push(s),
+    });
+    expect(result.epochs).toHaveLength(2);
+    const [e1, e2] = result.epochs;
+    expect(Object.keys(e2)).toEqual(['epoch', 'trainLoss', 'testLoss', 'testAccuracy', 'samplesPerSec', 'seconds', 'skippedSteps']);
+    expect(e2.trainLoss).toBeLessThan(e1.trainLoss);
+    expect(e2.testAccuracy).toBeGreaterThan(0.85);
+    expect(e2.skippedSteps).toBe(0);
+    expect(steps).toHaveLength(100);
+    expect(Object.keys(steps[0].gradNorms)).toEqual(['0.weight', '0.bias', '1.weight', '1.bias', '3.weight', '3.bias']);
+    expect(steps.every((s) => !s.skipped && Object.values(s.gradNorms).every(Number.isFinite))).toBe(true);
+  });
+
+  it('the explosion demonstration: over 50 steps deep-nobn goes non-finite and is skipped with the culprit named, deep stays finite', () => {
+    const run = (name: 'deep' | 'deep-nobn') => {
+      manualSeed(2);
+      const model = makeModel(name), steps: StepRecord[] = [];
+      const opts = {
+        train: new DataLoader(train, { batchSize: 64, shuffle: true, seed: 2 }),
+        optimizer: new optim.SGD(model.parameters(), { lr: 0.01 }), loss: new nn.CrossEntropyLoss(), epochs: 1,
+        maxSteps: 50, maxBadSteps: 1000, onStep: (s: StepRecord) => steps.push(s),
+      };
+      const result = fit(model, opts);
+      return { steps, result, model };
+    };
+    const deep = run('deep');
+    expect(deep.steps).toHaveLength(50);
+    expect(deep.steps.every((s) => Number.isFinite(s.loss) && !s.skipped)).toBe(true);
+    expect(deep.steps[0].loss).toBeGreaterThan(2);
+    expect(deep.steps[49].loss).toBeLessThan(deep.steps[0].loss);
+
+    const noBn = run('deep-nobn');
+    const bad = noBn.steps.filter((s) => s.skipped);
+    expect(bad.length).toBeGreaterThan(40);
+    expect(noBn.steps.findIndex((s) => s.skipped)).toBeLessThanOrEqual(2); // PyTorch: NaN by step 2
+    expect(bad[0].reason).toBeDefined();
+    expect(noBn.model.namedParameters().map(([n]) => n)).toContain(bad[0].culprit);
+    expect(noBn.result.skippedSteps).toBe(bad.length);
+  });
+
+  it('stops after maxBadSteps consecutive bad steps with an error that says what to try', () => {
+    manualSeed(2);
+    const model = makeModel('deep-nobn');
+    let error: unknown;
+    try {
+      fit(model, {
+        train: new DataLoader(train, { batchSize: 64 }), optimizer: new optim.SGD(model.parameters(), { lr: 0.01 }),
+        loss: new nn.CrossEntropyLoss(), epochs: 1, maxBadSteps: 5,
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(TrainingDivergedError);
+    expect((error as Error).message).toMatch(/^training diverged: 5 consecutive steps had a non-finite loss or gradient; at the first bad step \(epoch 1, step \d+\) (the loss itself was not finite: the forward pass overflowed after an update whose largest gradient was [\w.]+'s|the gradient of [\w.]+ went non-finite first)\. Try a lower learning rate \(now 0\.01\), adding BatchNorm after the linear layers, or clipping gradients \(clipGradNorm\)\.$/);
+  });
+});
