@@ -1,11 +1,10 @@
 /**
  * save/load in the safetensors format: an 8-byte little-endian header length, a JSON header
  * ({ name: { dtype, shape, data_offsets: [begin, end] } }, padded with spaces to 8 bytes), then the
- * raw little-endian data. Files are written atomically: a temporary file in the same folder,
- * fsync, rename, fsync of the folder, so a crash leaves the old file or the new one, never half.
+ * raw little-endian data. Files are written atomically (see atomic.ts).
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from './atomic.js';
 import { Tensor } from '../tensor.js';
 
 const DTYPES: Record<string, { bytes: number; read: (v: DataView, o: number) => number }> = {
@@ -61,25 +60,7 @@ export function save(stateDict: Record<string, Tensor>, path: string): void {
   const length = Buffer.alloc(8);
   length.writeBigUInt64LE(BigInt(json.length));
 
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w');
-  try {
-    for (const part of [length, json, ...blobs]) writeSync(fd, part);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  try {
-    const dir = openSync(dirname(path), 'r');
-    fsyncSync(dir);
-    closeSync(dir);
-  } catch {
-    // some file systems cannot fsync a directory; the rename itself is still atomic
-  }
+  writeFileAtomic(path, [length, json, ...blobs]);
 }
 
 /**

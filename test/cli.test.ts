@@ -1,0 +1,85 @@
+/** The stablegrad command: a short real training run and its outputs, eval, explode, and one-line errors. */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { load } from '../lib/index.js';
+
+const root = join(__dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'stablegrad-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function cli(...args: string[]): { out: string; err: string; status: number | null } {
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'stablegrad.js'), ...args], { cwd: dir, encoding: 'utf8', timeout: 300_000 });
+  return { out: r.stdout, err: r.stderr, status: r.status };
+}
+
+describe('stablegrad train', () => {
+  const out = join(dir, 'run');
+  const run = cli('train', '--epochs', '1', '--batch-size', '128', '--seed', '3', '--out', out);
+
+  it('trains one epoch of the seed model on MNIST and prints one plain line per epoch when not on a terminal', () => {
+    expect(run.err).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.out).toMatch(/^epoch 1\/1: train loss [\d.]+, test loss [\d.]+, test accuracy (9\d\.\d\d)%, [\d,]+ samples\/s, [\d.]+ s$/m);
+  });
+
+  it('writes metrics.jsonl with exactly the documented keys, steps.jsonl, config.json and the checkpoint', () => {
+    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics).toHaveLength(1);
+    expect(Object.keys(metrics[0])).toEqual(['epoch', 'trainLoss', 'testLoss', 'testAccuracy', 'samplesPerSec', 'seconds', 'skippedSteps']);
+    expect(metrics[0].testAccuracy).toBeGreaterThan(0.9);
+    expect(metrics[0].testAccuracy).toBeLessThanOrEqual(1);
+    const steps = readFileSync(join(out, 'steps.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(steps).toHaveLength(Math.ceil(60000 / 128));
+    expect(steps[0]).toMatchObject({ epoch: 1, step: 0, skipped: false });
+    expect(Object.keys(steps[0].gradNorms)).toEqual(['0.weight', '0.bias', '1.weight', '1.bias', '3.weight', '3.bias']);
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(config).toMatchObject({ model: 'seed', dataset: 'mnist', epochs: 1, batchSize: 128, lr: 0.01, optimizer: 'sgd', seed: 3 });
+    expect(Object.keys(load(join(out, 'model.safetensors')))).toContain('1.running_var');
+  });
+
+  it('writes report.html with its SVG charts and nothing that needs the network', () => {
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    expect(html.match(/<svg /g)).toHaveLength(4);
+    for (const title of ['Loss per epoch', 'Test accuracy per epoch', 'Loss per step', 'Gradient L2 norm per layer']) expect(html).toContain(title);
+    expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
+  });
+
+  it('eval reproduces the checkpoint\'s test accuracy', () => {
+    const metrics = JSON.parse(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim());
+    const r = cli('eval', '--checkpoint', join(out, 'model.safetensors'));
+    expect(r.status).toBe(0);
+    expect(r.out.trim()).toBe(`test loss ${metrics.testLoss.toFixed(4)}, test accuracy ${(100 * metrics.testAccuracy).toFixed(2)}% (10000 images)`);
+  });
+});
+
+describe('stablegrad explode', () => {
+  it('runs deep and deep-nobn side by side and writes one comparing report', () => {
+    const r = cli('explode', '--steps', '30', '--out', join(dir, 'explode'));
+    expect(r.status).toBe(0);
+    expect(r.out).toMatch(/^deep: finite throughout; loss [\d.]+ at step 0, [\d.]+ at step 29$/m);
+    expect(r.out).toMatch(/^deep-nobn: non-finite from step [0-2] \(loss [\d.]+ at step 0\); \d+ of 30 steps skipped; blamed: \d+\.weight/m);
+    expect(readFileSync(join(dir, 'explode', 'report.html'), 'utf8').match(/<svg /g)).toHaveLength(3);
+  });
+});
+
+describe('errors are one line and a non-zero exit, never a stack trace', () => {
+  it.each([
+    [['train', '--epochs', 'x'], 2, "stablegrad: option --epochs expects an integer >= 1 but received 'x'"],
+    [['train', '--optimizer', 'rmsprop'], 2, "stablegrad: option --optimizer expects one of sgd, adam, adamw but received 'rmsprop'"],
+    [['train', '--frobnicate', '3'], 2, 'stablegrad: unknown option --frobnicate (see stablegrad --help)'],
+    [['train', '--out', '/proc/stablegrad-cannot-write'], 2, 'stablegrad: cannot write to the output folder /proc/stablegrad-cannot-write: ENOENT: no such file or directory, mkdir \'/proc/stablegrad-cannot-write\''],
+    [['train', '--dataset', 'cifar10', '--model', 'cnn', '--data-dir', '/nonexistent', '--out', 'x'], 1, 'stablegrad: loadCifar10: /nonexistent/data_batch_1.bin does not exist (expected the binary version of CIFAR-10)'],
+    [['eval'], 2, 'stablegrad: eval needs --checkpoint FILE (a model.safetensors written by stablegrad train)'],
+    [['eval', '--checkpoint', join(root, 'package.json')], 2, /^stablegrad: load: .*package\.json is not a valid safetensors file: /],
+    [['fly'], 2, "stablegrad: unknown command 'fly' (expected train, eval or explode; see stablegrad --help)"],
+  ] as [string[], number, string | RegExp][])('%j', (args, status, message) => {
+    const r = cli(...args);
+    expect(r.status).toBe(status);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    if (typeof message === 'string') expect(r.err.trim()).toBe(message);
+    else expect(r.err.trim()).toMatch(message);
+  });
+});
