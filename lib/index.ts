@@ -1,13 +1,13 @@
 /**
  * stablegrad: train neural networks on the CPU from Node.js.
  *
- * Tensors with autograd (tensor.ts) run on `backend()`, the selected implementation of the
- * `Backend` contract (SIMD C++ through N-API, or the pure-TypeScript fallback); `backendInfo()`
- * says which one runs.
+ * Tensors with autograd (tensor.ts), nn modules, losses and optimizers, data loading and the
+ * training loop, all running on `backend()`: the selected implementation of the `Backend`
+ * contract (SIMD C++ through N-API, or the pure-TypeScript fallback); `backendInfo()` says which.
  */
 export { backend, backendInfo, type BackendInfo } from './backend/index.js';
 export type { Backend, Isa, KernelInfo } from './backend/types.js';
-export { manualSeed } from './random.js';
+export { Generator, manualSeed } from './random.js';
 export {
   Tensor, tensor, zeros, ones, randn, rand, arange, noGrad, isGradEnabled,
   add, sub, mul, div, matmul, sum, mean, max, argmax, pow, exp, log, relu, sigmoid, tanh, softmax, logSoftmax,
@@ -17,6 +17,5 @@ export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export { load, save } from './io/safetensors.js';
 export * from './data/index.js';
-export { Generator } from './random.js';
 export { evaluate, fit, TrainingDivergedError, type EpochRecord, type FitOptions, type Loss, type StepRecord } from './train/fit.js';
 export { makeModel, MODEL_NAMES, type ModelName } from './models.js';
