@@ -97,22 +97,18 @@ abstract class BatchNormBase extends Module {
 
   protected abstract checkInput(x: Tensor): void;
 
-  /** Runs BatchNorm, optionally fused with a ReLU (see nn.utils for fusing a following ReLU). */
+  /** Runs BatchNorm, optionally fused with the ReLU that follows it (one pass forward and backward). */
   forwardWith(x: Tensor, relu: boolean): Tensor {
     this.checkInput(x);
-    const useBatchStats = this.training || this.runningMean === null;
-    let factor = 0;
-    if (this.training && this.numBatchesTracked) {
-      // a batch of one per channel must fail before any state changes
-      const S = x.shape.slice(2).reduce((p, d) => p * d, 1);
-      if (x.shape[0] * S <= 1) throw new RangeError(`Expected more than 1 value per channel when training, got input size ${fmt(x.shape)}`);
-      this.numBatchesTracked.data[0] += 1;
-      factor = this.momentum ?? 1 / this.numBatchesTracked.data[0];
-    }
-    return batchNorm(x, {
-      runningMean: this.runningMean, runningVar: this.runningVar,
-      weight: this.weight, bias: this.bias, training: useBatchStats, factor, eps: this.eps, relu,
+    const counts = this.training && this.numBatchesTracked !== null;
+    // the batch is counted only once batchNorm has accepted it, so a rejected batch changes no state
+    const factor = counts ? this.momentum ?? 1 / (this.numBatchesTracked!.data[0] + 1) : 0;
+    const y = batchNorm(x, {
+      runningMean: this.runningMean, runningVar: this.runningVar, weight: this.weight, bias: this.bias,
+      training: this.training || this.runningMean === null, factor, eps: this.eps, relu,
     });
+    if (counts) this.numBatchesTracked!.data[0] += 1;
+    return y;
   }
 
   forward(x: Tensor): Tensor {
