@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
-import { Tensor } from '../tensor.js';
+import { sizeOf, Tensor } from '../tensor.js';
 
 const DTYPES: Record<string, { bytes: number; read: (v: DataView, o: number) => number }> = {
   F32: { bytes: 4, read: (v, o) => v.getFloat32(o, true) },
@@ -94,7 +94,7 @@ export function load(path: string): Record<string, Tensor> {
     const shape = entry.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) bad(`${name} has an invalid shape ${JSON.stringify(shape)}`);
     const [begin, end] = Array.isArray(entry.data_offsets) ? entry.data_offsets : [NaN, NaN];
-    const count = shape.reduce((p, d) => p * d, 1);
+    const count = sizeOf(shape);
     if (!(Number.isInteger(begin) && Number.isInteger(end) && 0 <= begin && begin <= end && end <= dataLength))
       bad(`${name} has data offsets ${JSON.stringify(entry.data_offsets)} outside the ${dataLength} bytes of data`);
     if (end - begin !== count * type.bytes)

@@ -1,7 +1,8 @@
 /** Conv2d (im2col + one GEMM per image), MaxPool2d and AvgPool2d, LayerNorm. */
 import { backend } from '../backend/index.js';
-import { uniform } from '../random.js';
-import { add, fmt, mean, mul, ones, pow, record, sub, Tensor, zeros } from '../tensor.js';
+import { checkPositiveInt } from '../check.js';
+import { add, fmt, mean, mul, ones, pow, record, sizeOf, sub, Tensor, zeros } from '../tensor.js';
+import { uniformTensor } from './layers.js';
 import { Module } from './module.js';
 
 type Pair = number | [number, number];
@@ -36,19 +37,14 @@ export class Conv2d extends Module {
   constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair,
     options: { stride?: Pair; padding?: Pair; bias?: boolean } = {}) {
     super();
-    if (!Number.isInteger(inChannels) || inChannels < 1 || !Number.isInteger(outChannels) || outChannels < 1)
-      throw new RangeError(`Conv2d: expected positive integer channel counts but received ${inChannels}, ${outChannels}`);
+    checkPositiveInt('Conv2d', 'inChannels', inChannels);
+    checkPositiveInt('Conv2d', 'outChannels', outChannels);
     this.kernelSize = pair('Conv2d', 'kernelSize', kernelSize, 1);
     this.stride = pair('Conv2d', 'stride', options.stride ?? 1, 1);
     this.padding = pair('Conv2d', 'padding', options.padding ?? 0, 0);
-    const fanIn = inChannels * this.kernelSize[0] * this.kernelSize[1], bound = 1 / Math.sqrt(fanIn);
-    const init = (shape: number[]) => {
-      const t = zeros(shape);
-      for (let i = 0; i < t.size; i++) t.data[i] = (2 * uniform() - 1) * bound;
-      return t;
-    };
-    this.weight = this.registerParameter('weight', init([outChannels, inChannels, ...this.kernelSize]))!;
-    this.bias = this.registerParameter('bias', options.bias ?? true ? init([outChannels]) : null);
+    const bound = 1 / Math.sqrt(inChannels * this.kernelSize[0] * this.kernelSize[1]);
+    this.weight = this.registerParameter('weight', uniformTensor([outChannels, inChannels, ...this.kernelSize], bound))!;
+    this.bias = this.registerParameter('bias', options.bias ?? true ? uniformTensor([outChannels], bound) : null);
   }
 
   forward(x: Tensor): Tensor {
@@ -189,7 +185,7 @@ export class LayerNorm extends Module {
     const d = this.normalizedShape.length, tail = x.shape.slice(-d);
     if (x.ndim < d || tail.some((s, i) => s !== this.normalizedShape[i]))
       throw new RangeError(`LayerNorm(${fmt(this.normalizedShape)}) expected input of shape [..., ${this.normalizedShape.join(', ')}] but received ${fmt(x.shape)}`);
-    const inner = this.normalizedShape.reduce((p, s) => p * s, 1);
+    const inner = sizeOf(this.normalizedShape);
     const rows = x.reshape(-1, inner);
     const centered = sub(rows, mean(rows, 1, { keepdim: true }));
     const variance = mean(mul(centered, centered), 1, { keepdim: true });

@@ -4,7 +4,8 @@
  * with ReLU), crossEntropy (softmax cross-entropy kernels), and mseLoss.
  */
 import { backend } from '../backend/index.js';
-import { fmt, mean, pow, record, sub, sum, Tensor } from '../tensor.js';
+import { describe } from '../backend/validate.js';
+import { fmt, mean, pow, record, sizeOf, sub, sum, Tensor } from '../tensor.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -61,7 +62,7 @@ export interface BatchNormArgs {
  */
 export function batchNorm(x: Tensor, a: BatchNormArgs): Tensor {
   const [N, C] = x.shape;
-  const S = x.shape.slice(2).reduce((p, d) => p * d, 1);
+  const S = sizeOf(x.shape.slice(2));
   const k = backend();
   const y = new Float32Array(x.size);
   const w = a.weight?.data ?? null, b = a.bias?.data ?? null, relu = a.relu ?? false;
@@ -102,10 +103,6 @@ export function classTargets(fn: string, target: Tensor | Int32Array | Uint8Arra
     t[i] = v;
   }
   return t;
-}
-
-function describe(v: unknown): string {
-  return v === null ? 'null' : ArrayBuffer.isView(v) ? v.constructor.name : typeof v;
 }
 
 function checkReduction(fn: string, reduction: string): void {

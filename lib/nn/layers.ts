@@ -4,6 +4,7 @@ import { fmt, ones, record, relu, sigmoid, tanh, Tensor, zeros } from '../tensor
 import { backend } from '../backend/index.js';
 import { batchNorm, linear } from './functional.js';
 import { Module } from './module.js';
+import { checkPositiveInt } from '../check.js';
 
 /**
  * Runs its modules in order; their state-dict keys are their indices (`0.weight`, `1.running_mean`).
@@ -24,14 +25,8 @@ export class Sequential extends Module {
   }
 }
 
-function checkPositiveInt(fn: string, name: string, v: unknown): number {
-  if (typeof v !== 'number') throw new TypeError(`${fn}: expected ${name} to be a number but received ${typeof v}`);
-  if (!Number.isInteger(v) || v < 1) throw new RangeError(`${fn}: expected ${name} to be a positive integer but received ${v}`);
-  return v;
-}
-
 /** Values uniform in [-bound, bound) from the seeded generator. */
-function uniformTensor(shape: number[], bound: number): Tensor {
+export function uniformTensor(shape: number[], bound: number): Tensor {
   const t = zeros(shape);
   for (let i = 0; i < t.size; i++) t.data[i] = (2 * uniform() - 1) * bound;
   return t;

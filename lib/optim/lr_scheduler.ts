@@ -1,11 +1,6 @@
 /** Learning-rate schedulers, as torch.optim.lr_scheduler (closed forms; step() once per epoch). */
+import { checkPositiveInt } from '../check.js';
 import type { Optimizer } from './optimizer.js';
-
-function positiveInteger(fn: string, name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
-    throw new RangeError(`${fn}: expected ${name} to be a positive integer but received ${v}`);
-  return v;
-}
 
 abstract class LRScheduler {
   /** Epochs stepped so far. */
@@ -36,7 +31,7 @@ export class StepLR extends LRScheduler {
   readonly gamma: number;
   constructor(optimizer: Optimizer<{ lr: number }>, options: { stepSize: number; gamma?: number }) {
     super(optimizer);
-    this.stepSize = positiveInteger('StepLR', 'stepSize', options?.stepSize);
+    this.stepSize = checkPositiveInt('StepLR', 'stepSize', options?.stepSize);
     this.gamma = options.gamma ?? 0.1;
   }
   protected lrAt(baseLr: number, epoch: number): number {
@@ -54,7 +49,7 @@ export class CosineAnnealingLR extends LRScheduler {
   readonly etaMin: number;
   constructor(optimizer: Optimizer<{ lr: number }>, options: { tMax: number; etaMin?: number }) {
     super(optimizer);
-    this.tMax = positiveInteger('CosineAnnealingLR', 'tMax', options?.tMax);
+    this.tMax = checkPositiveInt('CosineAnnealingLR', 'tMax', options?.tMax);
     this.etaMin = options.etaMin ?? 0;
   }
   protected lrAt(baseLr: number, epoch: number): number {
