@@ -480,6 +480,27 @@ Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- Machine probes (for npm run bench; not part of the Backend interface) -------------------------
+
+// fmaPeak(iters) -> FLOPs done by `iters` rounds of register-only FMAs on every pool thread
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  Args a(info, "fmaPeak", 1);
+  const int64_t iters = a.size(0, "iters", 1);
+  return Napi::Number::New(info.Env(), kernels().fma_peak(iters));
+}
+
+// triad(a, b, c, s): a = b + s * c
+Napi::Value Triad(const Napi::CallbackInfo& info) {
+  Args a(info, "triad", 4);
+  const int64_t n = a.length(0, "a");
+  float* out = a.f32(0, "a", n);
+  const float* b = a.f32(1, "b", n);
+  const float* c = a.f32(2, "c", n);
+  const float s = a.number(3, "s");
+  kernels().triad(out, b, c, s, n);
+  return info.Env().Undefined();
+}
+
 // ---- Runtime configuration -----------------------------------------------------------------------
 
 Napi::Object InfoObject(Napi::Env env) {
@@ -558,6 +579,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   SG_EXPORT("maxPool2dBackward", MaxPool2dBackward);
   SG_EXPORT("info", Info);
   SG_EXPORT("setIsa", SetIsa);
+  SG_EXPORT("fmaPeak", FmaPeak);
+  SG_EXPORT("triad", Triad);
   SG_EXPORT("setThreads", SetThreads);
   return exports;
 }

@@ -95,18 +95,26 @@ void pack_b_panel(float* bp, const float* B, int64_t ldb, bool trans_b, int64_t 
       }
     }
   } else {
-    for (int64_t jj = 0; jj < nr; jj++) {
-      const float* src = B + (j + jj) * ldb + p0;  // op(B)[k][j] = B[j][k]
-      for (int64_t k = 0; k < kc; k++) bp[k * NR + jj] = src[k];
+    // op(B)[k][j] = B[j][k]: NR source rows read side by side, each destination row written whole
+    const float* src[NR];
+    for (int64_t jj = 0; jj < NR; jj++) src[jj] = B + (j + imin(jj, nr - 1)) * ldb + p0;
+    for (int64_t k = 0; k < kc; k++) {
+      float* dst = bp + k * NR;
+#pragma GCC unroll 32
+      for (int jj = 0; jj < NR; jj++) dst[jj] = jj < nr ? src[jj][k] : 0.0f;
     }
-    for (int64_t jj = nr; jj < NR; jj++)
-      for (int64_t k = 0; k < kc; k++) bp[k * NR + jj] = 0.0f;
   }
 }
 
 // c (mr, nr) = alpha * a-panel . b-panel + beta * c, with (MR, NR) computed in registers.
-inline void microkernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta,
+__attribute__((noinline)) void microkernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta,
                         int64_t mr, int64_t nr) {
+  // C's tile is touched once per KC block, long after it left the caches: ask for it now so that it
+  // has arrived by the time the KC loop (hundreds of cycles) ends
+  for (int64_t i = 0; i < mr; i++) {
+    __builtin_prefetch(c + i * ldc, 1);
+    __builtin_prefetch(c + i * ldc + NR - 1, 1);
+  }
   vf acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; i++)
@@ -177,6 +185,12 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
   const bool par = threads > 1 && (double)M * (double)N * (double)K >= 262144.0;
   Workspace& ws = workspace;
   ws.ensure(par ? threads : 1);
+  // Row blocks of at most MC rows, as many as a multiple of the thread count when there are enough
+  // rows, and equal in size (to MR): M = 512 in blocks of 192 would give one core 384 rows and the
+  // other 128; four blocks of 132 give each 264.
+  int64_t mblocks = (M + MC - 1) / MC;
+  if (par && mblocks >= threads) mblocks = (mblocks + threads - 1) / threads * threads;
+  const int64_t mc_step = ((M + mblocks - 1) / mblocks + MR - 1) / MR * MR;
 
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = imin(NC, N - jc);
@@ -196,14 +210,14 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
 
       // Tasks: MC row blocks, each split over panel ranges when there are fewer blocks than threads
       // (a batch-64 layer is one row block; both cores then share it by columns).
-      const int64_t mblocks = (M + MC - 1) / MC;
+      const int64_t mblocks = (M + mc_step - 1) / mc_step;
       const int64_t nsplit = par && mblocks < threads ? imin(panels, (threads + mblocks - 1) / mblocks) : 1;
       auto compute = [&](int64_t begin, int64_t end, int tid) {
         float* ap = ws.a + (int64_t)tid * MC * KC;
         int64_t packed = -1;
         for (int64_t t = begin; t < end; t++) {
           const int64_t mb = t / nsplit, ns = t % nsplit;
-          const int64_t i0 = mb * MC, mc = imin(MC, M - i0);
+          const int64_t i0 = mb * mc_step, mc = imin(mc_step, M - i0);
           if (packed != mb) {
             pack_a(ap, A, lda, trans_a, i0, mc, pc, kc);
             packed = mb;

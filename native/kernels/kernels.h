@@ -80,6 +80,11 @@ struct Kernels {
                      int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW);
   void (*max_pool2d_backward)(float* dx, const float* dy, const int32_t* indices, int64_t N, int64_t C, int64_t H,
                               int64_t W, int64_t OH, int64_t OW);
+
+  // Machine probes for the benchmark (probe.cpp): FMA throughput in registers on every pool thread
+  // (returns the FLOPs done), and STREAM's triad a (n) = b (n) + s * c (n).
+  double (*fma_peak)(int64_t iters);
+  void (*triad)(float* a, const float* b, const float* c, float s, int64_t n);
 };
 
 static inline int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad) {

@@ -39,6 +39,8 @@ void col2im(float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, i
 void max_pool2d(float*, int32_t*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                 int64_t, int64_t);
 void max_pool2d_backward(float*, const float*, const int32_t*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+double fma_peak(int64_t);
+void triad(float*, const float*, const float*, float, int64_t);
 
 #define SG_STR2(x) #x
 #define SG_STR(x) SG_STR2(x)
@@ -50,7 +52,7 @@ extern const Kernels table = {
     relu_backward,       leaky_relu,     leaky_relu_backward,     sigmoid,                sigmoid_backward,
     tanh,                tanh_backward,  sum,                     sum_squares,            max_rows,
     softmax_xent_forward, softmax_xent_backward, sgd_step,        adam_step,              im2col,
-    col2im,              max_pool2d,     max_pool2d_backward,
+    col2im,              max_pool2d,     max_pool2d_backward,     fma_peak,               triad,
 };
 
 }  // namespace SG_NS
