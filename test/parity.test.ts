@@ -59,18 +59,20 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
     });
   });
 
-  it('sgemm: blocked sizes past one cache block (M=300, N=3100, K=520) and beta=0 ignores NaN in C', () => {
+  it('sgemm: blocked sizes past one cache block (M=300, N=3100, K=520), every transpose, and beta=0 ignores NaN in C', () => {
     withIsa(isa, () => {
       const rng = new Rng(2);
-      for (const [M, N, K] of [[300, 70, 520], [13, 3100, 200], [500, 500, 500]]) {
-        const A = rng.f32(M * K), B = rng.f32(K * N);
-        const [cn, ct] = both((b) => {
-          const C = new Float32Array(M * N).fill(NaN);
-          b.sgemm(C, A, B, M, N, K, false, false, 1, 0, K, N, N);
-          return C;
-        });
-        expect(gemmBoundRatio(cn, ct, A, B, new Float32Array(M * N), M, N, K, false, false, 1, 0, K, N, N)).toBeLessThan(2);
-      }
+      for (const [M, N, K] of [[300, 70, 520], [13, 3100, 200], [500, 500, 500], [64, 500, 784], [500, 784, 64]])
+        for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]]) {
+          const A = rng.f32(M * K), B = rng.f32(K * N);
+          const lda = ta ? M : K, ldb = tb ? K : N;
+          const [cn, ct] = both((b) => {
+            const C = new Float32Array(M * N).fill(NaN);
+            b.sgemm(C, A, B, M, N, K, ta, tb, 1, 0, lda, ldb, N);
+            return C;
+          });
+          expect(gemmBoundRatio(cn, ct, A, B, new Float32Array(M * N), M, N, K, ta, tb, 1, 0, lda, ldb, N)).toBeLessThan(2);
+        }
     });
   });
 

@@ -95,13 +95,13 @@ void pack_b_panel(float* bp, const float* B, int64_t ldb, bool trans_b, int64_t 
       }
     }
   } else {
-    // op(B)[k][j] = B[j][k]: NR source rows read side by side, each destination row written whole
-    const float* src[NR];
-    for (int64_t jj = 0; jj < NR; jj++) src[jj] = B + (j + imin(jj, nr - 1)) * ldb + p0;
+    // op(B)[k][j] = B[j][k]: 8 x 8 blocks transposed in registers, the edges one float at a time
+    const int64_t nr8 = nr / 8 * 8, kc8 = kc / 8 * 8;
+    for (int64_t jj = 0; jj < nr8; jj += 8)
+      for (int64_t k = 0; k < kc8; k += 8) transpose8x8(bp + k * NR + jj, NR, B + (j + jj) * ldb + p0 + k, ldb);
     for (int64_t k = 0; k < kc; k++) {
       float* dst = bp + k * NR;
-#pragma GCC unroll 32
-      for (int jj = 0; jj < NR; jj++) dst[jj] = jj < nr ? src[jj][k] : 0.0f;
+      for (int64_t jj = k < kc8 ? nr8 : 0; jj < NR; jj++) dst[jj] = jj < nr ? B[(j + jj) * ldb + p0 + k] : 0.0f;
     }
   }
 }
