@@ -15,8 +15,54 @@ export type NestedArray = number | NestedArray[];
 interface Node {
   op: string;
   inputs: Tensor[];
-  /** gradients for the inputs (null where an input needs none), from the output's gradient */
+  /**
+   * gradients for the inputs, from the output's gradient: null where an input needs none, or where
+   * the op has already added its gradient into the input's .grad itself (see leafGradInto)
+   */
   backward(grad: Float32Array): (Float32Array | null)[];
+}
+
+// Gradient arrays that backward() takes back for reuse once they have been passed on: a training
+// step allocates the same sizes every time, and a fresh Float32Array of a few hundred kilobytes
+// costs tens of microseconds in page faults and zeroing, more than the kernel that fills it.
+const scratchPool = new Map<number, Float32Array[]>();
+const scratchIssued = new WeakSet<Float32Array>();
+const SCRATCH_PER_SIZE = 4;
+
+/**
+ * @internal An array for a backward closure to fill completely with a gradient (its contents on
+ * return are arbitrary). backward() reuses it once the gradient has been consumed.
+ */
+export function gradScratch(n: number): Float32Array {
+  const a = scratchPool.get(n)?.pop() ?? new Float32Array(n);
+  scratchIssued.add(a);
+  return a;
+}
+
+/** Takes back a gradScratch array that nothing refers to any more; ignores any other array. */
+function recycle(a: Float32Array): void {
+  if (!scratchIssued.delete(a)) return;
+  let list = scratchPool.get(a.length);
+  if (!list) scratchPool.set(a.length, (list = []));
+  if (list.length < SCRATCH_PER_SIZE) list.push(a);
+}
+
+/**
+ * @internal Clears p's gradient: drops it (setToNone, PyTorch's default) or zeroes it in place, which
+ * keeps the array, so that the next backward adds into it instead of allocating (see leafGradInto).
+ */
+export function zeroGradOf(p: Tensor, setToNone: boolean): void {
+  if (setToNone) p.grad = null;
+  else p.grad?.data.fill(0);
+}
+
+/**
+ * @internal The .grad array of t when t is a leaf that requires grad and already has a gradient:
+ * a backward closure may add its gradient for t into it directly (and return null for t), which
+ * saves allocating the gradient and a pass to add it. Null otherwise.
+ */
+export function leafGradInto(t: Tensor): Float32Array | null {
+  return t.requiresGrad && !t.node && t.grad ? t.grad.data : null;
 }
 
 let gradEnabled = true;
@@ -179,18 +225,33 @@ export class Tensor {
       const node = t.node;
       if (!node) {
         // a leaf: accumulate, as PyTorch does across backward() calls until zeroGrad
-        if (t.grad) backend().axpy(t.grad.data, g, 1);
-        else t.grad = new Tensor(g, [...t.shape]);
+        if (t.grad) {
+          backend().axpy(t.grad.data, g, 1);
+          recycle(g);
+        } else {
+          scratchIssued.delete(g); // the user's now
+          t.grad = new Tensor(g, [...t.shape]);
+        }
         continue;
       }
       const inputGrads = node.backward(g);
+      const stored = new Set<ArrayBufferLike>(); // buffers now owned by pending gradients
+      const consumed: Float32Array[] = [g]; // arrays added into others: dead after this node
       node.inputs.forEach((input, i) => {
         const ig = inputGrads[i];
         if (!ig || !input.requiresGrad) return;
         const acc = grads.get(input);
-        if (acc) backend().axpy(acc, ig, 1);
-        else grads.set(input, ig === g ? new Float32Array(ig) : ig);
+        if (acc) {
+          backend().axpy(acc, ig, 1);
+          consumed.push(ig);
+        } else {
+          // g itself, or an array handed back twice, is copied: each pending gradient owns its array
+          const own = ig.buffer === g.buffer || stored.has(ig.buffer) ? new Float32Array(ig) : ig;
+          grads.set(input, own);
+          stored.add(own.buffer);
+        }
       });
+      for (const a of consumed) if (!stored.has(a.buffer)) recycle(a);
       t.node = RELEASED; // release the graph as we go: the inputs become unreachable from here
     }
   }
@@ -456,7 +517,7 @@ export const exp = (x: Tensor) => unary('exp', x, (o, v) => o.set(map(v, Math.ex
 export const log = (x: Tensor) => unary('log', x, (o, v) => o.set(map(v, Math.log)), (g, v) => map(g, (d, i) => d / v[i]));
 /** max(0, x) elementwise (NaN stays NaN). @example relu(x) */
 export const relu = (x: Tensor) => unary('relu', x, (o, v) => backend().relu(o, v), (g, v) => {
-  const dx = new Float32Array(g.length);
+  const dx = gradScratch(g.length);
   backend().reluBackward(dx, g, v);
   return dx;
 });

@@ -5,9 +5,16 @@
  */
 import { backend } from '../backend/index.js';
 import { describe } from '../backend/validate.js';
-import { fmt, mean, pow, record, sizeOf, sub, sum, Tensor } from '../tensor.js';
+import { fmt, gradScratch, leafGradInto, mean, pow, record, sizeOf, sub, sum, Tensor } from '../tensor.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
+
+let ones = new Float32Array(0);
+/** n ones (a shared array: read it, never write it). */
+function onesOf(n: number): Float32Array {
+  if (ones.length < n) ones = new Float32Array(Math.max(n, 2 * ones.length)).fill(1);
+  return ones.subarray(0, n);
+}
 
 /**
  * y = x W^T + b for x (N, in), W (out, in), b (out).
@@ -27,16 +34,19 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   return record('linear', y, [N, out], inputs, (g) => {
     let dx: Float32Array | null = null, dw: Float32Array | null = null, db: Float32Array | null = null;
     if (x.requiresGrad) {
-      dx = new Float32Array(N * inF); // dx (N, in) = g (N, out) . W (out, in)
+      dx = gradScratch(N * inF); // dx (N, in) = g (N, out) . W (out, in)
       backend().sgemm(dx, g, weight.data, N, inF, out, false, false, 1, 0, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1));
     }
+    // the parameters' gradients go straight into their .grad when it exists (beta = 1 adds)
     if (weight.requiresGrad) {
-      dw = new Float32Array(out * inF); // dW (out, in) = g^T (out, N) . x (N, in)
-      backend().sgemm(dw, g, x.data, out, inF, N, true, false, 1, 0, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1));
+      const into = leafGradInto(weight); // dW (out, in) = g^T (out, N) . x (N, in)
+      if (!into) dw = new Float32Array(out * inF);
+      backend().sgemm(into ?? dw!, g, x.data, out, inF, N, true, false, 1, into ? 1 : 0, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1));
     }
     if (bias?.requiresGrad) {
-      db = new Float32Array(out);
-      for (let n = 0; n < N; n++) backend().axpy(db, g.subarray(n * out, (n + 1) * out), 1);
+      const into = leafGradInto(bias); // db (1, out) = ones (1, N) . g (N, out)
+      if (!into) db = new Float32Array(out);
+      backend().sgemm(into ?? db!, onesOf(N), g, 1, out, N, false, false, 1, into ? 1 : 0, Math.max(N, 1), Math.max(out, 1), Math.max(out, 1));
     }
     return [dx, dw, db];
   });
@@ -80,7 +90,7 @@ export function batchNorm(x: Tensor, a: BatchNormArgs): Tensor {
   }
   const inputs = [x, ...(a.weight ? [a.weight] : []), ...(a.bias ? [a.bias] : [])];
   return record(relu ? 'batchNormRelu' : 'batchNorm', y, [...x.shape], inputs, (g) => {
-    const dx = x.requiresGrad ? new Float32Array(x.size) : null;
+    const dx = x.requiresGrad ? gradScratch(x.size) : null;
     const dw = a.weight?.requiresGrad ? new Float32Array(C) : null;
     const db = a.bias?.requiresGrad ? new Float32Array(C) : null;
     k.batchnormBackward(dx, dw, db, g, x.data, mean, invstd, w, relu ? y : null, N, C, S, a.training);
@@ -130,7 +140,7 @@ export function crossEntropy(logits: Tensor, target: Tensor | Int32Array | Uint8
   const out = reduction === 'none' ? losses : Float32Array.of(reduction === 'mean' ? total / R : total);
   return record('crossEntropy', out, reduction === 'none' ? [R] : [], [logits], (g) => {
     const dl = reduction === 'none' ? g : new Float32Array(R).fill(reduction === 'mean' ? g[0] / R : g[0]);
-    const dz = new Float32Array(R * K);
+    const dz = gradScratch(R * K);
     backend().softmaxCrossEntropyBackward(dz, logits.data, t, dl, R, K, ls);
     return [dz];
   });

@@ -21,7 +21,19 @@ export class Sequential extends Module {
     this.layers = layers;
   }
   forward(x: Tensor): Tensor {
-    return this.layers.reduce((h, m) => m.forward(h), x);
+    let h = x;
+    for (let i = 0; i < this.layers.length; i++) {
+      const m = this.layers[i], next = this.layers[i + 1];
+      // BatchNorm then ReLU runs as one fused kernel forward and backward: the same values, one
+      // pass and one array fewer each way (not for subclasses, whose forward may differ)
+      if (m instanceof BatchNormBase && m.forward === BatchNormBase.prototype.forward && next?.constructor === ReLU) {
+        h = m.forwardWith(h, true);
+        i++;
+      } else {
+        h = m.forward(h);
+      }
+    }
+    return h;
   }
 }
 

@@ -3,7 +3,7 @@
  * buffers and children are kept in registration order, which fixes the state-dict order and keys
  * exactly as PyTorch's (`0.weight`, `1.running_mean`, `1.num_batches_tracked`).
  */
-import { fmt, Tensor } from '../tensor.js';
+import { fmt, Tensor, zeroGradOf } from '../tensor.js';
 
 export abstract class Module {
   /** Whether the module is in training mode (see train() and eval()). */
@@ -74,9 +74,9 @@ export abstract class Module {
     return this.train(false);
   }
 
-  /** Clears the gradients of every parameter (sets them to null, as PyTorch's set_to_none). */
-  zeroGrad(): void {
-    for (const p of this.parameters()) p.grad = null;
+  /** Clears the gradients of every parameter: sets them to null, or zeroes them in place (see Optimizer.zeroGrad). */
+  zeroGrad(setToNone = true): void {
+    for (const p of this.parameters()) zeroGradOf(p, setToNone);
   }
 
   /**

@@ -1,5 +1,5 @@
 /** Optimizer base: parameter groups with per-group options, zeroGrad, and a PyTorch-shaped stateDict. */
-import { Tensor } from '../tensor.js';
+import { Tensor, zeroGradOf } from '../tensor.js';
 
 export interface ParamGroup<O> {
   params: Tensor[];
@@ -30,9 +30,13 @@ export abstract class Optimizer<O extends { lr: number }> {
   /** One update of every parameter that has a gradient. */
   abstract step(): void;
 
-  /** Clears the gradients of every parameter in every group (sets them to null). */
-  zeroGrad(): void {
-    for (const g of this.paramGroups) for (const p of g.params) p.grad = null;
+  /**
+   * Clears the gradients of every parameter in every group: sets them to null (setToNone, the
+   * default, as PyTorch), or zeroes them in place, keeping the arrays for the next backward to add
+   * into (PyTorch's set_to_none=False; a .grad read earlier then changes with the next backward).
+   */
+  zeroGrad(setToNone = true): void {
+    for (const g of this.paramGroups) for (const p of g.params) zeroGradOf(p, setToNone);
   }
 
   /** Per-parameter state by the parameter's index across groups, as PyTorch. */

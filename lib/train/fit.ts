@@ -112,7 +112,7 @@ export function fit(model: Module, options: FitOptions): { epochs: EpochRecord[]
     let lossSum = 0, lossCount = 0, samples = 0, skipped = 0;
     for (const [x, y] of train) {
       if (options.maxSteps !== undefined && step >= options.maxSteps) break;
-      optimizer.zeroGrad();
+      optimizer.zeroGrad(false); // gradients zeroed in place: backward adds into the same arrays every step
       const loss = lossFn.forward(model.forward(x), y);
       loss.backward();
       const value = loss.item();
@@ -132,7 +132,7 @@ export function fit(model: Module, options: FitOptions): { epochs: EpochRecord[]
         skipped++;
         consecutiveBad++;
         firstBad ??= record;
-        optimizer.zeroGrad();
+        optimizer.zeroGrad(false);
       } else {
         consecutiveBad = 0;
         if (options.clipGradNorm !== undefined) clip(model.parameters(), options.clipGradNorm);

@@ -15,7 +15,7 @@
 // Backward (eval): mean and invstd are constants, so dx = dy*weight*invstd.
 // Two layouts, two loop orders: (N, C, S) walks each channel's contiguous planes with vector lanes
 // and splits channels over threads; (N, C) is contiguous along C, so it vectorises across channels
-// (tiles of kTile) with per-channel double accumulators and splits tiles over threads.
+// (VL at a time, walked down the rows, float lanes flushed to double) and splits those over threads.
 #include <cstdlib>
 #include <new>
 
@@ -27,7 +27,6 @@ namespace SG_NS {
 namespace {
 
 constexpr int64_t kFlush = 1024;  // float lanes are flushed into a double sum every kFlush values
-constexpr int64_t kTile = 64;     // channels per tile in the (N, C) layout
 
 // grain (channels per task) so that each task touches at least ~32K values
 inline int64_t channel_grain(int64_t per_channel) { return imax(1, 32768 / imax(1, per_channel)); }
@@ -135,6 +134,39 @@ void dx_run(float* dx, const float* dy, const float* x, const float* y, int64_t 
   }
 }
 
+// The (N, C) layout, VL channels at a time: column groups, and loads/stores of `lanes` channels
+int64_t column_groups(int64_t C) { return (C + VL - 1) / VL; }
+inline vf load_lanes(const float* p, int lanes) { return lanes == VL ? vload(p) : vload_tail(p, lanes); }
+inline void store_lanes(float* p, vf v, int lanes) {
+  if (lanes == VL)
+    vstore(p, v);
+  else
+    vstore_tail(p, v, lanes);
+}
+
+inline void flush_lanes(vf v, double* total) {
+  float lanes[VL];
+  vstore(lanes, v);
+  for (int l = 0; l < VL; l++) total[l] += (double)lanes[l];
+}
+
+// total[l] += sum over rows n of value(n)[l]: float lanes, flushed into double every kFlushRows rows
+constexpr int64_t kFlushRows = 64;
+template <class Value>
+void column_sums(double* total, int64_t N, const Value& value) {
+  for (int64_t b = 0; b < N; b += kFlushRows) {
+    const int64_t e = imin(N, b + kFlushRows);
+    vf s0 = vzero(), s1 = vzero();
+    int64_t n = b;
+    for (; n + 2 <= e; n += 2) {  // two chains: the adds' latency, not their throughput, bounds one
+      s0 = vadd(s0, value(n));
+      s1 = vadd(s1, value(n + 1));
+    }
+    if (n < e) s0 = vadd(s0, value(n));
+    flush_lanes(vadd(s0, s1), total);
+  }
+}
+
 struct ChannelStats {
   double mean, var_sum;  // var_sum = sum((x - mean)^2)
 };
@@ -175,37 +207,28 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
     });
     return;
   }
-  const int64_t tiles = (C + kTile - 1) / kTile;
-  parallel(tiles, channel_grain(N * kTile), [&](int64_t t0, int64_t t1, int) {
-    for (int64_t t = t0; t < t1; t++) {
-      const int64_t c0 = t * kTile, w = imin(kTile, C - c0);
-      double sum[kTile] = {0}, sq[kTile] = {0};
-      float mean_f[kTile], a[kTile], b[kTile];
+  // (N, C): VL channels at a time, walked down the N rows (rows are C floats apart)
+  parallel(column_groups(C), channel_grain(N * VL), [&](int64_t g0, int64_t g1, int) {
+    for (int64_t grp = g0; grp < g1; grp++) {
+      const int64_t c = grp * VL;
+      const int lanes = (int)imin(VL, C - c);
+      double sum[VL] = {0}, sq[VL] = {0};
+      column_sums(sum, N, [&](int64_t n) { return load_lanes(x + n * C + c, lanes); });
+      float mean_f[VL] = {0}, a[VL] = {0}, b[VL] = {0};
+      for (int l = 0; l < lanes; l++) mean_f[l] = (float)(sum[l] / (double)N);
+      const vf vm = vload(mean_f);
+      column_sums(sq, N, [&](int64_t n) {
+        const vf d = vsub(load_lanes(x + n * C + c, lanes), vm);  // dead lanes: 0 - 0
+        return vmul(d, d);
+      });
+      for (int l = 0; l < lanes; l++)
+        finish_channel(c + l, ChannelStats{sum[l] / (double)N, sq[l]}, N, eps, momentum, weight, bias, save_mean,
+                       save_invstd, running_mean, running_var, a[l], b[l]);
+      const vf va = vload(a), vb = vload(b), zero = vzero();
       for (int64_t n = 0; n < N; n++) {
-        const float* row = x + n * C + c0;
-        for (int64_t j = 0; j < w; j++) sum[j] += (double)row[j];
-      }
-      for (int64_t j = 0; j < w; j++) mean_f[j] = (float)(sum[j] / (double)N);
-      for (int64_t n = 0; n < N; n++) {
-        const float* row = x + n * C + c0;
-        for (int64_t j = 0; j < w; j++) {
-          const float d = row[j] - mean_f[j];
-          sq[j] += (double)(d * d);
-        }
-      }
-      for (int64_t j = 0; j < w; j++)
-        finish_channel(c0 + j, ChannelStats{sum[j] / (double)N, sq[j]}, N, eps, momentum, weight, bias, save_mean,
-                       save_invstd, running_mean, running_var, a[j], b[j]);
-      for (int64_t n = 0; n < N; n++) {
-        const float* row = x + n * C + c0;
-        float* out = y + n * C + c0;
-        if (relu)
-          for (int64_t j = 0; j < w; j++) {
-            const float v = row[j] * a[j] + b[j];
-            out[j] = v < 0.0f ? 0.0f : v;
-          }
-        else
-          for (int64_t j = 0; j < w; j++) out[j] = row[j] * a[j] + b[j];
+        vf v = vfma(load_lanes(x + n * C + c, lanes), va, vb);
+        if (relu) v = vmax(zero, v);
+        store_lanes(y + n * C + c, v, lanes);
       }
     }
   });
@@ -279,31 +302,38 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
     });
     return;
   }
-  const int64_t tiles = (C + kTile - 1) / kTile;
-  parallel(tiles, channel_grain(N * kTile), [&](int64_t t0, int64_t t1, int) {
-    for (int64_t t = t0; t < t1; t++) {
-      const int64_t c0 = t * kTile, w = imin(kTile, C - c0);
-      double sum_dy[kTile] = {0}, dot[kTile] = {0};
-      float m[kTile], gm[kTile], k[kTile], sc[kTile];
-      for (int64_t j = 0; j < w; j++) m[j] = mean[c0 + j];
-      for (int64_t n = 0; n < N; n++) {
-        const float *g = dy + n * C + c0, *xr = x + n * C + c0, *yr = y ? y + n * C + c0 : nullptr;
-        for (int64_t j = 0; j < w; j++) {
-          const float gj = (!yr || yr[j] > 0.0f) ? g[j] : 0.0f;
-          sum_dy[j] += (double)gj;
-          dot[j] += (double)(gj * (xr[j] - m[j]));
-        }
-      }
-      for (int64_t j = 0; j < w; j++) coefficients(c0 + j, sum_dy[j], dot[j], gm[j], k[j], sc[j]);
-      if (dx)
-        for (int64_t n = 0; n < N; n++) {
-          const float *g = dy + n * C + c0, *xr = x + n * C + c0, *yr = y ? y + n * C + c0 : nullptr;
-          float* out = dx + n * C + c0;
-          for (int64_t j = 0; j < w; j++) {
-            const float gj = (!yr || yr[j] > 0.0f) ? g[j] : 0.0f;
-            out[j] = train ? (gj - gm[j] - (xr[j] - m[j]) * k[j]) * sc[j] : gj * sc[j];
+  // (N, C): VL channels at a time, walked down the N rows
+  parallel(column_groups(C), channel_grain(N * VL), [&](int64_t g0, int64_t g1, int) {
+    for (int64_t grp = g0; grp < g1; grp++) {
+      const int64_t c = grp * VL;
+      const int lanes = (int)imin(VL, C - c);
+      float m[VL] = {0}, gm[VL] = {0}, k[VL] = {0}, sc[VL] = {0};
+      for (int l = 0; l < lanes; l++) m[l] = mean[c + l];
+      const vf vm = vload(m);
+      auto grad_at = [&](int64_t n) {  // dy, masked by y > 0 for a fused ReLU
+        const vf g = load_lanes(dy + n * C + c, lanes);
+        return y ? vselect_pos(load_lanes(y + n * C + c, lanes), g) : g;
+      };
+      double sum_dy[VL] = {0}, dot[VL] = {0};
+      if (dweight || dbias || (dx && train))
+        for (int64_t b = 0; b < N; b += kFlushRows) {  // both sums in one pass
+          vf s = vzero(), d = vzero();
+          for (int64_t n = b; n < imin(N, b + kFlushRows); n++) {
+            const vf g = grad_at(n);
+            s = vadd(s, g);
+            d = vfma(g, vsub(load_lanes(x + n * C + c, lanes), vm), d);
           }
+          flush_lanes(s, sum_dy);
+          flush_lanes(d, dot);
         }
+      for (int l = 0; l < lanes; l++) coefficients(c + l, sum_dy[l], dot[l], gm[l], k[l], sc[l]);
+      if (!dx) continue;
+      const vf vgm = vload(gm), vk = vload(k), vsc = vload(sc);
+      for (int64_t n = 0; n < N; n++) {
+        const vf g = grad_at(n);
+        const vf r = train ? vmul(vsub(vsub(g, vgm), vmul(vsub(load_lanes(x + n * C + c, lanes), vm), vk)), vsc) : vmul(g, vsc);
+        store_lanes(dx + n * C + c, r, lanes);
+      }
     }
   });
 }
