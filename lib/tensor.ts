@@ -53,16 +53,20 @@ function recycle(a: Float32Array): void {
  */
 export function zeroGradOf(p: Tensor, setToNone: boolean): void {
   if (setToNone) p.grad = null;
-  else p.grad?.data.fill(0);
+  else if (p.gradValue) p.gradPendingZero = true; // zeroed when next read, or overwritten by backward
 }
 
 /**
- * @internal The .grad array of t when t is a leaf that requires grad and already has a gradient:
- * a backward closure may add its gradient for t into it directly (and return null for t), which
- * saves allocating the gradient and a pass to add it. Null otherwise.
+ * @internal Where a backward closure may put its gradient for t itself (returning null for t), when
+ * t is a leaf that requires grad and keeps a .grad array: into that array, adding to it (beta 1),
+ * or overwriting it (beta 0) when it is zero by zeroGrad(false), which saves allocating the
+ * gradient, zeroing it, and a pass to add it. Null otherwise.
  */
-export function leafGradInto(t: Tensor): Float32Array | null {
-  return t.requiresGrad && !t.node && t.grad ? t.grad.data : null;
+export function leafGradInto(t: Tensor): { data: Float32Array; beta: 0 | 1 } | null {
+  if (!t.requiresGrad || t.node || !t.gradValue) return null;
+  const beta = t.gradPendingZero ? 0 : 1;
+  t.gradPendingZero = false;
+  return { data: t.gradValue.data, beta };
 }
 
 let gradEnabled = true;
@@ -105,8 +109,23 @@ export class Tensor {
   readonly shape: number[];
   /** The values, contiguous and row-major. */
   readonly data: Float32Array;
+  /** @internal the gradient, read through .grad */
+  gradValue: Tensor | null = null;
+  /** @internal zeroGrad(false) was called: .grad reads as zeros, which backward may overwrite */
+  gradPendingZero = false;
   /** The accumulated gradient of a leaf tensor after backward(), else null. */
-  grad: Tensor | null = null;
+  get grad(): Tensor | null {
+    // zeroed lazily, on the first look: backward overwrites it instead (see leafGradInto)
+    if (this.gradPendingZero) {
+      this.gradPendingZero = false;
+      this.gradValue!.data.fill(0);
+    }
+    return this.gradValue;
+  }
+  set grad(value: Tensor | null) {
+    this.gradValue = value;
+    this.gradPendingZero = false;
+  }
   /** Whether operations on this tensor are recorded for autograd. */
   requiresGrad: boolean;
   /** @internal the recorded operation that produced this tensor (null for leaves and after backward) */

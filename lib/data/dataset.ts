@@ -7,6 +7,11 @@ export interface Dataset {
   readonly length: number;
   /** The samples at these indices stacked: inputs (B, ...) and class indices (B). */
   batch(indices: ArrayLike<number>): [Tensor, Int32Array];
+  /**
+   * Optional: the same batch written into the given arrays (sized for it), so that a loop can
+   * reuse one pair of arrays for every batch (DataLoader.batches({ reuse: true })).
+   */
+  batchInto?(indices: ArrayLike<number>, inputs: Float32Array, targets: Int32Array): [Tensor, Int32Array];
 }
 
 /**
@@ -27,10 +32,13 @@ export class TensorDataset implements Dataset {
     return this.targets.length;
   }
   batch(indices: ArrayLike<number>): [Tensor, Int32Array] {
-    const n = indices.length, row = this.rowSize, x = new Float32Array(n * row), y = new Int32Array(n);
+    return this.batchInto(indices, new Float32Array(indices.length * this.rowSize), new Int32Array(indices.length));
+  }
+  batchInto(indices: ArrayLike<number>, x: Float32Array, y: Int32Array): [Tensor, Int32Array] {
+    const n = indices.length, row = this.rowSize, src = this.inputs.data;
     for (let i = 0; i < n; i++) {
       const j = indices[i];
-      x.set(this.inputs.data.subarray(j * row, (j + 1) * row), i * row);
+      x.set(src.subarray(j * row, (j + 1) * row), i * row);
       y[i] = this.targets[j];
     }
     return [new Tensor(x, [n, ...this.inputs.shape.slice(1)]), y];
@@ -76,13 +84,35 @@ export class DataLoader implements Iterable<[Tensor, Int32Array]> {
     const n = this.dataset.length / this.batchSize;
     return this.dropLast ? Math.floor(n) : Math.ceil(n);
   }
-  *[Symbol.iterator](): Iterator<[Tensor, Int32Array]> {
-    const n = this.dataset.length;
+  [Symbol.iterator](): Iterator<[Tensor, Int32Array]> {
+    return this.batches();
+  }
+  /**
+   * One epoch of batches. With reuse (for datasets that have batchInto), every batch is written
+   * into the same arrays, overwriting the one before: for loops that are done with a batch before
+   * they ask for the next, as fit() is; it saves allocating (and page-faulting) each batch.
+   */
+  *batches(options: { reuse?: boolean } = {}): IterableIterator<[Tensor, Int32Array]> {
+    const n = this.dataset.length, into = options.reuse ? this.dataset.batchInto?.bind(this.dataset) : undefined;
     const order = this.shuffle ? this.generator.permutation(n) : Int32Array.from({ length: n }, (_, i) => i);
+    let x: Float32Array | null = null, y: Int32Array | null = null;
     for (let start = 0; start < n; start += this.batchSize) {
       const end = Math.min(start + this.batchSize, n);
       if (this.dropLast && end - start < this.batchSize) break;
-      yield this.dataset.batch(order.subarray(start, end));
+      const indices = order.subarray(start, end);
+      if (!into) {
+        yield this.dataset.batch(indices);
+        continue;
+      }
+      if (!x || y!.length !== indices.length) {
+        // the first batch, or the shorter last one: size the arrays from a batch made the usual way
+        const [first, targets] = this.dataset.batch(indices);
+        x = first.data;
+        y = targets;
+        yield [first, targets];
+      } else {
+        yield into(indices, x, y!);
+      }
     }
   }
 }

@@ -41,12 +41,12 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
     if (weight.requiresGrad) {
       const into = leafGradInto(weight); // dW (out, in) = g^T (out, N) . x (N, in)
       if (!into) dw = new Float32Array(out * inF);
-      backend().sgemm(into ?? dw!, g, x.data, out, inF, N, true, false, 1, into ? 1 : 0, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1));
+      backend().sgemm(into?.data ?? dw!, g, x.data, out, inF, N, true, false, 1, into?.beta ?? 0, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1));
     }
     if (bias?.requiresGrad) {
       const into = leafGradInto(bias); // db (1, out) = ones (1, N) . g (N, out)
       if (!into) db = new Float32Array(out);
-      backend().sgemm(into ?? db!, onesOf(N), g, 1, out, N, false, false, 1, into ? 1 : 0, Math.max(N, 1), Math.max(out, 1), Math.max(out, 1));
+      backend().sgemm(into?.data ?? db!, onesOf(N), g, 1, out, N, false, false, 1, into?.beta ?? 0, Math.max(N, 1), Math.max(out, 1), Math.max(out, 1));
     }
     return [dx, dw, db];
   });

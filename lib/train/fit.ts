@@ -110,7 +110,7 @@ export function fit(model: Module, options: FitOptions): { epochs: EpochRecord[]
     model.train();
     const start = process.hrtime.bigint();
     let lossSum = 0, lossCount = 0, samples = 0, skipped = 0;
-    for (const [x, y] of train) {
+    for (const [x, y] of train.batches({ reuse: true })) { // each batch is done with before the next
       if (options.maxSteps !== undefined && step >= options.maxSteps) break;
       optimizer.zeroGrad(false); // gradients zeroed in place: backward adds into the same arrays every step
       const loss = lossFn.forward(model.forward(x), y);

@@ -1,0 +1,108 @@
+/**
+ * The training step reuses memory (gradients added straight into .grad, zeroGrad(false)'s lazy
+ * zeroing, gradient scratch arrays taken back by backward, the DataLoader's reused batch arrays,
+ * BatchNorm+ReLU fused in Sequential). Each must give exactly the numbers of the plain path.
+ */
+import { describe, expect, it } from 'vitest';
+import { DataLoader, manualSeed, nn, optim, Tensor, tensor, TensorDataset } from '../lib/index.js';
+
+function randomTensor(shape: number[], seed: number): Tensor {
+  let s = seed >>> 0;
+  const t = tensor(new Array(shape.reduce((p, d) => p * d, 1)).fill(0), shape);
+  for (let i = 0; i < t.size; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    t.data[i] = s / 2 ** 32 - 0.5;
+  }
+  return t;
+}
+
+function seedModel(): nn.Sequential {
+  manualSeed(7);
+  return new nn.Sequential(new nn.Linear(12, 9), new nn.BatchNorm1d(9), new nn.ReLU(), new nn.Linear(9, 4));
+}
+
+/** Three SGD steps; the gradients after each, by parameter name. */
+function train(setToNone: boolean): Record<string, number[]>[] {
+  const model = seedModel();
+  const opt = new optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
+  const loss = new nn.CrossEntropyLoss();
+  const grads: Record<string, number[]>[] = [];
+  for (let step = 0; step < 3; step++) {
+    opt.zeroGrad(setToNone);
+    loss.forward(model.forward(randomTensor([8, 12], step + 1)), Int32Array.from([0, 1, 2, 3, 0, 1, 2, 3])).backward();
+    grads.push(Object.fromEntries([...model.namedParameters()].map(([name, p]) => [name, [...p.grad!.data]])));
+    opt.step();
+  }
+  return grads;
+}
+
+describe('memory reuse in the training step', () => {
+  it('zeroGrad(false) then backward gives the gradients of zeroGrad() then backward, step after step', () => {
+    expect(train(false)).toEqual(train(true));
+  });
+
+  it('zeroGrad(false) keeps the .grad tensor, which reads as zeros until backward refills it', () => {
+    const model = seedModel();
+    const loss = new nn.CrossEntropyLoss();
+    const x = randomTensor([8, 12], 1), y = Int32Array.from([0, 1, 2, 3, 0, 1, 2, 3]);
+    loss.forward(model.forward(x), y).backward();
+    const weight = (model.layers[0] as nn.Linear).weight;
+    const held = weight.grad!;
+    const first = [...held.data];
+    model.zeroGrad(false);
+    expect(weight.grad).toBe(held);
+    expect([...held.data].every((v) => v === 0)).toBe(true);
+    loss.forward(model.forward(x), y).backward();
+    expect(weight.grad).toBe(held);
+    expect([...held.data]).toEqual(first);
+  });
+
+  it('backward without zeroGrad adds onto the existing gradients (beta = 1 into .grad)', () => {
+    const model = seedModel();
+    model.eval(); // the same forward twice: fixed statistics
+    const loss = new nn.CrossEntropyLoss();
+    const x = randomTensor([8, 12], 3), y = Int32Array.from([3, 2, 1, 0, 3, 2, 1, 0]);
+    loss.forward(model.forward(x), y).backward();
+    const once = [...model.parameters()].map((p) => [...p.grad!.data]);
+    loss.forward(model.forward(x), y).backward();
+    [...model.parameters()].forEach((p, i) => p.grad!.data.forEach((v, j) => expect(v).toBeCloseTo(2 * once[i][j], 6)));
+  });
+
+  it('a gradient handed to the user is never reused by a later backward', () => {
+    const x = randomTensor([5, 7], 4);
+    x.requiresGrad = true;
+    x.relu().sum().backward();
+    const kept = [...x.grad!.data];
+    const other = randomTensor([5, 7], 5);
+    other.requiresGrad = true;
+    other.relu().mul(3).sum().backward();
+    expect([...x.grad!.data]).toEqual(kept);
+  });
+
+  it('Sequential fuses BatchNorm+ReLU with the values and gradients of the separate modules', () => {
+    const run = (fused: boolean) => {
+      const model = seedModel();
+      const x = randomTensor([8, 12], 6);
+      const out = fused ? model.forward(x) : model.layers.reduce((h, m) => m.forward(h), x);
+      out.sum().backward();
+      return { out: [...out.data], grads: [...model.parameters()].map((p) => [...p.grad!.data]) };
+    };
+    const fused = run(true), separate = run(false);
+    fused.out.forEach((v, i) => expect(v).toBeCloseTo(separate.out[i], 6));
+    fused.grads.forEach((g, i) => g.forEach((v, j) => expect(v).toBeCloseTo(separate.grads[i][j], 6)));
+  });
+
+  it('DataLoader.batches({ reuse: true }) yields the batches of plain iteration, in one pair of arrays', () => {
+    const data = new TensorDataset(randomTensor([10, 3], 8), Int32Array.from({ length: 10 }, (_, i) => i));
+    const plain = [...new DataLoader(data, { batchSize: 4, shuffle: true, seed: 1 })].map(([x, y]) => [[...x.data], [...y]]);
+    const loader = new DataLoader(data, { batchSize: 4, shuffle: true, seed: 1 });
+    const seen: Float32Array[] = [];
+    const reused = [];
+    for (const [x, y] of loader.batches({ reuse: true })) {
+      seen.push(x.data);
+      reused.push([[...x.data], [...y]]);
+    }
+    expect(reused).toEqual(plain);
+    expect(seen[1]).toBe(seen[0]); // the same array for the full batches; the short last one is new
+  });
+});
