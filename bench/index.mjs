@@ -1,18 +1,38 @@
-// npm run bench: native (each ISA, 1 thread and all threads) against the TypeScript fallback, in
-// one process run. Every workload is validated against the fallback before it is timed.
-//   GEMM: GFLOP/s for square sizes 128..1024 (C = A.B, row-major, no transposes)
-//   BatchNorm: training forward + backward (dx, dweight, dbias) for (256, 1024) and (64, 64, 32, 32)
+// npm run bench: stablegrad against this machine's limits and against the references, in one
+// process run, ending with every target of issue 5 as a ratio measured here.
+//   machine    FMA peak (registers only) and STREAM triad bandwidth, 1 and all threads
+//   GEMM       square 256..2048 and the seed model's three products: native per ISA, 1 and all
+//              threads; the TypeScript fallback; OpenBLAS through numpy (this CPU's default kernel,
+//              and its AVX-512 kernel when the CPU has AVX-512); torch.mm
+//   BatchNorm  train forward+backward and eval forward for four shapes, against PyTorch at the
+//              same thread count, and as a fraction of the bandwidth bound
+//   seed model a training epoch of fit() on MNIST: native, fallback, PyTorch; the share of the
+//              step spent outside the kernels
+// Every native and fallback result is checked against the fallback (or against the other) before
+// it is timed. The references run in Debian's /usr/bin/python3 (bench/reference.py) and are
+// skipped, with a note, when it or its numpy/torch is missing.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
+const here = dirname(fileURLToPath(import.meta.url));
+const sg = require('../dist/cjs/index.js');
 const { loadNative } = require('../dist/cjs/backend/native.js');
 const { tsBackend } = require('../dist/cjs/backend/ts/index.js');
+const { useBackend } = require('../dist/cjs/backend/index.js');
 
 const native = loadNative();
 const detected = native.info().detectedIsa;
 const allThreads = native.info().threads;
 const isas = ['scalar', 'avx2', 'avx512'].slice(0, ['scalar', 'avx2', 'avx512'].indexOf(detected) + 1);
+const threadCounts = allThreads > 1 ? [1, allThreads] : [1];
+const PYTHON = '/usr/bin/python3';
+
+// ---- helpers -------------------------------------------------------------------------------------
 
 function random(n, seed) {
   const a = new Float32Array(n);
@@ -39,16 +59,11 @@ function time(fn, minSeconds = 0.4, min = 3) {
   return best;
 }
 
-function maxRelError(a, b) {
+function check(what, a, b, tol) {
   let scale = 0, worst = 0;
   for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / (scale + 1e-30));
-  return worst;
-}
-
-function check(what, a, b, tol) {
-  const err = maxRelError(a, b);
-  if (!(err <= tol)) throw new Error(`validation failed for ${what}: error ${err} > ${tol}`);
+  if (!(worst <= tol)) throw new Error(`validation failed for ${what}: error ${worst} > ${tol}`);
 }
 
 function withConfig(isa, threads, fn) {
@@ -63,59 +78,299 @@ function withConfig(isa, threads, fn) {
 }
 
 const pad = (s, n) => String(s).padStart(n);
-const configs = isas.flatMap((isa) => [[isa, 1], ...(allThreads > 1 ? [[isa, allThreads]] : [])]);
+const fixed = (v, d = 1) => (v === undefined || v === null || Number.isNaN(v) ? '-' : v.toFixed(d));
+const ms = (s) => (s === undefined ? '-' : s >= 1e-3 ? `${(s * 1e3).toFixed(2)} ms` : `${(s * 1e6).toFixed(0)} us`);
+function table(header, rows, widths) {
+  console.log(header.map((h, i) => (i === 0 ? String(h).padEnd(widths[0]) : pad(h, widths[i]))).join(''));
+  for (const r of rows) console.log(r.map((c, i) => (i === 0 ? String(c).padEnd(widths[0]) : pad(c, widths[i]))).join(''));
+}
+const notes = [];
+const targets = []; // { what, value, goal, unit, met }: met when value >= goal (value <= goal for '%max')
+function target(what, value, goal, unit = 'x') {
+  const met = value !== undefined && (unit === '%max' ? value <= goal : value >= goal);
+  targets.push({ what, value, goal, unit, met });
+}
+const shown = (v, unit) => (unit === 'x' ? `${fixed(v, 2)}x` : unit === '%max' ? `${fixed(100 * v, 1)}%` : fixed(v, 2));
+
+// ---- references (Python) -------------------------------------------------------------------------
+
+function python(args, env = {}) {
+  const out = execFileSync(PYTHON, [join(here, 'reference.py'), ...args], {
+    env: { ...process.env, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 24,
+  });
+  return JSON.parse(out.trim().split('\n').pop());
+}
+
+let probe = { numpy: null, torch: null, blas: null };
+if (!existsSync(PYTHON)) notes.push(`${PYTHON} is missing: no references (apt-get install python3-numpy python3-torch libopenblas0-pthread)`);
+else {
+  try {
+    probe = python(['probe']);
+  } catch (e) {
+    notes.push(`reference.py probe failed: ${String(e.message).split('\n')[0]}`);
+  }
+}
+const openblas = probe.blas?.some((l) => /openblas/i.test(l));
+if (probe.numpy && !openblas) notes.push(`numpy loaded ${probe.blas?.join(', ') || 'no BLAS'}, not OpenBLAS: the numpy GEMM reference is skipped (apt-get install libopenblas0-pthread)`);
+if (!probe.numpy) notes.push('numpy is not importable by /usr/bin/python3: no OpenBLAS reference (apt-get install python3-numpy libopenblas0-pthread)');
+if (!probe.torch) notes.push('torch is not importable by /usr/bin/python3: no PyTorch reference (apt-get install python3-torch)');
+
+const cpuFlags = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1].split(' ') ?? [] : [];
+const hasAvx512 = cpuFlags.includes('avx512f');
+
+// ---- machine -------------------------------------------------------------------------------------
 
 console.log(`stablegrad bench: ${os.cpus()[0].model}, ${allThreads} threads, best ISA ${detected}, node ${process.version}`);
+console.log(`references: numpy ${probe.numpy ?? 'absent'} (${openblas ? 'OpenBLAS' : 'no OpenBLAS'}), torch ${probe.torch ?? 'absent'}`);
 
-// ---- GEMM ----
-console.log('\nGEMM C = A.B, square, GFLOP/s (best of repeated runs)');
-console.log(`${pad('size', 6)}${configs.map(([i, t]) => pad(`${i}/${t}t`, 13)).join('')}${pad('ts', 10)}${pad('best/ts', 10)}`);
-for (const n of [128, 256, 512, 1024]) {
-  const A = random(n * n, 1), B = random(n * n, 2);
-  const flops = 2 * n * n * n;
-  const ref = new Float32Array(n * n);
-  const tsSeconds = time(() => tsBackend.sgemm(ref, A, B, n, n, n, false, false, 1, 0, n, n, n), n >= 1024 ? 0 : 0.4, 1);
-  const row = [];
-  for (const [isa, threads] of configs) {
-    const C = new Float32Array(n * n);
-    const gflops = withConfig(isa, threads, () => {
-      native.sgemm(C, A, B, n, n, n, false, false, 1, 0, n, n, n);
-      check(`sgemm ${n} on ${isa}/${threads}t`, C, ref, 1e-5);
-      return flops / time(() => native.sgemm(C, A, B, n, n, n, false, false, 1, 0, n, n, n)) / 1e9;
+const peak = {}, triad = {};
+for (const t of threadCounts) {
+  peak[t] = withConfig(detected, t, () => {
+    const iters = 2e7;
+    const flops = native.fmaPeak(iters);
+    return flops / time(() => native.fmaPeak(iters), 0.5) / 1e9;
+  });
+  triad[t] = {};
+  // DRAM: three arrays of 64 MiB; cache: three of 1 MiB (L2/L3-resident)
+  for (const [where, n] of [['dram', 1 << 24], ['cache', 1 << 18]]) {
+    const a = new Float32Array(n), b = random(n, 1), c = random(n, 2);
+    withConfig(detected, t, () => {
+      native.triad(a, b, c, 3);
+      check('triad', a.subarray(0, 1024), Float32Array.from(b.subarray(0, 1024), (v, i) => v + 3 * c[i]), 1e-6);
+      triad[t][where] = (12 * n) / time(() => native.triad(a, b, c, 3), 0.3) / 1e9;
     });
-    row.push(gflops);
   }
-  const tsGflops = flops / tsSeconds / 1e9;
-  console.log(`${pad(n, 6)}${row.map((g) => pad(g.toFixed(1), 13)).join('')}${pad(tsGflops.toFixed(2), 10)}${pad(`${(Math.max(...row) / tsGflops).toFixed(0)}x`, 10)}`);
+}
+console.log('\nMachine (measured now)');
+table(['', ...threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''}`)], [
+  [`FMA peak, ${detected} (GFLOP/s)`, ...threadCounts.map((t) => fixed(peak[t]))],
+  ['triad, DRAM (GB/s)', ...threadCounts.map((t) => fixed(triad[t].dram))],
+  ['triad, cache-resident (GB/s)', ...threadCounts.map((t) => fixed(triad[t].cache))],
+], [32, 14, 14]);
+
+// reference runs, started now so that their figures come from the same machine state
+const gemmSizes = [256, 512, 1024, 2048];
+const blasRefs = {}; // kernel -> threads -> size -> GFLOP/s
+if (openblas) {
+  const kernels = [['default', {}], ...(hasAvx512 ? [['SkylakeX', { OPENBLAS_CORETYPE: 'SkylakeX' }]] : [])];
+  if (!hasAvx512) notes.push('this CPU has no AVX-512: the OpenBLAS AVX-512 (SkylakeX) reference cannot run here; GEMM is compared with the kernel OpenBLAS picks for this CPU');
+  for (const [name, env] of kernels) {
+    blasRefs[name] = {};
+    for (const t of threadCounts) blasRefs[name][t] = python(['gemm', gemmSizes.join(',')], { ...env, OPENBLAS_NUM_THREADS: String(t) }).gflops;
+  }
+}
+const bnShapes = [[64, 64, 32, 32], [32, 128, 16, 16], [256, 1024], [64, 500]];
+const torchRefs = {}; // config -> result
+if (probe.torch) {
+  const dataDir = sg.mnistDataDir();
+  const shapes = bnShapes.map((s) => s.join('x')).join(',');
+  // PyTorch's intra-op threads and OpenBLAS's threads are separate pools: 2 + 2 on 2 cores
+  // oversubscribes (measured: 4x slower). Each configuration gives each pool what it can use.
+  torchRefs.t1 = python(['torch', '1', dataDir, shapes], { OPENBLAS_NUM_THREADS: '1' });
+  if (allThreads > 1) {
+    torchRefs.intra = python(['torch', String(allThreads), dataDir, shapes], { OPENBLAS_NUM_THREADS: '1' });
+    torchRefs.blas = python(['torch', '1', dataDir, shapes], { OPENBLAS_NUM_THREADS: String(allThreads) });
+  }
 }
 
-// ---- BatchNorm ----
-console.log('\nBatchNorm training forward + backward, time per call (best of repeated runs)');
-console.log(`${pad('shape', 18)}${configs.map(([i, t]) => pad(`${i}/${t}t`, 13)).join('')}${pad('ts', 11)}${pad('best/ts', 10)}`);
-for (const shape of [[256, 1024], [64, 64, 32, 32]]) {
-  const [N, C] = shape, S = shape.slice(2).reduce((p, v) => p * v, 1), n = N * C * S;
-  const x = random(n, 3), dy = random(n, 4), w = random(C, 5), bias = random(C, 6);
-  const run = (b) => {
-    const out = { y: new Float32Array(n), mean: new Float32Array(C), invstd: new Float32Array(C),
-      rm: new Float32Array(C), rv: new Float32Array(C).fill(1), dx: new Float32Array(n), dw: new Float32Array(C), db: new Float32Array(C) };
-    const step = () => {
-      b.batchnormForwardTrain(out.y, out.mean, out.invstd, out.rm, out.rv, x, w, bias, N, C, S, 1e-5, 0.1, false);
-      b.batchnormBackward(out.dx, out.dw, out.db, dy, x, out.mean, out.invstd, w, null, N, C, S, true);
-    };
-    return { out, step };
-  };
-  const ref = run(tsBackend);
-  ref.step();
-  const tsSeconds = time(ref.step, 0.5, 2);
-  const row = [];
-  for (const [isa, threads] of configs) {
-    const r = run(native);
-    row.push(withConfig(isa, threads, () => {
-      r.step();
-      for (const k of ['y', 'dx', 'dw', 'db']) check(`batchnorm ${k} ${shape} on ${isa}/${threads}t`, r.out[k], ref.out[k], 1e-4);
-      return time(r.step);
-    }));
+// ---- GEMM ----------------------------------------------------------------------------------------
+
+const configs = isas.flatMap((isa) => threadCounts.map((t) => [isa, t]));
+console.log('\nGEMM C = A.B, square, GFLOP/s (best of repeated runs)');
+const gemmNative = {}; // threads -> size -> GFLOP/s at the best ISA
+const gemmRows = [];
+for (const n of gemmSizes) {
+  const A = random(n * n, 1), B = random(n * n, 2), flops = 2 * n * n * n;
+  const ref = new Float32Array(n * n);
+  native.sgemm(ref, A, B, n, n, n, false, false, 1, 0, n, n, n);
+  // the fallback checks the native result on the first 64 rows (all of it would take minutes at 2048)
+  const rows = Math.min(n, 64), tsRows = new Float32Array(rows * n);
+  tsBackend.sgemm(tsRows, A.subarray(0, rows * n), B, rows, n, n, false, false, 1, 0, n, n, n);
+  check(`sgemm ${n} (native against the fallback)`, ref.subarray(0, rows * n), tsRows, 1e-5);
+  const tsGflops = n <= 512 ? flops / time(() => tsBackend.sgemm(new Float32Array(n * n), A, B, n, n, n, false, false, 1, 0, n, n, n), 0.3, 1) / 1e9 : undefined;
+  const row = [n];
+  for (const [isa, t] of configs) {
+    const C = new Float32Array(n * n);
+    const g = withConfig(isa, t, () => {
+      native.sgemm(C, A, B, n, n, n, false, false, 1, 0, n, n, n);
+      check(`sgemm ${n} on ${isa}/${t}t`, C, ref, 1e-5);
+      return flops / time(() => native.sgemm(C, A, B, n, n, n, false, false, 1, 0, n, n, n), n >= 2048 ? 0.5 : 0.3) / 1e9;
+    });
+    if (isa === detected) (gemmNative[t] ??= {})[n] = g;
+    row.push(fixed(g));
   }
-  const fmt = (s) => (s >= 1e-3 ? `${(s * 1e3).toFixed(2)} ms` : `${(s * 1e6).toFixed(0)} us`);
-  console.log(`${pad(`(${shape.join(', ')})`, 18)}${row.map((s) => pad(fmt(s), 13)).join('')}${pad(fmt(tsSeconds), 11)}${pad(`${(tsSeconds / Math.min(...row)).toFixed(0)}x`, 10)}`);
+  row.push(fixed(tsGflops, 2));
+  for (const kernel of Object.keys(blasRefs)) for (const t of threadCounts) row.push(fixed(blasRefs[kernel][t][n]));
+  gemmRows.push(row);
 }
+const blasHeads = Object.keys(blasRefs).flatMap((k) => threadCounts.map((t) => `BLAS ${k === 'default' ? 'dflt' : 'AVX512'}/${t}t`));
+table(['size', ...configs.map(([i, t]) => `${i}/${t}t`), 'ts', ...blasHeads], gemmRows,
+  [6, ...configs.map(() => 13), 8, ...blasHeads.map(() => 15)]);
+const blasKernel = blasRefs.SkylakeX ? 'SkylakeX' : blasRefs.default ? 'default' : null;
+for (const t of threadCounts) {
+  if (blasKernel) {
+    const worst = Math.min(...gemmSizes.map((n) => gemmNative[t][n] / blasRefs[blasKernel][t][n]));
+    target(`sgemm vs OpenBLAS ${blasKernel === 'SkylakeX' ? 'AVX-512' : "this CPU's"} kernel, ${t} thread(s), worst of 256..2048`, worst, 0.95);
+  }
+}
+target(`sgemm fraction of FMA peak, 1 thread, worst of 512..2048`, Math.min(...gemmSizes.filter((n) => n >= 512).map((n) => gemmNative[1][n] / peak[1])), 0.85, '');
+
+// the seed model's products: forward y = x W^T, weight gradient dW = g^T x, input gradient dx = g W
+const products = [['forward x.W^T (64x784 . 784x500)', 64, 500, 784, false, true, 'forward'],
+  ['weight grad g^T.x (500x64 . 64x784)', 500, 784, 64, true, false, 'weight grad'],
+  ['input grad g.W (64x500 . 500x784)', 64, 784, 500, false, false, 'input grad']];
+console.log('\nThe seed model\'s products, GFLOP/s and fraction of the FMA peak');
+const productRows = [];
+for (const [name, M, N, K, ta, tb, key] of products) {
+  const A = random(M * K, 3), B = random(K * N, 4), lda = ta ? M : K, ldb = tb ? K : N, flops = 2 * M * N * K;
+  const ref = new Float32Array(M * N);
+  tsBackend.sgemm(ref, A, B, M, N, K, ta, tb, 1, 0, lda, ldb, N);
+  const row = [name];
+  for (const t of threadCounts) {
+    const C = new Float32Array(M * N);
+    const g = withConfig(detected, t, () => {
+      native.sgemm(C, A, B, M, N, K, ta, tb, 1, 0, lda, ldb, N);
+      check(`${name} ${t}t`, C, ref, 1e-5);
+      return flops / time(() => native.sgemm(C, A, B, M, N, K, ta, tb, 1, 0, lda, ldb, N)) / 1e9;
+    });
+    row.push(fixed(g), `${(100 * g / peak[t]).toFixed(0)}%`);
+    target(`seed product ${key}, ${t} thread(s), fraction of peak`, g / peak[t], 0.7, '');
+  }
+  row.push(fixed(torchRefs.t1?.seed_products_gflops[key]), fixed(torchRefs.blas?.seed_products_gflops[key]));
+  productRows.push(row);
+}
+table(['product', ...threadCounts.flatMap((t) => [`${t}t`, 'of peak']), 'torch 1t', `torch ${allThreads}t`], productRows,
+  [38, ...threadCounts.flatMap(() => [9, 9]), 10, 10]);
+
+// ---- BatchNorm -----------------------------------------------------------------------------------
+
+console.log('\nBatchNorm, time per call (best of repeated runs); "of bound" = (bytes that must move / triad) / time');
+console.log('bytes: train forward+backward reads x and writes y, then reads x and dy and writes dx (5 arrays);');
+console.log('eval forward reads x and writes y (2 arrays); the triad is the DRAM one above 8 MB moved, else the cached one');
+const bnRows = [];
+for (const shape of bnShapes) {
+  const [N, C] = shape, S = shape.slice(2).reduce((p, v) => p * v, 1), n = N * C * S;
+  const x = random(n, 5), dy = random(n, 6), w = Float32Array.from(random(C, 7), (v) => v + 1), bias = random(C, 8);
+  const rv = Float32Array.from(random(C, 9), (v) => v + 1), rmean = random(C, 10);
+  const make = (b) => {
+    const o = { y: new Float32Array(n), mean: new Float32Array(C), invstd: new Float32Array(C), rm: new Float32Array(C),
+      rv: new Float32Array(C).fill(1), dx: new Float32Array(n), dw: new Float32Array(C), db: new Float32Array(C), ye: new Float32Array(n) };
+    o.train = () => {
+      b.batchnormForwardTrain(o.y, o.mean, o.invstd, o.rm, o.rv, x, w, bias, N, C, S, 1e-5, 0.1, false);
+      b.batchnormBackward(o.dx, o.dw, o.db, dy, x, o.mean, o.invstd, w, null, N, C, S, true);
+    };
+    o.evaluate = () => b.batchnormForwardEval(o.ye, x, rmean, rv, w, bias, N, C, S, 1e-5, false);
+    return o;
+  };
+  const ref = make(tsBackend);
+  ref.train();
+  ref.evaluate();
+  const tsTrain = time(ref.train, 0.3, 2), tsEval = time(ref.evaluate, 0.3, 2);
+  const nat = {};
+  for (const t of threadCounts) {
+    const o = make(native);
+    nat[t] = withConfig(detected, t, () => {
+      o.train();
+      o.evaluate();
+      for (const k of ['y', 'dx', 'dw', 'db', 'ye']) check(`batchnorm ${k} ${shape} ${t}t`, o[k], ref[k], 1e-4);
+      return { train: time(o.train), evaluate: time(o.evaluate) };
+    });
+  }
+  const key = shape.join(',');
+  const torch = { 1: torchRefs.t1?.batchnorm[key], [allThreads]: (torchRefs.intra ?? torchRefs.t1)?.batchnorm[key] };
+  const goal = S > 1 ? 3 : 2;
+  for (const [kind, bytes, tsS, torchKey] of [['train', 5 * 4 * n, tsTrain, 'train_fwd_bwd'], ['eval', 2 * 4 * n, tsEval, 'eval_fwd']]) {
+    const row = [`(${shape.join(', ')}) ${kind}`];
+    for (const t of threadCounts) {
+      const s = nat[t][kind === 'train' ? 'train' : 'evaluate'];
+      const bw = bytes > 8e6 ? triad[t].dram : triad[t].cache;
+      const ref = torch[t]?.[torchKey];
+      row.push(ms(s), `${(100 * bytes / bw / 1e9 / s).toFixed(0)}%`, ms(ref), ref ? `${(ref / s).toFixed(1)}x` : '-');
+      if (ref) target(`BatchNorm ${kind} (${shape.join(', ')}) ${t}t vs PyTorch`, ref / s, goal);
+    }
+    row.push(ms(tsS));
+    bnRows.push(row);
+  }
+}
+table(['shape', ...threadCounts.flatMap((t) => [`native ${t}t`, 'of bound', `torch ${t}t`, 'speedup']), 'ts'], bnRows,
+  [28, ...threadCounts.flatMap(() => [12, 9, 12, 9]), 11]);
+
+// ---- the seed model, end to end ------------------------------------------------------------------
+
+console.log('\nThe seed model (784-500 BatchNorm1d ReLU -10, SGD lr 0.01, batch 64): one training epoch of fit() on MNIST');
+const mnist = sg.loadMnist({ train: true, flatten: true });
+const kernelNames = Object.keys(native).filter((k) => typeof native[k] === 'function' &&
+  !['info', 'setIsa', 'setThreads', 'fmaPeak', 'triad'].includes(k));
+
+/** samples/s of the best of `epochs` epochs of fit() on the backend b; with timed, also the time inside kernels */
+function epochRate(b, epochs, timed = false) {
+  let inKernels = 0;
+  const used = timed ? Object.assign(Object.create(null), b) : b;
+  if (timed)
+    for (const k of kernelNames) {
+      const f = b[k];
+      used[k] = (...args) => {
+        const t0 = process.hrtime.bigint();
+        try {
+          return f(...args);
+        } finally {
+          inKernels += Number(process.hrtime.bigint() - t0);
+        }
+      };
+    }
+  useBackend(used);
+  try {
+    sg.manualSeed(0);
+    const model = sg.makeModel('seed');
+    const train = new sg.DataLoader(mnist, { batchSize: 64, shuffle: true, seed: 0 });
+    let best = null;
+    for (let e = 0; e < epochs; e++) {
+      inKernels = 0;
+      const r = sg.fit(model, { train, optimizer: new sg.optim.SGD(model.parameters(), { lr: 0.01 }), loss: new sg.nn.CrossEntropyLoss(), epochs: 1 }).epochs[0];
+      if (!Number.isFinite(r.trainLoss) || r.trainLoss > 1) throw new Error(`seed model did not train: loss ${r.trainLoss}`);
+      if (!best || r.samplesPerSec > best.samplesPerSec) best = { ...r, kernelSeconds: inKernels / 1e9 };
+    }
+    return best;
+  } finally {
+    useBackend(native);
+  }
+}
+
+const e2e = {};
+for (const t of threadCounts) e2e[t] = withConfig(detected, t, () => epochRate(native, 2));
+const timedRun = epochRate(native, 1, true);
+const overhead = 1 - timedRun.kernelSeconds / timedRun.seconds;
+const fallback = epochRate(tsBackend, 1);
+const torchEpoch = {
+  1: torchRefs.t1?.seed_epoch.samples_per_sec,
+  [allThreads]: Math.max(torchRefs.intra?.seed_epoch.samples_per_sec ?? 0, torchRefs.blas?.seed_epoch.samples_per_sec ?? 0) || undefined,
+};
+table(['', 'samples/s', 'epoch', 'PyTorch', 'ratio'], [
+  ...threadCounts.map((t) => [`native, ${t} thread(s)`, fixed(e2e[t].samplesPerSec, 0), `${e2e[t].seconds.toFixed(2)} s`,
+    fixed(torchEpoch[t], 0), torchEpoch[t] ? `${(e2e[t].samplesPerSec / torchEpoch[t]).toFixed(2)}x` : '-']),
+  ['TypeScript fallback', fixed(fallback.samplesPerSec, 0), `${fallback.seconds.toFixed(1)} s`, '', ''],
+], [26, 12, 10, 10, 8]);
+const steps = Math.ceil(mnist.length / 64);
+console.log(`per step (${allThreads} threads, kernels timed): ${(timedRun.seconds / steps * 1e6).toFixed(0)} us, of which ` +
+  `${(timedRun.kernelSeconds / steps * 1e6).toFixed(0)} us in kernels and ${((timedRun.seconds - timedRun.kernelSeconds) / steps * 1e6).toFixed(0)} us ` +
+  `outside them (autograd, allocation, N-API crossings, data, monitoring): ${(100 * overhead).toFixed(1)}%`);
+if (torchRefs.intra) console.log(`PyTorch configurations, ${allThreads} cores: ${fixed(torchRefs.intra.seed_epoch.samples_per_sec, 0)} samples/s with ${allThreads} intra-op threads, ` +
+  `${fixed(torchRefs.blas.seed_epoch.samples_per_sec, 0)} with 1 intra-op thread and ${allThreads} OpenBLAS threads (the best is the reference)`);
+
+const top = threadCounts[threadCounts.length - 1];
+target(`seed epoch, native ${top}t, samples/s (absolute)`, e2e[top].samplesPerSec / 150000, 1, '');
+if (torchEpoch[top]) target(`seed epoch, native ${top}t vs PyTorch's best`, e2e[top].samplesPerSec / torchEpoch[top], 2);
+target('seed step: share of the time outside kernels (at most)', overhead, 0.15, '%max');
+target('seed epoch, fallback samples/s vs 3,000', fallback.samplesPerSec / 3000, 1, '');
+target('seed epoch, native vs fallback', e2e[top].samplesPerSec / fallback.samplesPerSec, 30);
+// the roofline for this machine: the two large products of a step alone, at the measured peak
+const stepFlops = 2 * (2 * 64 * 784 * 500) + 3 * 2 * 64 * 500 * 10;
+console.log(`roofline here: ${stepFlops / 1e6} MFLOP per step at the ${top}-thread FMA peak is ${fixed(64 * peak[top] * 1e9 / stepFlops, 0)} samples/s at most`);
+
+// ---- targets -------------------------------------------------------------------------------------
+
+console.log('\nTargets (issue 5), each a ratio measured in this run; "goal" is the ratio the target asks for');
+table(['target', 'ratio', 'goal', 'met'], targets.map((t) => [t.what, shown(t.value, t.unit), shown(t.goal, t.unit), t.met ? 'yes' : 'NO']),
+  [78, 9, 8, 5]);
+console.log(`${targets.filter((t) => t.met).length} of ${targets.length} met`);
+for (const n of notes) console.log(`note: ${n}`);

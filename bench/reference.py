@@ -1,6 +1,7 @@
 """The reference figures for `npm run bench`, run by Debian's /usr/bin/python3 (bench/index.mjs
 starts it once per configuration and reads one JSON object from its standard output).
 
+  reference.py probe                numpy's and torch's versions, and the BLAS numpy loaded.
   reference.py gemm SIZES           numpy's sgemm (OpenBLAS): best GFLOP/s for each square size.
                                     The thread count and kernel come from the environment
                                     (OPENBLAS_NUM_THREADS, OPENBLAS_CORETYPE), read when numpy loads.
@@ -132,8 +133,29 @@ def torch_refs(threads, data_dir, bn_shapes):
     return result
 
 
+def probe():
+    """Which references this Python can run: numpy (and the BLAS it loaded), torch."""
+    out = {'numpy': None, 'blas': None, 'torch': None}
+    try:
+        import numpy as np
+        out['numpy'] = np.__version__
+        np.ones((64, 64), dtype=np.float32) @ np.ones((64, 64), dtype=np.float32)  # loads the BLAS
+        with open('/proc/self/maps') as f:
+            out['blas'] = sorted({line.split()[-1] for line in f if 'blas' in line.split()[-1].lower()})
+    except ImportError:
+        pass
+    try:
+        import torch
+        out['torch'] = torch.__version__
+    except ImportError:
+        pass
+    return out
+
+
 def main():
-    if sys.argv[1] == 'gemm':
+    if sys.argv[1] == 'probe':
+        print(json.dumps(probe()))
+    elif sys.argv[1] == 'gemm':
         print(json.dumps(gemm([int(s) for s in sys.argv[2].split(',')])))
     elif sys.argv[1] == 'torch':
         shapes = [[int(d) for d in s.split('x')] for s in sys.argv[4].split(',')]
