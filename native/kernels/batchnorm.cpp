@@ -14,8 +14,8 @@
 //   The two sums come from one fused pass over (dy, x); dx is a second pass.
 // Backward (eval): mean and invstd are constants, so dx = dy*weight*invstd.
 // Two layouts, two loop orders: (N, C, S) walks each channel's contiguous planes with vector lanes
-// and splits channels over threads; (N, C) is contiguous along C, so it vectorises across channels
-// (VL at a time, walked down the rows, float lanes flushed to double) and splits those over threads.
+// and splits channels over threads; (N, C) is contiguous along C, so it vectorises across channels,
+// walks whole rows, and splits the rows over threads with per-thread partial sums.
 #include <cstdlib>
 #include <new>
 
@@ -134,38 +134,74 @@ void dx_run(float* dx, const float* dy, const float* x, const float* y, int64_t 
   }
 }
 
-// The (N, C) layout, VL channels at a time: column groups, and loads/stores of `lanes` channels
-int64_t column_groups(int64_t C) { return (C + VL - 1) / VL; }
-inline vf load_lanes(const float* p, int lanes) { return lanes == VL ? vload(p) : vload_tail(p, lanes); }
-inline void store_lanes(float* p, vf v, int lanes) {
-  if (lanes == VL)
+// The (N, C) layout: rows are contiguous along C, so every pass walks whole rows, vectors along C
+// (walking a channel down the rows instead strides C floats: with C a power of two every access
+// falls in the same L1 set). The rows are split over threads; each thread keeps its own per-channel
+// sums (float lanes over kFlushRows rows, then double), added in thread order at the end, so a
+// given thread count always gives the same result.
+constexpr int64_t kFlushRows = 64;
+
+inline vf load_lanes(const float* p, int64_t lanes) { return lanes >= VL ? vload(p) : vload_tail(p, (int)lanes); }
+inline void store_lanes(float* p, vf v, int64_t lanes) {
+  if (lanes >= VL)
     vstore(p, v);
   else
-    vstore_tail(p, v, lanes);
+    vstore_tail(p, v, (int)lanes);
 }
 
-inline void flush_lanes(vf v, double* total) {
-  float lanes[VL];
-  vstore(lanes, v);
-  for (int l = 0; l < VL; l++) total[l] += (double)lanes[l];
-}
-
-// total[l] += sum over rows n of value(n)[l]: float lanes, flushed into double every kFlushRows rows
-constexpr int64_t kFlushRows = 64;
-template <class Value>
-void column_sums(double* total, int64_t N, const Value& value) {
-  for (int64_t b = 0; b < N; b += kFlushRows) {
-    const int64_t e = imin(N, b + kFlushRows);
-    vf s0 = vzero(), s1 = vzero();
-    int64_t n = b;
-    for (; n + 2 <= e; n += 2) {  // two chains: the adds' latency, not their throughput, bounds one
-      s0 = vadd(s0, value(n));
-      s1 = vadd(s1, value(n + 1));
+// out0 (C), out1 (C) = sums over the N rows of the two vectors values(n, c, lanes, v0, v1) gives
+// for channels [c, c + lanes) of row n.
+template <class Values>
+void row_sums(double* out0, double* out1, int64_t N, int64_t C, const Values& values) {
+  const int threads = num_threads();
+  // per thread: float partials (2C) and double partials (2C)
+  const size_t per_thread = (size_t)C * 2 * (sizeof(float) + sizeof(double));
+  char* scratch = static_cast<char*>(std::calloc((size_t)threads, per_thread));
+  if (!scratch) throw std::bad_alloc();
+  parallel(N, imax(1, 32768 / imax(C, 1)), [&](int64_t n0, int64_t n1, int tid) {
+    // a local copy: the stores below cannot alias it, so its pointers stay in registers
+    const Values value_of = values;
+    double* d0 = reinterpret_cast<double*>(scratch + (size_t)tid * per_thread);
+    double* d1 = d0 + C;
+    float* f0 = reinterpret_cast<float*>(d1 + C);
+    float* f1 = f0 + C;
+    for (int64_t b = n0; b < n1; b += kFlushRows) {
+      for (int64_t n = b; n < imin(n1, b + kFlushRows); n++)
+        for (int64_t c = 0; c < C; c += VL) {
+          const int64_t lanes = imin(VL, C - c);
+          vf v0, v1;
+          value_of(n, c, lanes, v0, v1);
+          store_lanes(f0 + c, vadd(load_lanes(f0 + c, lanes), v0), lanes);
+          store_lanes(f1 + c, vadd(load_lanes(f1 + c, lanes), v1), lanes);
+        }
+      for (int64_t c = 0; c < C; c++) {
+        d0[c] += (double)f0[c];
+        d1[c] += (double)f1[c];
+        f0[c] = f1[c] = 0.0f;
+      }
     }
-    if (n < e) s0 = vadd(s0, value(n));
-    flush_lanes(vadd(s0, s1), total);
+  });
+  for (int64_t c = 0; c < C; c++) out0[c] = out1[c] = 0.0;
+  for (int t = 0; t < threads; t++) {
+    const double* d0 = reinterpret_cast<const double*>(scratch + (size_t)t * per_thread);
+    for (int64_t c = 0; c < C; c++) {
+      out0[c] += d0[c];
+      out1[c] += d0[C + c];
+    }
   }
+  std::free(scratch);
 }
+
+// Per-channel float arrays for the (N, C) passes: `count` arrays of C floats in one allocation.
+struct ChannelArrays {
+  float* data;
+  ChannelArrays(int64_t C, int count) : data(static_cast<float*>(std::calloc((size_t)(C * count), sizeof(float)))) {
+    if (!data) throw std::bad_alloc();
+  }
+  ~ChannelArrays() { std::free(data); }
+  ChannelArrays(const ChannelArrays&) = delete;
+  ChannelArrays& operator=(const ChannelArrays&) = delete;
+};
 
 struct ChannelStats {
   double mean, var_sum;  // var_sum = sum((x - mean)^2)
@@ -207,30 +243,36 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
     });
     return;
   }
-  // (N, C): VL channels at a time, walked down the N rows (rows are C floats apart)
-  parallel(column_groups(C), channel_grain(N * VL), [&](int64_t g0, int64_t g1, int) {
-    for (int64_t grp = g0; grp < g1; grp++) {
-      const int64_t c = grp * VL;
-      const int lanes = (int)imin(VL, C - c);
-      double sum[VL] = {0}, sq[VL] = {0};
-      column_sums(sum, N, [&](int64_t n) { return load_lanes(x + n * C + c, lanes); });
-      float mean_f[VL] = {0}, a[VL] = {0}, b[VL] = {0};
-      for (int l = 0; l < lanes; l++) mean_f[l] = (float)(sum[l] / (double)N);
-      const vf vm = vload(mean_f);
-      column_sums(sq, N, [&](int64_t n) {
-        const vf d = vsub(load_lanes(x + n * C + c, lanes), vm);  // dead lanes: 0 - 0
-        return vmul(d, d);
-      });
-      for (int l = 0; l < lanes; l++)
-        finish_channel(c + l, ChannelStats{sum[l] / (double)N, sq[l]}, N, eps, momentum, weight, bias, save_mean,
-                       save_invstd, running_mean, running_var, a[l], b[l]);
-      const vf va = vload(a), vb = vload(b), zero = vzero();
-      for (int64_t n = 0; n < N; n++) {
-        vf v = vfma(load_lanes(x + n * C + c, lanes), va, vb);
-        if (relu) v = vmax(zero, v);
-        store_lanes(y + n * C + c, v, lanes);
+  // (N, C): two passes of per-channel sums over the rows, then the output pass over the rows
+  ChannelArrays arrays(C, 3);
+  float *mean_f = arrays.data, *a = mean_f + C, *b = a + C;
+  double* sums = static_cast<double*>(std::malloc((size_t)(4 * C) * sizeof(double)));
+  if (!sums) throw std::bad_alloc();
+  double *sum = sums, *sq = sums + C, *unused = sums + 2 * C;
+  row_sums(sum, unused, N, C, [=](int64_t n, int64_t c, int64_t lanes, vf& v0, vf& v1) {
+    v0 = load_lanes(x + n * C + c, lanes);
+    v1 = vzero();
+  });
+  for (int64_t c = 0; c < C; c++) mean_f[c] = (float)(sum[c] / (double)N);
+  row_sums(sq, unused, N, C, [=](int64_t n, int64_t c, int64_t lanes, vf& v0, vf& v1) {
+    const vf d = vsub(load_lanes(x + n * C + c, lanes), load_lanes(mean_f + c, lanes));
+    v0 = vmul(d, d);
+    v1 = vzero();
+  });
+  for (int64_t c = 0; c < C; c++)
+    finish_channel(c, ChannelStats{sum[c] / (double)N, sq[c]}, N, eps, momentum, weight, bias, save_mean, save_invstd,
+                   running_mean, running_var, a[c], b[c]);
+  std::free(sums);
+  parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {
+    const float *xs = x, *as = a, *bs = b;  // locals: the stores to y cannot alias them
+    float* ys = y;
+    for (int64_t n = n0; n < n1; n++)
+      for (int64_t c = 0; c < C; c += VL) {
+        const int64_t lanes = imin(VL, C - c);
+        vf r = vfma(load_lanes(xs + n * C + c, lanes), load_lanes(as + c, lanes), load_lanes(bs + c, lanes));
+        if (relu) r = vmax(vzero(), r);
+        store_lanes(ys + n * C + c, r, lanes);
       }
-    }
   });
 }
 
@@ -302,39 +344,40 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
     });
     return;
   }
-  // (N, C): VL channels at a time, walked down the N rows
-  parallel(column_groups(C), channel_grain(N * VL), [&](int64_t g0, int64_t g1, int) {
-    for (int64_t grp = g0; grp < g1; grp++) {
-      const int64_t c = grp * VL;
-      const int lanes = (int)imin(VL, C - c);
-      float m[VL] = {0}, gm[VL] = {0}, k[VL] = {0}, sc[VL] = {0};
-      for (int l = 0; l < lanes; l++) m[l] = mean[c + l];
-      const vf vm = vload(m);
-      auto grad_at = [&](int64_t n) {  // dy, masked by y > 0 for a fused ReLU
-        const vf g = load_lanes(dy + n * C + c, lanes);
-        return y ? vselect_pos(load_lanes(y + n * C + c, lanes), g) : g;
-      };
-      double sum_dy[VL] = {0}, dot[VL] = {0};
-      if (dweight || dbias || (dx && train))
-        for (int64_t b = 0; b < N; b += kFlushRows) {  // both sums in one pass
-          vf s = vzero(), d = vzero();
-          for (int64_t n = b; n < imin(N, b + kFlushRows); n++) {
-            const vf g = grad_at(n);
-            s = vadd(s, g);
-            d = vfma(g, vsub(load_lanes(x + n * C + c, lanes), vm), d);
-          }
-          flush_lanes(s, sum_dy);
-          flush_lanes(d, dot);
-        }
-      for (int l = 0; l < lanes; l++) coefficients(c + l, sum_dy[l], dot[l], gm[l], k[l], sc[l]);
-      if (!dx) continue;
-      const vf vgm = vload(gm), vk = vload(k), vsc = vload(sc);
-      for (int64_t n = 0; n < N; n++) {
-        const vf g = grad_at(n);
-        const vf r = train ? vmul(vsub(vsub(g, vgm), vmul(vsub(load_lanes(x + n * C + c, lanes), vm), vk)), vsc) : vmul(g, vsc);
-        store_lanes(dx + n * C + c, r, lanes);
+  // (N, C): both per-channel sums in one pass over the rows, then dx over the rows
+  ChannelArrays arrays(C, 4);
+  float *m = arrays.data, *gm = m + C, *k = gm + C, *sc = k + C;
+  for (int64_t c = 0; c < C; c++) m[c] = mean[c];
+  auto grad_at = [=](int64_t n, int64_t c, int64_t lanes) {  // dy, masked by y > 0 for a fused ReLU
+    const vf g = load_lanes(dy + n * C + c, lanes);
+    return y ? vselect_pos(load_lanes(y + n * C + c, lanes), g) : g;
+  };
+  double* sums = static_cast<double*>(std::calloc((size_t)(2 * C), sizeof(double)));
+  if (!sums) throw std::bad_alloc();
+  double *sum_dy = sums, *dot = sums + C;
+  if (dweight || dbias || (dx && train))
+    row_sums(sum_dy, dot, N, C, [=](int64_t n, int64_t c, int64_t lanes, vf& v0, vf& v1) {
+      v0 = grad_at(n, c, lanes);
+      v1 = vmul(v0, vsub(load_lanes(x + n * C + c, lanes), load_lanes(m + c, lanes)));
+    });
+  for (int64_t c = 0; c < C; c++) coefficients(c, sum_dy[c], dot[c], gm[c], k[c], sc[c]);
+  std::free(sums);
+  if (!dx) return;
+  parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {
+    const auto grad = grad_at;  // locals: the stores to dx cannot alias them
+    const float *xs = x, *ms = m, *gms = gm, *ks = k, *scs = sc;
+    float* dxs = dx;
+    for (int64_t n = n0; n < n1; n++)
+      for (int64_t c = 0; c < C; c += VL) {
+        const int64_t lanes = imin(VL, C - c);
+        const vf g = grad(n, c, lanes), vsc = load_lanes(scs + c, lanes);
+        const vf r = train ? vmul(vsub(vsub(g, load_lanes(gms + c, lanes)),
+                                       vmul(vsub(load_lanes(xs + n * C + c, lanes), load_lanes(ms + c, lanes)),
+                                            load_lanes(ks + c, lanes))),
+                                  vsc)
+                           : vmul(g, vsc);
+        store_lanes(dxs + n * C + c, r, lanes);
       }
-    }
   });
 }
 
