@@ -26,6 +26,22 @@ describe.each([['native', native], ['ts', tsBackend]] as [string, Backend][])('e
     }
   });
 
+  it('statistics stay exact when the mean dwarfs the spread (no cancellation in the variance)', () => {
+    for (const S of [1, 7]) {
+      const N = 64, C = 3, n = N * C * S;
+      const x = Float32Array.from({ length: n }, (_, i) => 1000 * (1 + (Math.floor(i / S) % C)) + Math.sin(i));
+      const mean = new Float32Array(C), invstd = new Float32Array(C);
+      b.batchnormForwardTrain(new Float32Array(n), mean, invstd, null, null, x, null, null, N, C, S, 1e-5, 0.1, false);
+      for (let c = 0; c < C; c++) {
+        const values = [...x].filter((_, i) => Math.floor(i / S) % C === c);
+        const m = values.reduce((s, v) => s + v, 0) / values.length;
+        const v = values.reduce((s, u) => s + (u - m) ** 2, 0) / values.length;
+        expect(Math.abs(mean[c] - m) / m).toBeLessThan(1e-7);
+        expect(Math.abs(invstd[c] * Math.sqrt(v + 1e-5) - 1)).toBeLessThan(1e-5);
+      }
+    }
+  });
+
   it('one value per channel in training is a RangeError, as in PyTorch', () => {
     const z = (n: number) => new Float32Array(n);
     expect(() => b.batchnormForwardTrain(z(4), z(4), z(4), null, null, z(4), null, null, 1, 4, 1, 1e-5, 0.1, false))

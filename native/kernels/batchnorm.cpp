@@ -3,7 +3,8 @@
 // x, y, dx, dy are (N, C, S) with S = H*W (S = 1: the (N, C) layout); per-channel vectors are (C).
 // M = N*S values per channel. Statistics are accumulated in double.
 //
-// Forward (train): mean = sum(x)/M, var = sum((x - mean)^2)/M (biased, to normalise),
+// Forward (train): mean = sum(x)/M, var = sum((x - mean)^2)/M (biased, to normalise), both from one
+//   pass of shifted sums (see shifted_sums_run),
 //   invstd = 1/sqrt(var + eps); y = x*a + b with the per-channel affine a = invstd*weight,
 //   b = bias - mean*a, so the output pass is one FMA per element.
 //   running_mean += momentum*(mean - running_mean); running_var likewise with sum(.)/(M - 1).
@@ -31,47 +32,35 @@ constexpr int64_t kFlush = 1024;  // float lanes are flushed into a double sum e
 // grain (channels per task) so that each task touches at least ~32K values
 inline int64_t channel_grain(int64_t per_channel) { return imax(1, 32768 / imax(1, per_channel)); }
 
-double sum_run(const float* x, int64_t n) {
-  double total = 0;
+// sum(x - k) and sum((x - k)^2) over a run, in one pass. Shifting by k, a value of the channel,
+// keeps sum((x-k)^2) - sum(x-k)^2/M from cancelling when |mean| >> std (the shifted-data
+// algorithm); float lanes are flushed into double every kFlush values.
+void shifted_sums_run(const float* x, int64_t n, float k, double& s1, double& s2) {
+  const vf vk = vset1(k);
   for (int64_t b = 0; b < n; b += kFlush) {
     const int64_t e = imin(n, b + kFlush);
-    vf s0 = vzero(), s1 = vzero();
+    vf a0 = vzero(), a1 = vzero(), q0 = vzero(), q1 = vzero();
     int64_t i = b;
     for (; i + 2 * VL <= e; i += 2 * VL) {
-      s0 = vadd(s0, vload(x + i));
-      s1 = vadd(s1, vload(x + i + VL));
-    }
-    for (; i + VL <= e; i += VL) s0 = vadd(s0, vload(x + i));
-    if (i < e) s0 = vadd(s0, vload_tail(x + i, (int)(e - i)));
-    total += (double)vhsum(vadd(s0, s1));
-  }
-  return total;
-}
-
-// sum((x - m)^2)
-double centered_squares_run(const float* x, int64_t n, float m) {
-  const vf vm = vset1(m);
-  double total = 0;
-  for (int64_t b = 0; b < n; b += kFlush) {
-    const int64_t e = imin(n, b + kFlush);
-    vf s0 = vzero(), s1 = vzero();
-    int64_t i = b;
-    for (; i + 2 * VL <= e; i += 2 * VL) {
-      const vf d0 = vsub(vload(x + i), vm), d1 = vsub(vload(x + i + VL), vm);
-      s0 = vfma(d0, d0, s0);
-      s1 = vfma(d1, d1, s1);
+      const vf d0 = vsub(vload(x + i), vk), d1 = vsub(vload(x + i + VL), vk);
+      a0 = vadd(a0, d0);
+      a1 = vadd(a1, d1);
+      q0 = vfma(d0, d0, q0);
+      q1 = vfma(d1, d1, q1);
     }
     for (; i + VL <= e; i += VL) {
-      const vf d = vsub(vload(x + i), vm);
-      s0 = vfma(d, d, s0);
+      const vf d = vsub(vload(x + i), vk);
+      a0 = vadd(a0, d);
+      q0 = vfma(d, d, q0);
     }
-    for (; i < e; i++) {  // a masked load would give (0 - m)^2 in the dead lanes
-      const float d = x[i] - m;
-      total += (double)(d * d);
+    for (; i < e; i++) {  // a masked load would give 0 - k in the dead lanes
+      const float d = x[i] - k;
+      s1 += (double)d;
+      s2 += (double)(d * d);
     }
-    total += (double)vhsum(vadd(s0, s1));
+    s1 += (double)vhsum(vadd(a0, a1));
+    s2 += (double)vhsum(vadd(q0, q1));
   }
-  return total;
 }
 
 // y = x*a + b (then max(0, .) when relu) over a run
@@ -206,6 +195,10 @@ struct ChannelArrays {
 struct ChannelStats {
   double mean, var_sum;  // var_sum = sum((x - mean)^2)
 };
+// from the shifted sums s1 = sum(x - k), s2 = sum((x - k)^2) over M values
+inline ChannelStats shifted_stats(double k, double s1, double s2, int64_t M) {
+  return ChannelStats{k + s1 / (double)M, s2 - s1 * s1 / (double)M > 0.0 ? s2 - s1 * s1 / (double)M : 0.0};
+}
 
 // Saves the statistics, updates the running ones and returns the affine (a, b) of channel c.
 inline void finish_channel(int64_t c, ChannelStats st, int64_t M, float eps, float momentum, const float* weight,
@@ -231,36 +224,30 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
   if (S > 1) {
     parallel(C, channel_grain(M), [&](int64_t c0, int64_t c1, int) {
       for (int64_t c = c0; c < c1; c++) {
-        double sum = 0;
-        for (int64_t n = 0; n < N; n++) sum += sum_run(x + (n * C + c) * S, S);
-        ChannelStats st{sum / (double)M, 0.0};
-        const float mean_f = (float)st.mean;
-        for (int64_t n = 0; n < N; n++) st.var_sum += centered_squares_run(x + (n * C + c) * S, S, mean_f);
+        const float k = x[c * S];  // the shift: the channel's first value
+        double s1 = 0, s2 = 0;
+        for (int64_t n = 0; n < N; n++) shifted_sums_run(x + (n * C + c) * S, S, k, s1, s2);
         float a, b;
-        finish_channel(c, st, M, eps, momentum, weight, bias, save_mean, save_invstd, running_mean, running_var, a, b);
+        finish_channel(c, shifted_stats(k, s1, s2, M), M, eps, momentum, weight, bias, save_mean, save_invstd,
+                       running_mean, running_var, a, b);
         for (int64_t n = 0; n < N; n++) affine_run(y + (n * C + c) * S, x + (n * C + c) * S, S, a, b, relu);
       }
     });
     return;
   }
-  // (N, C): two passes of per-channel sums over the rows, then the output pass over the rows
-  ChannelArrays arrays(C, 3);
-  float *mean_f = arrays.data, *a = mean_f + C, *b = a + C;
-  double* sums = static_cast<double*>(std::malloc((size_t)(4 * C) * sizeof(double)));
+  // (N, C): the shifted sums in one pass over the rows (the shift: row 0), then the output pass
+  ChannelArrays arrays(C, 2);
+  float *a = arrays.data, *b = a + C;
+  const float* k = x;
+  double* sums = static_cast<double*>(std::malloc((size_t)(2 * C) * sizeof(double)));
   if (!sums) throw std::bad_alloc();
-  double *sum = sums, *sq = sums + C, *unused = sums + 2 * C;
-  row_sums(sum, unused, N, C, [=](int64_t n, int64_t c, int64_t lanes, vf& v0, vf& v1) {
-    v0 = load_lanes(x + n * C + c, lanes);
-    v1 = vzero();
-  });
-  for (int64_t c = 0; c < C; c++) mean_f[c] = (float)(sum[c] / (double)N);
-  row_sums(sq, unused, N, C, [=](int64_t n, int64_t c, int64_t lanes, vf& v0, vf& v1) {
-    const vf d = vsub(load_lanes(x + n * C + c, lanes), load_lanes(mean_f + c, lanes));
-    v0 = vmul(d, d);
-    v1 = vzero();
+  double *s1 = sums, *s2 = sums + C;
+  row_sums(s1, s2, N, C, [=](int64_t n, int64_t c, int64_t lanes, vf& v0, vf& v1) {
+    v0 = vsub(load_lanes(x + n * C + c, lanes), load_lanes(k + c, lanes));  // dead lanes: 0 - 0
+    v1 = vmul(v0, v0);
   });
   for (int64_t c = 0; c < C; c++)
-    finish_channel(c, ChannelStats{sum[c] / (double)N, sq[c]}, N, eps, momentum, weight, bias, save_mean, save_invstd,
+    finish_channel(c, shifted_stats(k[c], s1[c], s2[c], N), N, eps, momentum, weight, bias, save_mean, save_invstd,
                    running_mean, running_var, a[c], b[c]);
   std::free(sums);
   parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {

@@ -6,6 +6,8 @@
 // in L1 while ir sweeps the A panels out of L2); the MR x NR microkernel keeps its C tile in
 // registers for the whole KC loop. Transposes are folded into the packing; edges are zero-padded
 // there, so the microkernel only ever sees full panels and masks its store.
+// Threads: the row blocks are split over the threads, sharing each packed B block; a product with
+// one row block (a training batch) is split by columns instead, each thread packing its own panels.
 #include <cstdlib>
 #include <new>
 
@@ -171,6 +173,18 @@ void scale_c(float* C, int64_t M, int64_t N, int64_t ldc, float beta) {
   }
 }
 
+// C[i0 : i0+mc, jc : jc+nc] = alpha * the packed A block (mc, kc) . the packed B panels (kc, nc)
+// + beta * C, one B micro-panel (in L1) against every A micro-panel (from L2) in turn
+void macro_kernel(const float* ap, const float* bp, int64_t kc, int64_t mc, int64_t nc, float* C, int64_t ldc,
+                  int64_t i0, int64_t jc, float alpha, float beta) {
+  for (int64_t p = 0; p * NR < nc; p++) {
+    const float* b_panel = bp + p * kc * NR;
+    const int64_t j = jc + p * NR, nr = imin(NR, nc - p * NR);
+    for (int64_t ir = 0; ir < mc; ir += MR)
+      microkernel(kc, ap + ir * kc, b_panel, C + (i0 + ir) * ldc + j, ldc, alpha, beta, imin(MR, mc - ir), nr);
+  }
+}
+
 }  // namespace
 
 void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
@@ -185,18 +199,45 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
   const bool par = threads > 1 && (double)M * (double)N * (double)K >= 262144.0;
   Workspace& ws = workspace;
   ws.ensure(par ? threads : 1);
+  // K in equal blocks of at most KC: 784 as 4 x 196, not 3 x 256 + 16 (a last pass over C for
+  // almost no work)
+  const int64_t kc_step = (K + (K + KC - 1) / KC - 1) / ((K + KC - 1) / KC);
   // Row blocks of at most MC rows, as many as a multiple of the thread count when there are enough
   // rows, and equal in size (to MR): M = 512 in blocks of 192 would give one core 384 rows and the
   // other 128; four blocks of 132 give each 264.
   int64_t mblocks = (M + MC - 1) / MC;
   if (par && mblocks >= threads) mblocks = (mblocks + threads - 1) / threads * threads;
   const int64_t mc_step = ((M + mblocks - 1) / mblocks + MR - 1) / MR * MR;
+  mblocks = (M + mc_step - 1) / mc_step;
+
+  if (par && mblocks == 1 && NC / threads >= NR) {
+    // One row block (a training batch): each thread takes its own range of columns for the whole
+    // product and packs its own B panels (and op(A)), so the cores meet once, not twice per K block.
+    const int64_t all_panels = (N + NR - 1) / NR, nc_step = NC / threads / NR * NR;
+    parallel(threads, 1, [&](int64_t t0, int64_t t1, int tid) {
+      float *ap = ws.a + (int64_t)tid * MC * KC, *bp = ws.b + (int64_t)tid * KC * nc_step;
+      for (int64_t t = t0; t < t1; t++) {
+        const int64_t j_begin = all_panels * t / threads * NR, j_end = imin(N, all_panels * (t + 1) / threads * NR);
+        for (int64_t jc = j_begin; jc < j_end; jc += nc_step) {
+          const int64_t nc = imin(nc_step, j_end - jc), panels = (nc + NR - 1) / NR;
+          for (int64_t pc = 0; pc < K; pc += kc_step) {
+            const int64_t kc = imin(kc_step, K - pc);
+            for (int64_t p = 0; p < panels; p++)
+              pack_b_panel(bp + p * kc * NR, B, ldb, trans_b, pc, kc, jc + p * NR, imin(NR, nc - p * NR));
+            pack_a(ap, A, lda, trans_a, 0, M, pc, kc);
+            macro_kernel(ap, bp, kc, M, nc, C, ldc, 0, jc, alpha, pc == 0 ? beta : 1.0f);
+          }
+        }
+      }
+    });
+    return;
+  }
 
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = imin(NC, N - jc);
     const int64_t panels = (nc + NR - 1) / NR;
-    for (int64_t pc = 0; pc < K; pc += KC) {
-      const int64_t kc = imin(KC, K - pc);
+    for (int64_t pc = 0; pc < K; pc += kc_step) {
+      const int64_t kc = imin(kc_step, K - pc);
       const float beta_now = pc == 0 ? beta : 1.0f;  // later K blocks accumulate onto the first
       float* bp = ws.b;
       auto pack_b = [&](int64_t begin, int64_t end, int) {
@@ -207,35 +248,19 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
         parallel(panels, 4, pack_b);
       else
         pack_b(0, panels, 0);
-
-      // Tasks: MC row blocks, each split over panel ranges when there are fewer blocks than threads
-      // (a batch-64 layer is one row block; both cores then share it by columns).
-      const int64_t mblocks = (M + mc_step - 1) / mc_step;
-      const int64_t nsplit = par && mblocks < threads ? imin(panels, (threads + mblocks - 1) / mblocks) : 1;
+      // MC row blocks over the threads, all sharing the packed B block
       auto compute = [&](int64_t begin, int64_t end, int tid) {
         float* ap = ws.a + (int64_t)tid * MC * KC;
-        int64_t packed = -1;
-        for (int64_t t = begin; t < end; t++) {
-          const int64_t mb = t / nsplit, ns = t % nsplit;
+        for (int64_t mb = begin; mb < end; mb++) {
           const int64_t i0 = mb * mc_step, mc = imin(mc_step, M - i0);
-          if (packed != mb) {
-            pack_a(ap, A, lda, trans_a, i0, mc, pc, kc);
-            packed = mb;
-          }
-          const int64_t p_begin = panels * ns / nsplit, p_end = panels * (ns + 1) / nsplit;
-          for (int64_t p = p_begin; p < p_end; p++) {
-            const float* b_panel = bp + p * kc * NR;
-            const int64_t j = jc + p * NR, nr = imin(NR, nc - p * NR);
-            for (int64_t ir = 0; ir < mc; ir += MR)
-              microkernel(kc, ap + ir * kc, b_panel, C + (i0 + ir) * ldc + j, ldc, alpha, beta_now, imin(MR, mc - ir),
-                          nr);
-          }
+          pack_a(ap, A, lda, trans_a, i0, mc, pc, kc);
+          macro_kernel(ap, bp, kc, mc, nc, C, ldc, i0, jc, alpha, beta_now);
         }
       };
       if (par)
-        parallel(mblocks * nsplit, 1, compute);
+        parallel(mblocks, 1, compute);
       else
-        compute(0, mblocks * nsplit, 0);
+        compute(0, mblocks, 0);
     }
   }
 }
