@@ -323,6 +323,24 @@ Napi::Value MaxRows(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// gatherRows(out, src, indices, R, D)
+Napi::Value GatherRows(const Napi::CallbackInfo& info) {
+  Args a(info, "gatherRows", 5);
+  const int64_t R = a.size(3, "R"), D = a.size(4, "D", 1);
+  float* out = a.f32(0, "out", mul_sat(R, D));
+  const int64_t n = a.length(1, "src");
+  const float* src = a.f32(1, "src", n);
+  const int32_t* idx = a.i32(2, "indices", R);
+  a.no_overlap(0, "out", 1, "src");
+  const int64_t rows = n / D;
+  for (int64_t r = 0; r < R; r++)
+    if (idx[r] < 0 || idx[r] >= rows)
+      a.range_error("indices[" + std::to_string(r) + "] = " + std::to_string(idx[r]) + " is out of range [0, " +
+                    std::to_string(rows) + ") (the rows of src)");
+  kernels().gather_rows(out, src, idx, R, D);
+  return info.Env().Undefined();
+}
+
 // ---- Softmax cross-entropy -----------------------------------------------------------------------
 
 void check_targets(const Args& a, const int32_t* t, int64_t R, int64_t K) {
@@ -569,6 +587,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   SG_EXPORT("sum", Sum);
   SG_EXPORT("sumSquares", SumSquares);
   SG_EXPORT("maxRows", MaxRows);
+  SG_EXPORT("gatherRows", GatherRows);
   SG_EXPORT("softmaxCrossEntropy", SoftmaxCrossEntropy);
   SG_EXPORT("softmaxCrossEntropyBackward", SoftmaxCrossEntropyBackward);
   SG_EXPORT("sgdStep", SgdStep);

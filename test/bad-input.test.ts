@@ -8,11 +8,12 @@ import { describe, expect, it } from 'vitest';
 import type { Backend, KernelName } from '../lib/backend/types.js';
 import { native, tsBackend } from './helpers.js';
 
-type Kind = 'f32' | 'f32?' | 'i32' | 'size' | 'num' | 'bool';
+type Kind = 'f32' | 'f32?' | 'f32 any length' | 'i32' | 'size' | 'num' | 'bool';
 interface Arg { name: string; kind: Kind; value: unknown; atLeast?: boolean }
 
 const f = (name: string, n: number, atLeast = false): Arg => ({ name, kind: 'f32', value: new Float32Array(n), atLeast });
 const fn = (name: string, n: number): Arg => ({ name, kind: 'f32?', value: new Float32Array(n) });
+const fany = (name: string, n: number): Arg => ({ name, kind: 'f32 any length', value: new Float32Array(n) });
 const i32 = (name: string, n: number): Arg => ({ name, kind: 'i32', value: new Int32Array(n) });
 const size = (name: string, v: number): Arg => ({ name, kind: 'size', value: v });
 const num = (name: string, v: number): Arg => ({ name, kind: 'num', value: v });
@@ -46,6 +47,7 @@ const CALLS: Record<KernelName, Arg[]> = {
   sum: [f('x', 5)],
   sumSquares: [f('x', 5)],
   maxRows: [f('max', 2), i32('argmax', 2), f('x', 6), size('R', 2), size('K', 3)],
+  gatherRows: [f('out', 6), fany('src', 9), i32('indices', 2), size('R', 2), size('D', 3)],
   softmaxCrossEntropy: [f('losses', 2), f('logits', 6), i32('targets', 2), size('R', 2), size('K', 3), num('labelSmoothing', 0)],
   softmaxCrossEntropyBackward: [f('dlogits', 6), f('logits', 6), i32('targets', 2), f('dlosses', 2), size('R', 2),
     size('K', 3), num('labelSmoothing', 0)],
@@ -100,6 +102,10 @@ describe('bad input gives the same TypeError/RangeError from native and the fall
       };
       const at = `^${name}: expected ${arg.name} `;
       switch (arg.kind) {
+        case 'f32 any length':
+          expectBoth(name, call(new Float64Array(3)), 'TypeError', new RegExp(`${at}to be a Float32Array but received Float64Array$`));
+          expectBoth(name, call(null), 'TypeError', new RegExp(`${at}to be a Float32Array but received null$`));
+          break;
         case 'f32':
         case 'f32?': {
           const nullable = arg.kind === 'f32?' ? ' or null' : '';
@@ -168,6 +174,14 @@ describe('bad input gives the same TypeError/RangeError from native and the fall
       /^adamStep: expected step to be an integer from 1 to 2147483647 but received 0$/);
     expectBoth('maxRows', [z(2), new Int32Array(2), z(0), 2, 0], 'RangeError',
       /^maxRows: expected K to be an integer from 1 to 2147483647 but received 0$/);
+    // src holds 3 whole rows of 3 (and 2 spare values): index 3 is past them, -1 before them
+    expectBoth('gatherRows', [z(6), z(11), Int32Array.of(0, 3), 2, 3], 'RangeError',
+      /^gatherRows: indices\[1\] = 3 is out of range \[0, 3\) \(the rows of src\)$/);
+    expectBoth('gatherRows', [z(6), z(11), Int32Array.of(-1, 0), 2, 3], 'RangeError',
+      /^gatherRows: indices\[0\] = -1 is out of range \[0, 3\) \(the rows of src\)$/);
+    const shared = z(12);
+    expectBoth('gatherRows', [shared.subarray(0, 6), shared, Int32Array.of(0, 1), 2, 3], 'RangeError',
+      /^gatherRows: out must not overlap src$/);
   });
 
   it('the runtime settings reject bad values', () => {

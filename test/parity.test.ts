@@ -164,6 +164,24 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
     });
   });
 
+  it('gatherRows: random rows, repeated rows, rows of every width', () => {
+    withIsa(isa, () => {
+      const rng = new Rng(9);
+      for (const D of [1, 3, 784])
+        for (const R of [0, 1, 7, 64]) {
+          const rows = 50, src = rng.f32(rows * D + 2), indices = Int32Array.from(rng.int(R, rows));
+          if (R > 1) indices[1] = indices[0]; // a row taken twice
+          const [on, ot] = both((k) => {
+            const out = new Float32Array(R * D).fill(NaN);
+            k.gatherRows(out, src, indices, R, D);
+            return out;
+          });
+          expect(on).toEqual(ot);
+          for (let r = 0; r < R; r++) expect(on.subarray(r * D, (r + 1) * D)).toEqual(src.subarray(indices[r] * D, (indices[r] + 1) * D));
+        }
+    });
+  });
+
   it('maxRows, softmax cross-entropy forward and backward', () => {
     withIsa(isa, () => {
       const rng = new Rng(6);

@@ -62,6 +62,8 @@ export interface Backend {
   sumSquares(x: Float32Array): number;
   /** x (R, K): each row's max and argmax (the first NaN wins, as in PyTorch). */
   maxRows(max: Float32Array, argmax: Int32Array, x: Float32Array, R: number, K: number): void;
+  /** out (R, D) = the rows indices[r] of src (rows of D values): a batch gathered from a dataset. */
+  gatherRows(out: Float32Array, src: Float32Array, indices: Int32Array, R: number, D: number): void;
 
   /** logits (R, K), targets (R) in [0, K): per-row losses of softmax cross-entropy. */
   softmaxCrossEntropy(losses: Float32Array, logits: Float32Array, targets: Int32Array, R: number, K: number,

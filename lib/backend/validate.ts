@@ -99,6 +99,11 @@ export function checkTargets(a: Args, targets: Int32Array, R: number, K: number)
     if (targets[r] < 0 || targets[r] >= K) a.rangeError(`targets[${r}] = ${targets[r]} is out of range [0, ${K})`);
 }
 
+export function checkRowIndices(a: Args, indices: Int32Array, R: number, rows: number): void {
+  for (let r = 0; r < R; r++)
+    if (indices[r] < 0 || indices[r] >= rows) a.rangeError(`indices[${r}] = ${indices[r]} is out of range [0, ${rows}) (the rows of src)`);
+}
+
 export function checkLabelSmoothing(a: Args, ls: number): void {
   if (ls < 0 || ls > 1) a.rangeError(`expected labelSmoothing to be in [0, 1] but received ${String(ls)}`);
 }

@@ -1,4 +1,5 @@
 /** Datasets of (input, class index) samples and the DataLoader that batches them. */
+import { backend } from '../backend/index.js';
 import { defaultGenerator, Generator } from '../random.js';
 import { fmt, Tensor } from '../tensor.js';
 
@@ -35,12 +36,10 @@ export class TensorDataset implements Dataset {
     return this.batchInto(indices, new Float32Array(indices.length * this.rowSize), new Int32Array(indices.length));
   }
   batchInto(indices: ArrayLike<number>, x: Float32Array, y: Int32Array): [Tensor, Int32Array] {
-    const n = indices.length, row = this.rowSize, src = this.inputs.data;
-    for (let i = 0; i < n; i++) {
-      const j = indices[i];
-      x.set(src.subarray(j * row, (j + 1) * row), i * row);
-      y[i] = this.targets[j];
-    }
+    const n = indices.length, at = indices instanceof Int32Array ? indices : Int32Array.from(indices);
+    // one kernel: random rows of a large dataset are latency-bound, and it prefetches ahead
+    if (this.rowSize > 0) backend().gatherRows(x, this.inputs.data, at, n, this.rowSize);
+    for (let i = 0; i < n; i++) y[i] = this.targets[at[i]];
     return [new Tensor(x, [n, ...this.inputs.shape.slice(1)]), y];
   }
   /** The first n samples (a view, no copy). */

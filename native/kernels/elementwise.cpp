@@ -1,5 +1,6 @@
 // Elementwise maps, activations and their backward, and reductions, over n contiguous floats:
-// out, a, b, x, y, dx, dy are (n). max_rows: x is (R, K), max and argmax are (R).
+// out, a, b, x, y, dx, dy are (n). max_rows: x is (R, K), max and argmax are (R). gather_rows: out
+// is (R, D), src (rows, D), indices (R).
 // Large arrays are split over the thread pool in contiguous chunks; each chunk runs full vectors
 // and one masked tail.
 #include "kernels.h"
@@ -107,6 +108,22 @@ void max_rows(float* max, int32_t* argmax, const float* x, int64_t R, int64_t K)
         }
       max[r] = m;
       argmax[r] = (int32_t)at;
+    }
+  });
+}
+
+// out (R, D) = the rows indices[r] of src. A batch of random dataset rows is bound by memory
+// latency (each row on pages of its own), so the rows a few ahead are prefetched while one is copied,
+// and the rows are split over the threads.
+void gather_rows(float* out, const float* src, const int32_t* indices, int64_t R, int64_t D) {
+  constexpr int64_t kAhead = 4;
+  parallel(R, imax(1, 8192 / D), [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; r++) {
+      if (r + kAhead < r1) {
+        const float* next = src + (int64_t)indices[r + kAhead] * D;
+        for (int64_t i = 0; i < D; i += 16) __builtin_prefetch(next + i);
+      }
+      std::memcpy(out + r * D, src + (int64_t)indices[r] * D, (size_t)D * sizeof(float));
     }
   });
 }

@@ -56,6 +56,8 @@ struct Kernels {
   double (*sum_squares)(const float* x, int64_t n);
   // x is (R, K); max and argmax of each row, NaN winning as in PyTorch (first NaN's index).
   void (*max_rows)(float* max, int32_t* argmax, const float* x, int64_t R, int64_t K);
+  // out (R, D) = the rows indices[r] of src (rows of D floats); the indices are validated.
+  void (*gather_rows)(float* out, const float* src, const int32_t* indices, int64_t R, int64_t D);
 
   // logits is (R, K), targets (R) in [0, K). losses (R) = logsumexp(row) - (1-ls)*row[t] - ls*mean(row)
   // with ls the label smoothing. dlogits (R, K) = dlosses[r] * (softmax(row) - (1-ls)*onehot(t) - ls/K).

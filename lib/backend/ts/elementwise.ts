@@ -47,6 +47,9 @@ export function sumSquares(x: Float32Array): number {
   for (let i = 0; i < x.length; i++) s += x[i] * x[i];
   return s;
 }
+export function gatherRows(out: Float32Array, src: Float32Array, indices: Int32Array, R: number, D: number): void {
+  for (let r = 0; r < R; r++) out.set(src.subarray(indices[r] * D, (indices[r] + 1) * D), r * D);
+}
 export function maxRows(max: Float32Array, argmax: Int32Array, x: Float32Array, R: number, K: number): void {
   for (let r = 0; r < R; r++) {
     const o = r * K;

@@ -4,7 +4,7 @@
  * kernel of the same name in this folder.
  */
 import type { Backend, Isa } from '../types.js';
-import { Args, checkLabelSmoothing, checkTargets, checkValuesPerChannel, convDims } from '../validate.js';
+import { Args, checkLabelSmoothing, checkRowIndices, checkTargets, checkValuesPerChannel, convDims } from '../validate.js';
 import { batchnormBackward, batchnormForwardEval, batchnormForwardTrain } from './batchnorm.js';
 import { col2im, im2col, maxPool2d, maxPool2dBackward } from './conv.js';
 import * as ew from './elementwise.js';
@@ -145,6 +145,14 @@ export const tsBackend: Backend = {
     const R = a.size(3, 'R'), K = a.size(4, 'K', 1);
     const max = a.f32(0, 'max', R), idx = a.i32(1, 'argmax', R), x = a.f32(2, 'x', R * K);
     ew.maxRows(max, idx, x, R, K);
+  },
+  gatherRows(...args: Args3<Backend['gatherRows']>) {
+    const a = new Args('gatherRows', args, 5);
+    const R = a.size(3, 'R'), D = a.size(4, 'D', 1);
+    const out = a.f32(0, 'out', R * D), src = a.f32(1, 'src', a.length(1, 'src')), indices = a.i32(2, 'indices', R);
+    a.noOverlap(0, 'out', 1, 'src');
+    checkRowIndices(a, indices, R, Math.floor(src.length / D));
+    ew.gatherRows(out, src, indices, R, D);
   },
 
   softmaxCrossEntropy(...args: Args3<Backend['softmaxCrossEntropy']>) {
