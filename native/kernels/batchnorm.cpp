@@ -63,39 +63,43 @@ void shifted_sums_run(const float* x, int64_t n, float k, double& s1, double& s2
   }
 }
 
-// y = x*a + b (then max(0, .) when relu) over a run
-void affine_run(float* y, const float* x, int64_t n, float a, float b, bool relu) {
-  const vf va = vset1(a), vb = vset1(b), zero = vzero();
-  int64_t i = 0;
-  if (relu) {
-    for (; i + VL <= n; i += VL) vstore(y + i, vmax(zero, vfma(vload(x + i), va, vb)));
-    if (i < n) vstore_tail(y + i, vmax(zero, vfma(vload_tail(x + i, (int)(n - i)), va, vb)), (int)(n - i));
-  } else {
-    for (; i + VL <= n; i += VL) vstore(y + i, vfma(vload(x + i), va, vb));
-    if (i < n) vstore_tail(y + i, vfma(vload_tail(x + i, (int)(n - i)), va, vb), (int)(n - i));
-  }
+// the `lanes` values at p (a whole vector, or a tail with zeros past it)
+inline vf load_n(const float* p, int64_t lanes) { return lanes == VL ? vload(p) : vload_tail(p, (int)lanes); }
+
+// y (C) = x (C) * a (C) + b (C) (then max(0, .) when relu): one row of the (N, C) layout
+void write_affine_row(float* y, const float* x, const float* a, const float* b, int64_t C, bool relu, bool stream) {
+  write_run(y, C, stream, [=](int64_t c, int64_t lanes) {
+    const vf r = vfma(load_n(x + c, lanes), load_n(a + c, lanes), load_n(b + c, lanes));
+    return relu ? vmax(vzero(), r) : r;
+  });
 }
 
-inline vf masked(vf dy, const float* y, int64_t i) { return y ? vselect_pos(vload(y + i), dy) : dy; }
-inline vf masked_tail(vf dy, const float* y, int64_t i, int n) { return y ? vselect_pos(vload_tail(y + i, n), dy) : dy; }
+// y = x*a + b (then max(0, .) when relu) over a run; stream: non-temporal stores (see simd.h)
+void affine_run(float* y, const float* x, int64_t n, float a, float b, bool relu, bool stream) {
+  const vf va = vset1(a), vb = vset1(b), zero = vzero();
+  write_run(y, n, stream, [&](int64_t i, int64_t lanes) {
+    const vf r = vfma(load_n(x + i, lanes), va, vb);
+    return relu ? vmax(zero, r) : r;
+  });
+}
 
-// sum(dy') and sum(dy' * (x - m)) over a run, dy' = dy masked by y > 0 when y is given
+// dy' = dy masked by y > 0 when y (a fused ReLU's output) is given, for `lanes` values
+inline vf grad_n(const float* dy, const float* y, int64_t lanes) {
+  const vf g = load_n(dy, lanes);
+  return y ? vselect_pos(load_n(y, lanes), g) : g;
+}
+
+// sum(dy') and sum(dy' * (x - m)) over a run
 void grad_sums_run(const float* dy, const float* x, const float* y, int64_t n, float m, double& sum_dy, double& dot) {
   const vf vm = vset1(m);
   for (int64_t b = 0; b < n; b += kFlush) {
     const int64_t e = imin(n, b + kFlush);
     vf s = vzero(), d = vzero();
-    int64_t i = b;
-    for (; i + VL <= e; i += VL) {
-      const vf g = masked(vload(dy + i), y, i);
+    for (int64_t i = b; i < e; i += VL) {
+      const int64_t lanes = imin(VL, e - i);
+      const vf g = grad_n(dy + i, y ? y + i : nullptr, lanes);
       s = vadd(s, g);
-      d = vfma(g, vsub(vload(x + i), vm), d);
-    }
-    if (i < e) {
-      const int t = (int)(e - i);
-      const vf g = masked_tail(vload_tail(dy + i, t), y, i, t);
-      s = vadd(s, g);
-      d = vfma(g, vsub(vload_tail(x + i, t), vm), d);  // g is 0 past the tail
+      d = vfma(g, vsub(load_n(x + i, lanes), vm), d);  // g is 0 past the tail
     }
     sum_dy += (double)vhsum(s);
     dot += (double)vhsum(d);
@@ -104,23 +108,12 @@ void grad_sums_run(const float* dy, const float* x, const float* y, int64_t n, f
 
 // dx = (dy' - gm - (x - m)*k) * sc over a run (train), dx = dy' * sc (eval: x is not read)
 void dx_run(float* dx, const float* dy, const float* x, const float* y, int64_t n, float m, float gm, float k, float sc,
-            bool train) {
+            bool train, bool stream) {
   const vf vm = vset1(m), vgm = vset1(gm), vk = vset1(k), vsc = vset1(sc);
-  int64_t i = 0;
-  if (!train) {
-    for (; i + VL <= n; i += VL) vstore(dx + i, vmul(masked(vload(dy + i), y, i), vsc));
-    if (i < n) vstore_tail(dx + i, vmul(masked_tail(vload_tail(dy + i, (int)(n - i)), y, i, (int)(n - i)), vsc), (int)(n - i));
-    return;
-  }
-  for (; i + VL <= n; i += VL) {
-    const vf g = masked(vload(dy + i), y, i);
-    vstore(dx + i, vmul(vsub(vsub(g, vgm), vmul(vsub(vload(x + i), vm), vk)), vsc));
-  }
-  if (i < n) {
-    const int t = (int)(n - i);
-    const vf g = masked_tail(vload_tail(dy + i, t), y, i, t);
-    vstore_tail(dx + i, vmul(vsub(vsub(g, vgm), vmul(vsub(vload_tail(x + i, t), vm), vk)), vsc), t);
-  }
+  write_run(dx, n, stream, [&](int64_t i, int64_t lanes) {
+    const vf g = grad_n(dy + i, y ? y + i : nullptr, lanes);
+    return train ? vmul(vsub(vsub(g, vgm), vmul(vsub(load_n(x + i, lanes), vm), vk)), vsc) : vmul(g, vsc);
+  });
 }
 
 // The (N, C) layout: rows are contiguous along C, so every pass walks whole rows, vectors along C
@@ -130,7 +123,6 @@ void dx_run(float* dx, const float* dy, const float* x, const float* y, int64_t 
 // given thread count always gives the same result.
 constexpr int64_t kFlushRows = 64;
 
-inline vf load_lanes(const float* p, int64_t lanes) { return lanes >= VL ? vload(p) : vload_tail(p, (int)lanes); }
 inline void store_lanes(float* p, vf v, int64_t lanes) {
   if (lanes >= VL)
     vstore(p, v);
@@ -160,8 +152,8 @@ void row_sums(double* out0, double* out1, int64_t N, int64_t C, const Values& va
           const int64_t lanes = imin(VL, C - c);
           vf v0, v1;
           value_of(n, c, lanes, v0, v1);
-          store_lanes(f0 + c, vadd(load_lanes(f0 + c, lanes), v0), lanes);
-          store_lanes(f1 + c, vadd(load_lanes(f1 + c, lanes), v1), lanes);
+          store_lanes(f0 + c, vadd(load_n(f0 + c, lanes), v0), lanes);
+          store_lanes(f1 + c, vadd(load_n(f1 + c, lanes), v1), lanes);
         }
       for (int64_t c = 0; c < C; c++) {
         d0[c] += (double)f0[c];
@@ -221,6 +213,7 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
                              const float* x, const float* weight, const float* bias, int64_t N, int64_t C, int64_t S,
                              float eps, float momentum, bool relu) {
   const int64_t M = N * S;
+  const bool stream = N * C * S * (int64_t)sizeof(float) >= kStreamBytes;
   if (S > 1) {
     parallel(C, channel_grain(M), [&](int64_t c0, int64_t c1, int) {
       for (int64_t c = c0; c < c1; c++) {
@@ -230,8 +223,9 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
         float a, b;
         finish_channel(c, shifted_stats(k, s1, s2, M), M, eps, momentum, weight, bias, save_mean, save_invstd,
                        running_mean, running_var, a, b);
-        for (int64_t n = 0; n < N; n++) affine_run(y + (n * C + c) * S, x + (n * C + c) * S, S, a, b, relu);
+        for (int64_t n = 0; n < N; n++) affine_run(y + (n * C + c) * S, x + (n * C + c) * S, S, a, b, relu, stream);
       }
+      if (stream) stream_fence();
     });
     return;
   }
@@ -243,7 +237,7 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
   if (!sums) throw std::bad_alloc();
   double *s1 = sums, *s2 = sums + C;
   row_sums(s1, s2, N, C, [=](int64_t n, int64_t c, int64_t lanes, vf& v0, vf& v1) {
-    v0 = vsub(load_lanes(x + n * C + c, lanes), load_lanes(k + c, lanes));  // dead lanes: 0 - 0
+    v0 = vsub(load_n(x + n * C + c, lanes), load_n(k + c, lanes));  // dead lanes: 0 - 0
     v1 = vmul(v0, v0);
   });
   for (int64_t c = 0; c < C; c++)
@@ -251,15 +245,8 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
                    running_mean, running_var, a[c], b[c]);
   std::free(sums);
   parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {
-    const float *xs = x, *as = a, *bs = b;  // locals: the stores to y cannot alias them
-    float* ys = y;
-    for (int64_t n = n0; n < n1; n++)
-      for (int64_t c = 0; c < C; c += VL) {
-        const int64_t lanes = imin(VL, C - c);
-        vf r = vfma(load_lanes(xs + n * C + c, lanes), load_lanes(as + c, lanes), load_lanes(bs + c, lanes));
-        if (relu) r = vmax(vzero(), r);
-        store_lanes(ys + n * C + c, r, lanes);
-      }
+    for (int64_t n = n0; n < n1; n++) write_affine_row(y + n * C, x + n * C, a, b, C, relu, stream);
+    if (stream) stream_fence();
   });
 }
 
@@ -276,23 +263,16 @@ void batchnorm_forward_eval(float* y, const float* x, const float* running_mean,
     a[c] = (float)(invstd * w);
     b[c] = (float)(bi - (double)running_mean[c] * invstd * w);
   }
+  const bool stream = N * C * S * (int64_t)sizeof(float) >= kStreamBytes;
   if (S > 1) {
     parallel(N * C, channel_grain(S), [&](int64_t p0, int64_t p1, int) {
-      for (int64_t p = p0; p < p1; p++) affine_run(y + p * S, x + p * S, S, a[p % C], b[p % C], relu);
+      for (int64_t p = p0; p < p1; p++) affine_run(y + p * S, x + p * S, S, a[p % C], b[p % C], relu, stream);
+      if (stream) stream_fence();
     });
   } else {
-    parallel(N, channel_grain(C), [&](int64_t n0, int64_t n1, int) {
-      for (int64_t n = n0; n < n1; n++) {
-        const float* row = x + n * C;
-        float* out = y + n * C;
-        if (relu)
-          for (int64_t c = 0; c < C; c++) {
-            const float v = row[c] * a[c] + b[c];
-            out[c] = v < 0.0f ? 0.0f : v;
-          }
-        else
-          for (int64_t c = 0; c < C; c++) out[c] = row[c] * a[c] + b[c];
-      }
+    parallel(N, channel_grain(C), [=](int64_t n0, int64_t n1, int) {
+      for (int64_t n = n0; n < n1; n++) write_affine_row(y + n * C, x + n * C, a, b, C, relu, stream);
+      if (stream) stream_fence();
     });
   }
   std::free(ab);
@@ -302,6 +282,7 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
                         const float* invstd, const float* weight, const float* y, int64_t N, int64_t C, int64_t S,
                         bool train) {
   const int64_t M = N * S;
+  const bool stream = N * C * S * (int64_t)sizeof(float) >= kStreamBytes;
   // per channel: from the two sums, the dx coefficients dx = (dy' - gm - (x - mean)*k) * sc
   auto coefficients = [&](int64_t c, double sum_dy, double dot, float& gm, float& k, float& sc) {
     if (dweight) dweight[c] = (float)(dot * (double)invstd[c]);
@@ -325,9 +306,10 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
         if (dx)
           for (int64_t n = 0; n < N; n++) {
             const int64_t off = (n * C + c) * S;
-            dx_run(dx + off, dy + off, x + off, y ? y + off : nullptr, S, mean[c], gm, k, sc, train);
+            dx_run(dx + off, dy + off, x + off, y ? y + off : nullptr, S, mean[c], gm, k, sc, train, stream);
           }
       }
+      if (stream) stream_fence();
     });
     return;
   }
@@ -335,36 +317,28 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
   ChannelArrays arrays(C, 4);
   float *m = arrays.data, *gm = m + C, *k = gm + C, *sc = k + C;
   for (int64_t c = 0; c < C; c++) m[c] = mean[c];
-  auto grad_at = [=](int64_t n, int64_t c, int64_t lanes) {  // dy, masked by y > 0 for a fused ReLU
-    const vf g = load_lanes(dy + n * C + c, lanes);
-    return y ? vselect_pos(load_lanes(y + n * C + c, lanes), g) : g;
-  };
+  auto grad_at = [=](int64_t n, int64_t c, int64_t lanes) { return grad_n(dy + n * C + c, y ? y + n * C + c : nullptr, lanes); };
   double* sums = static_cast<double*>(std::calloc((size_t)(2 * C), sizeof(double)));
   if (!sums) throw std::bad_alloc();
   double *sum_dy = sums, *dot = sums + C;
   if (dweight || dbias || (dx && train))
     row_sums(sum_dy, dot, N, C, [=](int64_t n, int64_t c, int64_t lanes, vf& v0, vf& v1) {
       v0 = grad_at(n, c, lanes);
-      v1 = vmul(v0, vsub(load_lanes(x + n * C + c, lanes), load_lanes(m + c, lanes)));
+      v1 = vmul(v0, vsub(load_n(x + n * C + c, lanes), load_n(m + c, lanes)));
     });
   for (int64_t c = 0; c < C; c++) coefficients(c, sum_dy[c], dot[c], gm[c], k[c], sc[c]);
   std::free(sums);
   if (!dx) return;
   parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {
-    const auto grad = grad_at;  // locals: the stores to dx cannot alias them
-    const float *xs = x, *ms = m, *gms = gm, *ks = k, *scs = sc;
-    float* dxs = dx;
     for (int64_t n = n0; n < n1; n++)
-      for (int64_t c = 0; c < C; c += VL) {
-        const int64_t lanes = imin(VL, C - c);
-        const vf g = grad(n, c, lanes), vsc = load_lanes(scs + c, lanes);
-        const vf r = train ? vmul(vsub(vsub(g, load_lanes(gms + c, lanes)),
-                                       vmul(vsub(load_lanes(xs + n * C + c, lanes), load_lanes(ms + c, lanes)),
-                                            load_lanes(ks + c, lanes))),
-                                  vsc)
-                           : vmul(g, vsc);
-        store_lanes(dxs + n * C + c, r, lanes);
-      }
+      write_run(dx + n * C, C, stream, [=](int64_t c, int64_t lanes) {
+        const vf g = grad_at(n, c, lanes), vsc = load_n(sc + c, lanes);
+        return train ? vmul(vsub(vsub(g, load_n(gm + c, lanes)), vmul(vsub(load_n(x + n * C + c, lanes), load_n(m + c, lanes)),
+                                                                     load_n(k + c, lanes))),
+                            vsc)
+                     : vmul(g, vsc);
+      });
+    if (stream) stream_fence();
   });
 }
 

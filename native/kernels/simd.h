@@ -47,6 +47,7 @@ static inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 static inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
 static inline vf vdiv(vf a, vf b) { return _mm512_div_ps(a, b); }
 static inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }  // a*b + c
+static inline void vstream(float* p, vf v) { _mm512_stream_ps(p, v); }  // p aligned to the vector
 // max(a, b) that returns b when either is NaN (the x86 rule): vmax(zero, x) keeps NaN in x.
 static inline vf vmax(vf a, vf b) { return _mm512_max_ps(a, b); }
 static inline vf vmin(vf a, vf b) { return _mm512_min_ps(a, b); }
@@ -92,6 +93,7 @@ static inline vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
 static inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
 static inline vf vdiv(vf a, vf b) { return _mm256_div_ps(a, b); }
 static inline vf vfma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline void vstream(float* p, vf v) { _mm256_stream_ps(p, v); }
 static inline vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
 static inline vf vmin(vf a, vf b) { return _mm256_min_ps(a, b); }
 static inline float vhsum(vf v) {
@@ -136,6 +138,7 @@ static inline vf vsub(vf a, vf b) { return _mm_sub_ps(a, b); }
 static inline vf vmul(vf a, vf b) { return _mm_mul_ps(a, b); }
 static inline vf vdiv(vf a, vf b) { return _mm_div_ps(a, b); }
 static inline vf vfma(vf a, vf b, vf c) { return _mm_add_ps(_mm_mul_ps(a, b), c); }
+static inline void vstream(float* p, vf v) { _mm_stream_ps(p, v); }
 static inline vf vmax(vf a, vf b) { return _mm_max_ps(a, b); }
 static inline vf vmin(vf a, vf b) { return _mm_min_ps(a, b); }
 static inline float vhsum(vf v) {
@@ -184,6 +187,7 @@ static inline vf vsub(vf a, vf b) { SG_LANES(a.v[i] - b.v[i]); }
 static inline vf vmul(vf a, vf b) { SG_LANES(a.v[i] * b.v[i]); }
 static inline vf vdiv(vf a, vf b) { SG_LANES(a.v[i] / b.v[i]); }
 static inline vf vfma(vf a, vf b, vf c) { SG_LANES(a.v[i] * b.v[i] + c.v[i]); }
+static inline void vstream(float* p, vf v) { std::memcpy(p, v.v, sizeof v.v); }
 static inline vf vmax(vf a, vf b) { SG_LANES(a.v[i] > b.v[i] ? a.v[i] : b.v[i]); }
 static inline vf vmin(vf a, vf b) { SG_LANES(a.v[i] < b.v[i] ? a.v[i] : b.v[i]); }
 static inline float vhsum(vf a) { return (a.v[0] + a.v[2]) + (a.v[1] + a.v[3]); }
@@ -275,6 +279,32 @@ static inline void transpose8x8(float* dst, int64_t ldd, const float* src, int64
 // Smallest/largest helpers without <algorithm> (see the note at the top).
 static inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// Non-temporal stores write around the caches: for outputs too large to stay cached, they save
+// reading each line in before overwriting it (a third of an output's traffic). The stores are
+// weakly ordered, so a task that streamed ends with stream_fence() before the pool's join.
+static inline void stream_fence() {
+#if !SG_ISA_GENERIC
+  _mm_sfence();
+#endif
+}
+constexpr int64_t kStreamBytes = (int64_t)8 << 20;  // outputs from this size on are streamed
+
+// out[i : i+lanes] = value(i, lanes) over [0, n), vectors stored plainly or, with stream, the
+// vector-aligned middle streamed (the head up to alignment and the tail masked)
+template <class Value>
+static inline void write_run(float* out, int64_t n, bool stream, const Value& value) {
+  int64_t i = 0;
+  if (stream) {
+    const int64_t misalign = (int64_t)(reinterpret_cast<uintptr_t>(out) % (VL * sizeof(float))) / (int64_t)sizeof(float);
+    const int64_t head = misalign ? imin(n, VL - misalign) : 0;
+    if (head) vstore_tail(out, value(0, head), (int)head);
+    for (i = head; i + VL <= n; i += VL) vstream(out + i, value(i, VL));
+  } else {
+    for (; i + VL <= n; i += VL) vstore(out + i, value(i, VL));
+  }
+  if (i < n) vstore_tail(out + i, value(i, n - i), (int)(n - i));
+}
 
 // parallel(n, grain, [&](int64_t begin, int64_t end, int tid) { ... }) on the shared pool.
 template <class F>
