@@ -123,13 +123,16 @@ const hasAvx512 = cpuFlags.includes('avx512f');
 console.log(`stablegrad bench: ${os.cpus()[0].model}, ${allThreads} threads, best ISA ${detected}, node ${process.version}`);
 console.log(`references: numpy ${probe.numpy ?? 'absent'} (${openblas ? 'OpenBLAS' : 'no OpenBLAS'}), torch ${probe.torch ?? 'absent'}`);
 
-const peak = {};
-for (const t of threadCounts)
-  peak[t] = withConfig(detected, t, () => {
+/** FMA GFLOP/s on t threads; measured at the start and again at the end of the run (see the end) */
+function measurePeak(t) {
+  return withConfig(detected, t, () => {
     const iters = 2e7;
     const flops = native.fmaPeak(iters);
-    return flops / time(() => native.fmaPeak(iters), 0.5) / 1e9;
+    return flops / time(() => native.fmaPeak(iters), 1) / 1e9;
   });
+}
+const peak = {}, peakAtStart = {};
+for (const t of threadCounts) peak[t] = peakAtStart[t] = measurePeak(t);
 /** STREAM triad GB/s (12 bytes per element) on t threads with three arrays of footprint/3 bytes in all */
 const triads = new Map();
 function triad(footprint, t) {
@@ -368,11 +371,22 @@ if (torchEpoch[top]) target(`seed epoch, native ${top}t vs PyTorch's best`, e2e[
 target('seed step: share of the time outside kernels (at most)', overhead, 0.15, '%max');
 target('seed epoch, fallback samples/s vs 3,000', fallback.samplesPerSec / 3000, 1, '');
 target('seed epoch, native vs fallback', e2e[top].samplesPerSec / fallback.samplesPerSec, 30);
-// the roofline for this machine: the two large products of a step alone, at the measured peak
+// the roofline for this machine: a step's products alone (the forward and weight-gradient products
+// of both layers, the input gradient of the second), at the measured FMA peak
 const stepFlops = 2 * (2 * 64 * 784 * 500) + 3 * 2 * 64 * 500 * 10;
-console.log(`roofline here: ${stepFlops / 1e6} MFLOP per step at the ${top}-thread FMA peak is ${fixed(64 * peak[top] * 1e9 / stepFlops, 0)} samples/s at most`);
+console.log(`roofline here: ${fixed(stepFlops / 1e6, 1)} MFLOP of products per step; at the ${top}-thread FMA peak ` +
+  `(${fixed(peak[top])} GFLOP/s) that is ${fixed(64 * peak[top] * 1e9 / stepFlops, 0)} samples/s at most, with nothing else in the step`);
 
 // ---- targets -------------------------------------------------------------------------------------
+
+// The machine is shared: a core taken by another tenant shows as a lower peak. The peak is measured
+// again now; a large difference means the figures of this run were taken on a contended machine.
+for (const t of threadCounts) {
+  const now = measurePeak(t);
+  if (Math.min(now, peakAtStart[t]) < 0.9 * Math.max(now, peakAtStart[t]))
+    notes.push(`the ${t}-thread FMA peak was ${fixed(peakAtStart[t])} GFLOP/s at the start of the run and ${fixed(now)} at the end: ` +
+      'the machine was contended (shared cores); fractions of peak above use the start figure, and a rerun may differ');
+}
 
 console.log('\nTargets (issue 5), each a ratio measured in this run; "goal" is the ratio the target asks for');
 table(['target', 'ratio', 'goal', 'met'], targets.map((t) => [t.what, shown(t.value, t.unit), shown(t.goal, t.unit), t.met ? 'yes' : 'NO']),
