@@ -290,20 +290,28 @@ static inline void stream_fence() {
 }
 constexpr int64_t kStreamBytes = (int64_t)8 << 20;  // outputs from this size on are streamed
 
-// out[i : i+lanes] = value(i, lanes) over [0, n), vectors stored plainly or, with stream, the
-// vector-aligned middle streamed (the head up to alignment and the tail masked)
+// out[i : i+lanes] = value(i, lanes) over [0, n) in vectors (masked at the end of a range). With
+// stream, the whole 64-byte lines in the middle are written non-temporally and the partial lines at
+// either end plainly: a line written both ways (a neighbouring run's head or tail) would be flushed
+// from the cache and the write-combining buffers in turn, slower than not streaming at all.
 template <class Value>
 static inline void write_run(float* out, int64_t n, bool stream, const Value& value) {
-  int64_t i = 0;
-  if (stream) {
-    const int64_t misalign = (int64_t)(reinterpret_cast<uintptr_t>(out) % (VL * sizeof(float))) / (int64_t)sizeof(float);
-    const int64_t head = misalign ? imin(n, VL - misalign) : 0;
-    if (head) vstore_tail(out, value(0, head), (int)head);
-    for (i = head; i + VL <= n; i += VL) vstream(out + i, value(i, VL));
-  } else {
-    for (; i + VL <= n; i += VL) vstore(out + i, value(i, VL));
-  }
-  if (i < n) vstore_tail(out + i, value(i, n - i), (int)(n - i));
+  constexpr int64_t kLine = 64 / (int64_t)sizeof(float);
+  auto plain = [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i += VL) {
+      const int64_t lanes = imin(VL, end - i);
+      if (lanes == VL)
+        vstore(out + i, value(i, VL));
+      else
+        vstore_tail(out + i, value(i, lanes), (int)lanes);
+    }
+  };
+  if (!stream) return plain(0, n);
+  const int64_t misalign = (int64_t)(reinterpret_cast<uintptr_t>(out) % 64) / (int64_t)sizeof(float);
+  const int64_t head = imin(n, misalign ? kLine - misalign : 0), body = head + (n - head) / kLine * kLine;
+  plain(0, head);
+  for (int64_t i = head; i < body; i += VL) vstream(out + i, value(i, VL));
+  plain(body, n);
 }
 
 // parallel(n, grain, [&](int64_t begin, int64_t end, int tid) { ... }) on the shared pool.
