@@ -317,7 +317,9 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
   ChannelArrays arrays(C, 4);
   float *m = arrays.data, *gm = m + C, *k = gm + C, *sc = k + C;
   for (int64_t c = 0; c < C; c++) m[c] = mean[c];
-  auto grad_at = [=](int64_t n, int64_t c, int64_t lanes) { return grad_n(dy + n * C + c, y ? y + n * C + c : nullptr, lanes); };
+  auto grad_at = [=](int64_t n, int64_t c, int64_t lanes) {
+    return grad_n(dy + n * C + c, y ? y + n * C + c : nullptr, lanes);
+  };
   double* sums = static_cast<double*>(std::calloc((size_t)(2 * C), sizeof(double)));
   if (!sums) throw std::bad_alloc();
   double *sum_dy = sums, *dot = sums + C;
@@ -333,9 +335,8 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
     for (int64_t n = n0; n < n1; n++)
       write_run(dx + n * C, C, stream, [=](int64_t c, int64_t lanes) {
         const vf g = grad_at(n, c, lanes), vsc = load_n(sc + c, lanes);
-        return train ? vmul(vsub(vsub(g, load_n(gm + c, lanes)), vmul(vsub(load_n(x + n * C + c, lanes), load_n(m + c, lanes)),
-                                                                     load_n(k + c, lanes))),
-                            vsc)
+        const vf centered = vsub(load_n(x + n * C + c, lanes), load_n(m + c, lanes));
+        return train ? vmul(vsub(vsub(g, load_n(gm + c, lanes)), vmul(centered, load_n(k + c, lanes))), vsc)
                      : vmul(g, vsc);
       });
     if (stream) stream_fence();

@@ -16,8 +16,8 @@ constexpr int64_t kGrain = 1 << 15;
 // param -= lr*d
 void sgd_step(float* param, float* momentum_buffer, const float* grad, int64_t n, float lr, float momentum,
               float dampening, float weight_decay, bool nesterov, bool first_step) {
-  // the options are the same for every element: pick the variant once, so that each inner loop is a
-  // straight vector loop (the plain-SGD one is param = param - lr*grad, one FMA per 8 or 16 floats)
+  // in vectors; the options are the same for every element, so the branches below always go the
+  // same way (plain SGD is param = param - lr*grad: one FMA per vector)
   const vf vlr = vset1(-lr), vwd = vset1(weight_decay), vm = vset1(momentum), vdamp = vset1(1.0f - dampening);
   const bool use_momentum = momentum != 0.0f;
   auto update = [&](vf p, vf g, float* buf_at, int lanes) {
@@ -35,10 +35,14 @@ void sgd_step(float* param, float* momentum_buffer, const float* grad, int64_t n
   };
   parallel(n, kGrain, [&](int64_t b, int64_t e, int) {
     int64_t i = b;
-    for (; i + VL <= e; i += VL) vstore(param + i, update(vload(param + i), vload(grad + i), use_momentum ? momentum_buffer + i : nullptr, VL));
+    for (; i + VL <= e; i += VL) {
+      float* buf = use_momentum ? momentum_buffer + i : nullptr;
+      vstore(param + i, update(vload(param + i), vload(grad + i), buf, VL));
+    }
     if (i < e) {
       const int t = (int)(e - i);
-      vstore_tail(param + i, update(vload_tail(param + i, t), vload_tail(grad + i, t), use_momentum ? momentum_buffer + i : nullptr, t), t);
+      float* buf = use_momentum ? momentum_buffer + i : nullptr;
+      vstore_tail(param + i, update(vload_tail(param + i, t), vload_tail(grad + i, t), buf, t), t);
     }
   });
 }
