@@ -234,26 +234,34 @@ target(`sgemm fraction of FMA peak, 1 thread, worst of 512..2048`, Math.min(...g
 const products = [['forward x.W^T (64x784 . 784x500)', 64, 500, 784, false, true, 'forward'],
   ['weight grad g^T.x (500x64 . 64x784)', 500, 784, 64, true, false, 'weight grad'],
   ['input grad g.W (64x500 . 500x784)', 64, 784, 500, false, false, 'input grad']];
-console.log('\nThe seed model\'s products, GFLOP/s and fraction of the FMA peak');
-const productRows = [];
-for (const [name, M, N, K, ta, tb, key] of products) {
-  const A = random(M * K, 3), B = random(K * N, 4), lda = ta ? M : K, ldb = tb ? K : N, flops = 2 * M * N * K;
-  const ref = new Float32Array(M * N);
+console.log('\nThe seed model\'s products, GFLOP/s and fraction of the FMA peak (best of two passes minutes apart)');
+const productInputs = products.map(([name, M, N, K, ta, tb, key]) => {
+  const A = random(M * K, 3), B = random(K * N, 4), ref = new Float32Array(M * N);
+  const lda = ta ? M : K, ldb = tb ? K : N;
   tsBackend.sgemm(ref, A, B, M, N, K, ta, tb, 1, 0, lda, ldb, N);
+  return { name, M, N, K, ta, tb, key, A, B, ref, lda, ldb };
+});
+const productBest = {}; // `${key}/${t}` -> GFLOP/s
+for (let pass = 0; pass < 2; pass++)
+  for (const { name, M, N, K, ta, tb, key, A, B, ref, lda, ldb } of productInputs)
+    for (const t of threadCounts) {
+      const C = new Float32Array(M * N);
+      const g = withConfig(detected, t, () => {
+        native.sgemm(C, A, B, M, N, K, ta, tb, 1, 0, lda, ldb, N);
+        check(`${name} ${t}t`, C, ref, 1e-5);
+        return 2 * M * N * K / time(() => native.sgemm(C, A, B, M, N, K, ta, tb, 1, 0, lda, ldb, N), 1) / 1e9;
+      });
+      productBest[`${key}/${t}`] = Math.max(productBest[`${key}/${t}`] ?? 0, g);
+    }
+const productRows = productInputs.map(({ name, key }) => {
   const row = [name];
   for (const t of threadCounts) {
-    const C = new Float32Array(M * N);
-    const g = withConfig(detected, t, () => {
-      native.sgemm(C, A, B, M, N, K, ta, tb, 1, 0, lda, ldb, N);
-      check(`${name} ${t}t`, C, ref, 1e-5);
-      return flops / time(() => native.sgemm(C, A, B, M, N, K, ta, tb, 1, 0, lda, ldb, N), 1) / 1e9;
-    });
+    const g = productBest[`${key}/${t}`];
     row.push(fixed(g), `${(100 * g / peak[t]).toFixed(0)}%`);
     target(`seed product ${key}, ${t} thread(s), fraction of peak`, g / peak[t], 0.7, '');
   }
-  row.push(fixed(torchRefs.t1?.seed_products_gflops[key]), fixed(torchRefs.blas?.seed_products_gflops[key]));
-  productRows.push(row);
-}
+  return [...row, fixed(torchRefs.t1?.seed_products_gflops[key]), fixed(torchRefs.blas?.seed_products_gflops[key])];
+});
 table(['product', ...threadCounts.flatMap((t) => [`${t}t`, 'of peak']), 'torch 1t', `torch ${allThreads}t`], productRows,
   [38, ...threadCounts.flatMap(() => [9, 9]), 10, 10]);
 
