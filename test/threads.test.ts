@@ -17,15 +17,22 @@ describe('thread pool', () => {
     const rng = new Rng(21);
     const [M, N, K] = [257, 190, 301];
     const A = rng.f32(M * K), B = rng.f32(K * N), x = rng.f32(64 * 37 * 49), dy = rng.f32(x.length);
+    // a batch-sized product (one row block: split by columns) and BatchNorm's (N, C) layout over
+    // many row blocks
+    const A2 = rng.f32(64 * 300), B2 = rng.f32(300 * 500), x2 = rng.f32(1000 * 37), dy2 = rng.f32(x2.length);
+    const batchnorm = (input: Float32Array, grad: Float32Array, n: number, S: number) => {
+      const y = new Float32Array(input.length), mean = new Float32Array(37), invstd = new Float32Array(37);
+      native.batchnormForwardTrain(y, mean, invstd, null, null, input, null, null, n, 37, S, 1e-5, 0.1, false);
+      const dx = new Float32Array(input.length), dw = new Float32Array(37);
+      native.batchnormBackward(dx, dw, null, grad, input, mean, invstd, Float32Array.from(mean, () => 1.5), null, n, 37, S, true);
+      return [y, mean, invstd, dx, dw];
+    };
     const run = (threads: number) => {
       expect(native.setThreads(threads)).toBe(threads);
-      const C = new Float32Array(M * N);
+      const C = new Float32Array(M * N), C2 = new Float32Array(64 * 500);
       native.sgemm(C, A, B, M, N, K, false, true, 1, 0, K, K, N);
-      const y = new Float32Array(x.length), mean = new Float32Array(37), invstd = new Float32Array(37);
-      native.batchnormForwardTrain(y, mean, invstd, null, null, x, null, null, 64, 37, 49, 1e-5, 0.1, false);
-      const dx = new Float32Array(x.length);
-      native.batchnormBackward(dx, null, null, dy, x, mean, invstd, null, null, 64, 37, 49, true);
-      return [C, y, dx];
+      native.sgemm(C2, A2, B2, 64, 500, 300, false, false, 1, 0, 300, 500, 500);
+      return [C, C2, ...batchnorm(x, dy, 64, 49), ...batchnorm(x2, dy2, 1000, 1)];
     };
     const one = run(1);
     for (const t of [2, 3, 5]) {

@@ -118,10 +118,12 @@ void dx_run(float* dx, const float* dy, const float* x, const float* y, int64_t 
 
 // The (N, C) layout: rows are contiguous along C, so every pass walks whole rows, vectors along C
 // (walking a channel down the rows instead strides C floats: with C a power of two every access
-// falls in the same L1 set). The rows are split over threads; each thread keeps its own per-channel
-// sums (float lanes over kFlushRows rows, then double), added in thread order at the end, so a
-// given thread count always gives the same result.
+// falls in the same L1 set). The rows are cut into blocks fixed by N alone (kFlushRows rows, more
+// when N is large, at most kMaxBlocks blocks); each block's per-channel sums are taken in float
+// lanes, flushed to double, and the blocks are added in order: threads take whole blocks, so the
+// result is the same for any thread count.
 constexpr int64_t kFlushRows = 64;
+constexpr int64_t kMaxBlocks = 256;
 
 inline void store_lanes(float* p, vf v, int64_t lanes) {
   if (lanes >= VL)
@@ -134,43 +136,50 @@ inline void store_lanes(float* p, vf v, int64_t lanes) {
 // for channels [c, c + lanes) of row n.
 template <class Values>
 void row_sums(double* out0, double* out1, int64_t N, int64_t C, const Values& values) {
-  const int threads = num_threads();
-  // per thread: float partials (2C) and double partials (2C)
-  const size_t per_thread = (size_t)C * 2 * (sizeof(float) + sizeof(double));
-  char* scratch = static_cast<char*>(std::calloc((size_t)threads, per_thread));
-  if (!scratch) throw std::bad_alloc();
-  parallel(N, imax(1, 32768 / imax(C, 1)), [&](int64_t n0, int64_t n1, int tid) {
+  const int64_t block_rows = kFlushRows * imax(1, (N + kFlushRows * kMaxBlocks - 1) / (kFlushRows * kMaxBlocks));
+  const int64_t blocks = (N + block_rows - 1) / block_rows;
+  // per block: its double sums (2C); per thread: float lanes (2C)
+  double* partial = static_cast<double*>(std::calloc((size_t)(blocks * 2 * C), sizeof(double)));
+  float* lanes_all = static_cast<float*>(std::calloc((size_t)(num_threads() * 2 * C), sizeof(float)));
+  if (!partial || !lanes_all) {
+    std::free(partial);
+    std::free(lanes_all);
+    throw std::bad_alloc();
+  }
+  parallel(blocks, imax(1, 32768 / imax(C * block_rows, 1)), [&](int64_t b0, int64_t b1, int tid) {
     // a local copy: the stores below cannot alias it, so its pointers stay in registers
     const Values value_of = values;
-    double* d0 = reinterpret_cast<double*>(scratch + (size_t)tid * per_thread);
-    double* d1 = d0 + C;
-    float* f0 = reinterpret_cast<float*>(d1 + C);
+    float* f0 = lanes_all + (int64_t)tid * 2 * C;
     float* f1 = f0 + C;
-    for (int64_t b = n0; b < n1; b += kFlushRows) {
-      for (int64_t n = b; n < imin(n1, b + kFlushRows); n++)
-        for (int64_t c = 0; c < C; c += VL) {
-          const int64_t lanes = imin(VL, C - c);
-          vf v0, v1;
-          value_of(n, c, lanes, v0, v1);
-          store_lanes(f0 + c, vadd(load_n(f0 + c, lanes), v0), lanes);
-          store_lanes(f1 + c, vadd(load_n(f1 + c, lanes), v1), lanes);
+    for (int64_t blk = b0; blk < b1; blk++) {
+      double* d0 = partial + blk * 2 * C;
+      double* d1 = d0 + C;
+      const int64_t end = imin(N, (blk + 1) * block_rows);
+      for (int64_t r = blk * block_rows; r < end; r += kFlushRows) {
+        for (int64_t n = r; n < imin(end, r + kFlushRows); n++)
+          for (int64_t c = 0; c < C; c += VL) {
+            const int64_t lanes = imin(VL, C - c);
+            vf v0, v1;
+            value_of(n, c, lanes, v0, v1);
+            store_lanes(f0 + c, vadd(load_n(f0 + c, lanes), v0), lanes);
+            store_lanes(f1 + c, vadd(load_n(f1 + c, lanes), v1), lanes);
+          }
+        for (int64_t c = 0; c < C; c++) {
+          d0[c] += (double)f0[c];
+          d1[c] += (double)f1[c];
+          f0[c] = f1[c] = 0.0f;
         }
-      for (int64_t c = 0; c < C; c++) {
-        d0[c] += (double)f0[c];
-        d1[c] += (double)f1[c];
-        f0[c] = f1[c] = 0.0f;
       }
     }
   });
   for (int64_t c = 0; c < C; c++) out0[c] = out1[c] = 0.0;
-  for (int t = 0; t < threads; t++) {
-    const double* d0 = reinterpret_cast<const double*>(scratch + (size_t)t * per_thread);
+  for (int64_t blk = 0; blk < blocks; blk++)
     for (int64_t c = 0; c < C; c++) {
-      out0[c] += d0[c];
-      out1[c] += d0[C + c];
+      out0[c] += partial[blk * 2 * C + c];
+      out1[c] += partial[blk * 2 * C + C + c];
     }
-  }
-  std::free(scratch);
+  std::free(partial);
+  std::free(lanes_all);
 }
 
 // Per-channel float arrays for the (N, C) passes: `count` arrays of C floats in one allocation.
