@@ -82,7 +82,7 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
       const rng = new Rng(3 + variant);
       for (const N of [2, 7, 33])
         for (const C of SIZES)
-          for (const S of [1, 7, 17, 100]) {
+          for (const S of [1, 7, 17, 100, 1031]) { // S >= 1024 walks channel by channel, smaller S sample-major
             const n = N * C * S;
             const x = rng.f32(n, 2, 1), dy = rng.f32(n), w = rng.f32(C), bias = rng.f32(C);
             const rm0 = rng.f32(C), rv0 = Float32Array.from(rng.f32(C), (v) => Math.abs(v) + 0.5);

@@ -182,6 +182,36 @@ void row_sums(double* out0, double* out1, int64_t N, int64_t C, const Values& va
   std::free(lanes_all);
 }
 
+// (N, C, S) with small planes (S < kSmallPlane): a channel's planes are too short for the hardware
+// prefetcher to stream (1 KiB at 16 x 16), so walking one channel at a time waits on memory. The
+// sample-major walk reads all memory in order instead: per-channel sums over blocks of samples
+// fixed by N alone (added in block order: the same result for any thread count), then the output
+// pass over the planes in order.
+constexpr int64_t kSmallPlane = 1024;
+
+// out0 (C), out1 (C) = the sums that plane(n, c, t0, t1) adds into t0, t1 for every plane (n, c)
+template <class Plane>
+void plane_sums(double* out0, double* out1, int64_t N, int64_t C, int64_t S, const Plane& plane) {
+  const int64_t block_n = imax(1, (N + kMaxBlocks - 1) / kMaxBlocks), blocks = (N + block_n - 1) / block_n;
+  double* partial = static_cast<double*>(std::calloc((size_t)(blocks * 2 * C), sizeof(double)));
+  if (!partial) throw std::bad_alloc();
+  parallel(blocks, imax(1, 32768 / imax(block_n * C * S, 1)), [&](int64_t b0, int64_t b1, int) {
+    const Plane plane_of = plane;  // a local copy, as in row_sums
+    for (int64_t blk = b0; blk < b1; blk++) {
+      double* d = partial + blk * 2 * C;
+      for (int64_t n = blk * block_n; n < imin(N, (blk + 1) * block_n); n++)
+        for (int64_t c = 0; c < C; c++) plane_of(n, c, d[c], d[C + c]);
+    }
+  });
+  for (int64_t c = 0; c < C; c++) out0[c] = out1[c] = 0.0;
+  for (int64_t blk = 0; blk < blocks; blk++)
+    for (int64_t c = 0; c < C; c++) {
+      out0[c] += partial[blk * 2 * C + c];
+      out1[c] += partial[blk * 2 * C + C + c];
+    }
+  std::free(partial);
+}
+
 // Per-channel float arrays for the (N, C) passes: `count` arrays of C floats in one allocation.
 struct ChannelArrays {
   float* data;
@@ -223,6 +253,26 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
                              float eps, float momentum, bool relu) {
   const int64_t M = N * S;
   const bool stream = N * C * S * (int64_t)sizeof(float) >= kStreamBytes;
+  if (S > 1 && S < kSmallPlane) {
+    // sample-major: the shifted sums over every plane in memory order, then the output pass
+    ChannelArrays arrays(C, 3);
+    float *k = arrays.data, *a = k + C, *b = a + C;
+    for (int64_t c = 0; c < C; c++) k[c] = x[c * S];  // the shift: each channel's first value
+    double* sums = static_cast<double*>(std::malloc((size_t)(2 * C) * sizeof(double)));
+    if (!sums) throw std::bad_alloc();
+    plane_sums(sums, sums + C, N, C, S, [=](int64_t n, int64_t c, double& s1, double& s2) {
+      shifted_sums_run(x + (n * C + c) * S, S, k[c], s1, s2);
+    });
+    for (int64_t c = 0; c < C; c++)
+      finish_channel(c, shifted_stats(k[c], sums[c], sums[C + c], M), M, eps, momentum, weight, bias, save_mean,
+                     save_invstd, running_mean, running_var, a[c], b[c]);
+    std::free(sums);
+    parallel(N * C, channel_grain(S), [&](int64_t p0, int64_t p1, int) {
+      for (int64_t p = p0; p < p1; p++) affine_run(y + p * S, x + p * S, S, a[p % C], b[p % C], relu, stream);
+      if (stream) stream_fence();
+    });
+    return;
+  }
   if (S > 1) {
     parallel(C, channel_grain(M), [&](int64_t c0, int64_t c1, int) {
       for (int64_t c = c0; c < c1; c++) {
@@ -301,6 +351,29 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
     gm = train ? (float)(sum_dy / (double)M) : 0.0f;
     k = train ? (float)(dot * is * is / (double)M) : 0.0f;
   };
+  if (S > 1 && S < kSmallPlane) {
+    // sample-major (see plane_sums): both sums over every plane in memory order, then dx
+    ChannelArrays arrays(C, 3);
+    float *gm = arrays.data, *k = gm + C, *sc = k + C;
+    double* sums = static_cast<double*>(std::calloc((size_t)(2 * C), sizeof(double)));
+    if (!sums) throw std::bad_alloc();
+    if (dweight || dbias || (dx && train))
+      plane_sums(sums, sums + C, N, C, S, [=](int64_t n, int64_t c, double& sum_dy, double& dot) {
+        const int64_t off = (n * C + c) * S;
+        grad_sums_run(dy + off, x + off, y ? y + off : nullptr, S, mean[c], sum_dy, dot);
+      });
+    for (int64_t c = 0; c < C; c++) coefficients(c, sums[c], sums[C + c], gm[c], k[c], sc[c]);
+    std::free(sums);
+    if (!dx) return;
+    parallel(N * C, channel_grain(S), [&](int64_t p0, int64_t p1, int) {
+      for (int64_t p = p0; p < p1; p++) {
+        const int64_t c = p % C;
+        dx_run(dx + p * S, dy + p * S, x + p * S, y ? y + p * S : nullptr, S, mean[c], gm[c], k[c], sc[c], train, stream);
+      }
+      if (stream) stream_fence();
+    });
+    return;
+  }
   if (S > 1) {
     parallel(C, channel_grain(M), [&](int64_t c0, int64_t c1, int) {
       for (int64_t c = c0; c < c1; c++) {
