@@ -291,16 +291,22 @@ Napi::Value Tanh(const Napi::CallbackInfo& i) { return Unary<&sg::Kernels::tanh>
 Napi::Value TanhBackward(const Napi::CallbackInfo& i) { return Binary<&sg::Kernels::tanh_backward>(i, "tanhBackward", "dx", "dy", "y"); }
 Napi::Value LeakyRelu(const Napi::CallbackInfo& i) { return UnaryScalar<&sg::Kernels::leaky_relu>(i, "leakyRelu", "out", "slope"); }
 
-// leakyReluBackward(dx, dy, x, slope)
-Napi::Value LeakyReluBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "leakyReluBackward", 4);
-  const int64_t n = a.length(0, "dx");
-  float* dx = a.f32(0, "dx", n);
-  const float* dy = a.f32(1, "dy", n);
-  const float* x = a.f32(2, "x", n);
-  const float slope = a.number(3, "slope");
-  kernels().leaky_relu_backward(dx, dy, x, slope, n);
+// fn(out, a, b, scalar) over n = out's length
+template <void (*const sg::Kernels::*Fn)(float*, const float*, const float*, float, int64_t)>
+Napi::Value BinaryScalar(const Napi::CallbackInfo& info, const char* fn, const char* out, const char* a_name,
+                         const char* b_name, const char* scalar) {
+  Args a(info, fn, 4);
+  const int64_t n = a.length(0, out);
+  float* o = a.f32(0, out, n);
+  const float* x = a.f32(1, a_name, n);
+  const float* y = a.f32(2, b_name, n);
+  const float s = a.number(3, scalar);
+  (kernels().*Fn)(o, x, y, s, n);
   return info.Env().Undefined();
+}
+// leakyReluBackward(dx, dy, x, slope)
+Napi::Value LeakyReluBackward(const Napi::CallbackInfo& i) {
+  return BinaryScalar<&sg::Kernels::leaky_relu_backward>(i, "leakyReluBackward", "dx", "dy", "x", "slope");
 }
 
 template <double (*const sg::Kernels::*Fn)(const float*, int64_t)>
@@ -508,15 +514,8 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
 }
 
 // triad(a, b, c, s): a = b + s * c
-Napi::Value Triad(const Napi::CallbackInfo& info) {
-  Args a(info, "triad", 4);
-  const int64_t n = a.length(0, "a");
-  float* out = a.f32(0, "a", n);
-  const float* b = a.f32(1, "b", n);
-  const float* c = a.f32(2, "c", n);
-  const float s = a.number(3, "s");
-  kernels().triad(out, b, c, s, n);
-  return info.Env().Undefined();
+Napi::Value Triad(const Napi::CallbackInfo& i) {
+  return BinaryScalar<&sg::Kernels::triad>(i, "triad", "a", "b", "c", "s");
 }
 
 // ---- Runtime configuration -----------------------------------------------------------------------

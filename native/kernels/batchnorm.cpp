@@ -15,8 +15,9 @@
 //   The two sums come from one fused pass over (dy, x); dx is a second pass.
 // Backward (eval): mean and invstd are constants, so dx = dy*weight*invstd.
 // Two layouts, two loop orders: (N, C, S) walks each channel's contiguous planes with vector lanes
-// and splits channels over threads; (N, C) is contiguous along C, so it vectorises across channels,
-// walks whole rows, and splits the rows over threads with per-thread partial sums.
+// and splits channels over threads (planes under kSmallPlane values are walked sample by sample
+// instead); (N, C) is contiguous along C, so it vectorises across channels and walks whole rows.
+// Sums over samples or rows go by blocks fixed by N, added in order: the same for any thread count.
 #include <cstdlib>
 #include <new>
 
@@ -63,13 +64,10 @@ void shifted_sums_run(const float* x, int64_t n, float k, double& s1, double& s2
   }
 }
 
-// the `lanes` values at p (a whole vector, or a tail with zeros past it)
-inline vf load_n(const float* p, int64_t lanes) { return lanes == VL ? vload(p) : vload_tail(p, (int)lanes); }
-
 // y (C) = x (C) * a (C) + b (C) (then max(0, .) when relu): one row of the (N, C) layout
 void write_affine_row(float* y, const float* x, const float* a, const float* b, int64_t C, bool relu, bool stream) {
   write_run(y, C, stream, [=](int64_t c, int64_t lanes) {
-    const vf r = vfma(load_n(x + c, lanes), load_n(a + c, lanes), load_n(b + c, lanes));
+    const vf r = vfma(vload_n(x + c, lanes), vload_n(a + c, lanes), vload_n(b + c, lanes));
     return relu ? vmax(vzero(), r) : r;
   });
 }
@@ -78,15 +76,15 @@ void write_affine_row(float* y, const float* x, const float* a, const float* b, 
 void affine_run(float* y, const float* x, int64_t n, float a, float b, bool relu, bool stream) {
   const vf va = vset1(a), vb = vset1(b), zero = vzero();
   write_run(y, n, stream, [&](int64_t i, int64_t lanes) {
-    const vf r = vfma(load_n(x + i, lanes), va, vb);
+    const vf r = vfma(vload_n(x + i, lanes), va, vb);
     return relu ? vmax(zero, r) : r;
   });
 }
 
 // dy' = dy masked by y > 0 when y (a fused ReLU's output) is given, for `lanes` values
 inline vf grad_n(const float* dy, const float* y, int64_t lanes) {
-  const vf g = load_n(dy, lanes);
-  return y ? vselect_pos(load_n(y, lanes), g) : g;
+  const vf g = vload_n(dy, lanes);
+  return y ? vselect_pos(vload_n(y, lanes), g) : g;
 }
 
 // sum(dy') and sum(dy' * (x - m)) over a run
@@ -99,7 +97,7 @@ void grad_sums_run(const float* dy, const float* x, const float* y, int64_t n, f
       const int64_t lanes = imin(VL, e - i);
       const vf g = grad_n(dy + i, y ? y + i : nullptr, lanes);
       s = vadd(s, g);
-      d = vfma(g, vsub(load_n(x + i, lanes), vm), d);  // g is 0 past the tail
+      d = vfma(g, vsub(vload_n(x + i, lanes), vm), d);  // g is 0 past the tail
     }
     sum_dy += (double)vhsum(s);
     dot += (double)vhsum(d);
@@ -112,7 +110,7 @@ void dx_run(float* dx, const float* dy, const float* x, const float* y, int64_t 
   const vf vm = vset1(m), vgm = vset1(gm), vk = vset1(k), vsc = vset1(sc);
   write_run(dx, n, stream, [&](int64_t i, int64_t lanes) {
     const vf g = grad_n(dy + i, y ? y + i : nullptr, lanes);
-    return train ? vmul(vsub(vsub(g, vgm), vmul(vsub(load_n(x + i, lanes), vm), vk)), vsc) : vmul(g, vsc);
+    return train ? vmul(vsub(vsub(g, vgm), vmul(vsub(vload_n(x + i, lanes), vm), vk)), vsc) : vmul(g, vsc);
   });
 }
 
@@ -125,11 +123,14 @@ void dx_run(float* dx, const float* dy, const float* x, const float* y, int64_t 
 constexpr int64_t kFlushRows = 64;
 constexpr int64_t kMaxBlocks = 256;
 
-inline void store_lanes(float* p, vf v, int64_t lanes) {
-  if (lanes >= VL)
-    vstore(p, v);
-  else
-    vstore_tail(p, v, (int)lanes);
+// out0 (C), out1 (C) = the sums of the blocks' partial sums (blocks x (2, C)), added in block order
+void add_block_sums(double* out0, double* out1, const double* partial, int64_t blocks, int64_t C) {
+  for (int64_t c = 0; c < C; c++) out0[c] = out1[c] = 0.0;
+  for (int64_t blk = 0; blk < blocks; blk++)
+    for (int64_t c = 0; c < C; c++) {
+      out0[c] += partial[blk * 2 * C + c];
+      out1[c] += partial[blk * 2 * C + C + c];
+    }
 }
 
 // out0 (C), out1 (C) = sums over the N rows of the two vectors values(n, c, lanes, v0, v1) gives
@@ -161,8 +162,8 @@ void row_sums(double* out0, double* out1, int64_t N, int64_t C, const Values& va
             const int64_t lanes = imin(VL, C - c);
             vf v0, v1;
             value_of(n, c, lanes, v0, v1);
-            store_lanes(f0 + c, vadd(load_n(f0 + c, lanes), v0), lanes);
-            store_lanes(f1 + c, vadd(load_n(f1 + c, lanes), v1), lanes);
+            vstore_n(f0 + c, vadd(vload_n(f0 + c, lanes), v0), lanes);
+            vstore_n(f1 + c, vadd(vload_n(f1 + c, lanes), v1), lanes);
           }
         for (int64_t c = 0; c < C; c++) {
           d0[c] += (double)f0[c];
@@ -172,12 +173,7 @@ void row_sums(double* out0, double* out1, int64_t N, int64_t C, const Values& va
       }
     }
   });
-  for (int64_t c = 0; c < C; c++) out0[c] = out1[c] = 0.0;
-  for (int64_t blk = 0; blk < blocks; blk++)
-    for (int64_t c = 0; c < C; c++) {
-      out0[c] += partial[blk * 2 * C + c];
-      out1[c] += partial[blk * 2 * C + C + c];
-    }
+  add_block_sums(out0, out1, partial, blocks, C);
   std::free(partial);
   std::free(lanes_all);
 }
@@ -203,12 +199,7 @@ void plane_sums(double* out0, double* out1, int64_t N, int64_t C, int64_t S, con
         for (int64_t c = 0; c < C; c++) plane_of(n, c, d[c], d[C + c]);
     }
   });
-  for (int64_t c = 0; c < C; c++) out0[c] = out1[c] = 0.0;
-  for (int64_t blk = 0; blk < blocks; blk++)
-    for (int64_t c = 0; c < C; c++) {
-      out0[c] += partial[blk * 2 * C + c];
-      out1[c] += partial[blk * 2 * C + C + c];
-    }
+  add_block_sums(out0, out1, partial, blocks, C);
   std::free(partial);
 }
 
@@ -228,7 +219,8 @@ struct ChannelStats {
 };
 // from the shifted sums s1 = sum(x - k), s2 = sum((x - k)^2) over M values
 inline ChannelStats shifted_stats(double k, double s1, double s2, int64_t M) {
-  return ChannelStats{k + s1 / (double)M, s2 - s1 * s1 / (double)M > 0.0 ? s2 - s1 * s1 / (double)M : 0.0};
+  const double var_sum = s2 - s1 * s1 / (double)M;  // >= 0 but for rounding
+  return ChannelStats{k + s1 / (double)M, var_sum > 0.0 ? var_sum : 0.0};
 }
 
 // Saves the statistics, updates the running ones and returns the affine (a, b) of channel c.
@@ -296,7 +288,7 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
   if (!sums) throw std::bad_alloc();
   double *s1 = sums, *s2 = sums + C;
   row_sums(s1, s2, N, C, [=](int64_t n, int64_t c, int64_t lanes, vf& v0, vf& v1) {
-    v0 = vsub(load_n(x + n * C + c, lanes), load_n(k + c, lanes));  // dead lanes: 0 - 0
+    v0 = vsub(vload_n(x + n * C + c, lanes), vload_n(k + c, lanes));  // dead lanes: 0 - 0
     v1 = vmul(v0, v0);
   });
   for (int64_t c = 0; c < C; c++)
@@ -408,7 +400,7 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
   if (dweight || dbias || (dx && train))
     row_sums(sum_dy, dot, N, C, [=](int64_t n, int64_t c, int64_t lanes, vf& v0, vf& v1) {
       v0 = grad_at(n, c, lanes);
-      v1 = vmul(v0, vsub(load_n(x + n * C + c, lanes), load_n(m + c, lanes)));
+      v1 = vmul(v0, vsub(vload_n(x + n * C + c, lanes), vload_n(m + c, lanes)));
     });
   for (int64_t c = 0; c < C; c++) coefficients(c, sum_dy[c], dot[c], gm[c], k[c], sc[c]);
   std::free(sums);
@@ -416,9 +408,9 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
   parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {
     for (int64_t n = n0; n < n1; n++)
       write_run(dx + n * C, C, stream, [=](int64_t c, int64_t lanes) {
-        const vf g = grad_at(n, c, lanes), vsc = load_n(sc + c, lanes);
-        const vf centered = vsub(load_n(x + n * C + c, lanes), load_n(m + c, lanes));
-        return train ? vmul(vsub(vsub(g, load_n(gm + c, lanes)), vmul(centered, load_n(k + c, lanes))), vsc)
+        const vf g = grad_at(n, c, lanes), vsc = vload_n(sc + c, lanes);
+        const vf centered = vsub(vload_n(x + n * C + c, lanes), vload_n(m + c, lanes));
+        return train ? vmul(vsub(vsub(g, vload_n(gm + c, lanes)), vmul(centered, vload_n(k + c, lanes))), vsc)
                      : vmul(g, vsc);
       });
     if (stream) stream_fence();

@@ -23,12 +23,8 @@ void sgd_step(float* param, float* momentum_buffer, const float* grad, int64_t n
   auto update = [&](vf p, vf g, float* buf_at, int lanes) {
     vf d = weight_decay != 0.0f ? vfma(vwd, p, g) : g;
     if (use_momentum) {
-      const vf old = first_step ? d : (lanes == VL ? vload(buf_at) : vload_tail(buf_at, lanes));
-      const vf buf = first_step ? d : vfma(vm, old, vmul(vdamp, d));
-      if (lanes == VL)
-        vstore(buf_at, buf);
-      else
-        vstore_tail(buf_at, buf, lanes);
+      const vf buf = first_step ? d : vfma(vm, vload_n(buf_at, lanes), vmul(vdamp, d));
+      vstore_n(buf_at, buf, lanes);
       d = nesterov ? vfma(vm, buf, d) : buf;
     }
     return vfma(vlr, d, p);

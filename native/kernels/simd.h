@@ -280,6 +280,15 @@ static inline void transpose8x8(float* dst, int64_t ldd, const float* src, int64
 static inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
+// The `lanes` (1..VL) values at p: a whole vector, or a masked tail (zeros past it when loading).
+static inline vf vload_n(const float* p, int64_t lanes) { return lanes == VL ? vload(p) : vload_tail(p, (int)lanes); }
+static inline void vstore_n(float* p, vf v, int64_t lanes) {
+  if (lanes == VL)
+    vstore(p, v);
+  else
+    vstore_tail(p, v, (int)lanes);
+}
+
 // Non-temporal stores write around the caches: for outputs too large to stay cached, they save
 // reading each line in before overwriting it (a third of an output's traffic). The stores are
 // weakly ordered, so a task that streamed ends with stream_fence() before the pool's join.
@@ -300,10 +309,7 @@ static inline void write_run(float* out, int64_t n, bool stream, const Value& va
   auto plain = [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i += VL) {
       const int64_t lanes = imin(VL, end - i);
-      if (lanes == VL)
-        vstore(out + i, value(i, VL));
-      else
-        vstore_tail(out + i, value(i, lanes), (int)lanes);
+      vstore_n(out + i, value(i, lanes), lanes);
     }
   };
   if (!stream) return plain(0, n);
