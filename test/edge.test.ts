@@ -86,6 +86,26 @@ describe.each([['native', native], ['ts', tsBackend]] as [string, Backend][])('e
     expect(Number.isNaN(b.sum(Float32Array.of(1, NaN)))).toBe(true);
   });
 
+  it('ReLU is exact and its mask gives 0 where it masks, even a non-finite gradient', () => {
+    const x = Float32Array.of(-3, -0, 0, 1e-45, 3.4e38, 0.1, NaN, -Infinity, Infinity);
+    const r = new Float32Array(x.length);
+    b.relu(r, x);
+    expect([...r]).toEqual([0, -0, 0, 1e-45, 3.4e38, 0.1, NaN, 0, Infinity].map(Math.fround));
+    const dy = Float32Array.of(Infinity, NaN, -Infinity, 2, 3, 4, 5, NaN, 7), dx = new Float32Array(x.length);
+    b.reluBackward(dx, dy, x);
+    expect([...dx]).toEqual([0, 0, 0, 2, 3, 4, 0, 0, 7]);
+
+    // BatchNorm with the fused ReLU: a masked Inf in dy neither reaches dx nor the channel sums
+    const N = 4, C = 1, xs = Float32Array.of(-1, 1, -2, 2), y = new Float32Array(4);
+    const mean = new Float32Array(1), invstd = new Float32Array(1);
+    b.batchnormForwardTrain(y, mean, invstd, null, null, xs, null, null, N, C, 1, 1e-5, 0.1, true);
+    expect([y[0], y[2]]).toEqual([0, 0]);
+    const dxs = new Float32Array(4), dw = new Float32Array(1), db = new Float32Array(1);
+    b.batchnormBackward(dxs, dw, db, Float32Array.of(Infinity, 1, NaN, 1), xs, mean, invstd, null, y, N, C, 1, true);
+    expect(db[0]).toBe(2);
+    expect(dxs.every(Number.isFinite) && Number.isFinite(dw[0])).toBe(true);
+  });
+
   it('empty sizes are no-ops, K = 0 GEMM scales C by beta', () => {
     const C = Float32Array.of(1, 2, 3, 4);
     b.sgemm(C, new Float32Array(0), new Float32Array(0), 2, 2, 0, false, false, 1, 0.5, 1, 2, 2);
