@@ -218,21 +218,25 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
   }
   const int threads = num_threads();
   // below ~64^3 multiply-adds the hand-off to another core costs more than it saves
-  const bool par = threads > 1 && (double)M * (double)N * (double)K >= 262144.0;
-  Workspace& ws = workspace;
-  ws.ensure(par ? threads : 1);
+  bool par = threads > 1 && (double)M * (double)N * (double)K >= 262144.0;
   // K in equal blocks of at most KC: 784 as 4 x 196, not 3 x 256 + 16 (a last pass over C for
   // almost no work)
   const int64_t kc_step = (K + (K + KC - 1) / KC - 1) / ((K + KC - 1) / KC);
-  // Row blocks of at most MC rows, as many as a multiple of the thread count when there are enough
-  // rows, and equal in size (to MR): M = 512 in blocks of 192 would give one core 384 rows and the
-  // other 128; four blocks of 132 give each 264.
+  // One row block (a training batch) is split by columns when there are panels for every thread;
+  // otherwise (64 x 10: one 16-wide panel) by rows, in blocks of at least MR rows.
   int64_t mblocks = (M + MC - 1) / MC;
-  if (par && mblocks >= threads) mblocks = (mblocks + threads - 1) / threads * threads;
+  const bool split_columns = par && mblocks == 1 && (N + NR - 1) / NR >= threads && NC / threads >= NR;
+  if (par && !split_columns && mblocks == 1 && M < (int64_t)threads * MR) par = false;
+  // Row blocks of at most MC rows, as many as a multiple of the thread count, and equal in size
+  // (to MR): M = 512 in blocks of 192 would give one core 384 rows and the other 128; four blocks
+  // of 132 give each 264.
+  if (par && !split_columns) mblocks = (mblocks + threads - 1) / threads * threads;
   const int64_t mc_step = ((M + mblocks - 1) / mblocks + MR - 1) / MR * MR;
   mblocks = (M + mc_step - 1) / mc_step;
+  Workspace& ws = workspace;
+  ws.ensure(par ? threads : 1);
 
-  if (par && mblocks == 1 && NC / threads >= NR) {
+  if (split_columns) {
     // One row block (a training batch): each thread takes its own range of columns for the whole
     // product and packs its own B panels (and op(A)), so the cores meet once, not twice per K block.
     const int64_t all_panels = (N + NR - 1) / NR, nc_step = NC / threads / NR * NR;
