@@ -7,7 +7,8 @@
 // registers for the whole KC loop. Transposes are folded into the packing; edges are zero-padded
 // there, so the microkernel only ever sees full panels and masks its store.
 // Threads: the row blocks are split over the threads, sharing each packed B block; a product with
-// one row block (a training batch) is split by columns instead, each thread packing its own panels.
+// one row block (a training batch) is split by columns instead, each thread packing its own panels
+// (by rows into smaller blocks when there are fewer column panels than threads).
 #include <cstdlib>
 #include <new>
 

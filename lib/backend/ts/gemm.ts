@@ -1,6 +1,6 @@
 /**
  * Blocked GEMM in TypeScript, shaped like the native one (native/kernels/gemm.cpp) at JavaScript
- * scale: op(A) and op(B) blocks are packed into 4-row and 4-column panels (transposes folded into
+ * scale: op(A) and op(B) blocks are packed into 4-row and 2-column panels (transposes folded into
  * the packing, edges zero-padded), and a 4x2 micro-kernel keeps its 8 accumulators in locals for
  * the whole K block, so the inner loop does 8 multiply-adds per 6 loads and no stores.
  * C (M, N) = alpha * op(A) (M, K) . op(B) (K, N) + beta * C
@@ -74,9 +74,9 @@ function packPanels(dst: Float64Array, src: Float32Array, ld: number, kMajor: bo
 const tile = new Float64Array(MR * NR);
 
 // The loop is written for what V8's optimizing compiler makes of it: 8 accumulators, 4 A values
-// and one B value stay in x64's 16 registers (16 accumulators spilled to the stack); indices are
-// int32 (`| 0`) so they need no overflow checks; k is unrolled by two over K blocks padded to an
-// even length. Measured on the packed 64x512x256 block: 4x4 4.4 GFLOP/s, 4x4 with int32 indices
+// and one B value fit x64's 16 registers (a 4x4 tile's 16 accumulators were partly spilled to the
+// stack); indices are int32 (`| 0`) so they need no overflow checks; k is unrolled by two over K
+// blocks padded to an even length. Measured on the packed 64x512x256 block: 4x4 4.4 GFLOP/s, 4x4 with int32 indices
 // 5.2, this 4x2 unrolled by two 6.2.
 function microkernel(kcEven: number, a: number, b: number, C: Float32Array, c: number, ldc: number, alpha: number,
   mr: number, nr: number): void {
