@@ -114,6 +114,18 @@ void dx_run(float* dx, const float* dy, const float* x, const float* y, int64_t 
   });
 }
 
+// n zeroed values of T, freed when it goes out of scope (also when a kernel throws bad_alloc)
+template <class T>
+struct Buffer {
+  T* data;
+  explicit Buffer(int64_t n) : data(static_cast<T*>(std::calloc((size_t)imax(n, 1), sizeof(T)))) {
+    if (!data) throw std::bad_alloc();
+  }
+  ~Buffer() { std::free(data); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+};
+
 // The (N, C) layout: rows are contiguous along C, so every pass walks whole rows, vectors along C
 // (walking a channel down the rows instead strides C floats: with C a power of two every access
 // falls in the same L1 set). The rows are cut into blocks fixed by N alone (kFlushRows rows, more
@@ -140,20 +152,15 @@ void row_sums(double* out0, double* out1, int64_t N, int64_t C, const Values& va
   const int64_t block_rows = kFlushRows * imax(1, (N + kFlushRows * kMaxBlocks - 1) / (kFlushRows * kMaxBlocks));
   const int64_t blocks = (N + block_rows - 1) / block_rows;
   // per block: its double sums (2C); per thread: float lanes (2C)
-  double* partial = static_cast<double*>(std::calloc((size_t)(blocks * 2 * C), sizeof(double)));
-  float* lanes_all = static_cast<float*>(std::calloc((size_t)(num_threads() * 2 * C), sizeof(float)));
-  if (!partial || !lanes_all) {
-    std::free(partial);
-    std::free(lanes_all);
-    throw std::bad_alloc();
-  }
+  Buffer<double> partial(blocks * 2 * C);
+  Buffer<float> lanes_all(num_threads() * 2 * C);
   parallel(blocks, imax(1, 32768 / imax(C * block_rows, 1)), [&](int64_t b0, int64_t b1, int tid) {
     // a local copy: the stores below cannot alias it, so its pointers stay in registers
     const Values value_of = values;
-    float* f0 = lanes_all + (int64_t)tid * 2 * C;
+    float* f0 = lanes_all.data + (int64_t)tid * 2 * C;
     float* f1 = f0 + C;
     for (int64_t blk = b0; blk < b1; blk++) {
-      double* d0 = partial + blk * 2 * C;
+      double* d0 = partial.data + blk * 2 * C;
       double* d1 = d0 + C;
       const int64_t end = imin(N, (blk + 1) * block_rows);
       for (int64_t r = blk * block_rows; r < end; r += kFlushRows) {
@@ -173,9 +180,7 @@ void row_sums(double* out0, double* out1, int64_t N, int64_t C, const Values& va
       }
     }
   });
-  add_block_sums(out0, out1, partial, blocks, C);
-  std::free(partial);
-  std::free(lanes_all);
+  add_block_sums(out0, out1, partial.data, blocks, C);
 }
 
 // (N, C, S) with small planes (S < kSmallPlane): a channel's planes are too short for the hardware
@@ -189,30 +194,17 @@ constexpr int64_t kSmallPlane = 1024;
 template <class Plane>
 void plane_sums(double* out0, double* out1, int64_t N, int64_t C, int64_t S, const Plane& plane) {
   const int64_t block_n = imax(1, (N + kMaxBlocks - 1) / kMaxBlocks), blocks = (N + block_n - 1) / block_n;
-  double* partial = static_cast<double*>(std::calloc((size_t)(blocks * 2 * C), sizeof(double)));
-  if (!partial) throw std::bad_alloc();
+  Buffer<double> partial(blocks * 2 * C);
   parallel(blocks, imax(1, 32768 / imax(block_n * C * S, 1)), [&](int64_t b0, int64_t b1, int) {
     const Plane plane_of = plane;  // a local copy, as in row_sums
     for (int64_t blk = b0; blk < b1; blk++) {
-      double* d = partial + blk * 2 * C;
+      double* d = partial.data + blk * 2 * C;
       for (int64_t n = blk * block_n; n < imin(N, (blk + 1) * block_n); n++)
         for (int64_t c = 0; c < C; c++) plane_of(n, c, d[c], d[C + c]);
     }
   });
-  add_block_sums(out0, out1, partial, blocks, C);
-  std::free(partial);
+  add_block_sums(out0, out1, partial.data, blocks, C);
 }
-
-// Per-channel float arrays for the (N, C) passes: `count` arrays of C floats in one allocation.
-struct ChannelArrays {
-  float* data;
-  ChannelArrays(int64_t C, int count) : data(static_cast<float*>(std::calloc((size_t)(C * count), sizeof(float)))) {
-    if (!data) throw std::bad_alloc();
-  }
-  ~ChannelArrays() { std::free(data); }
-  ChannelArrays(const ChannelArrays&) = delete;
-  ChannelArrays& operator=(const ChannelArrays&) = delete;
-};
 
 struct ChannelStats {
   double mean, var_sum;  // var_sum = sum((x - mean)^2)
@@ -247,18 +239,17 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
   const bool stream = N * C * S * (int64_t)sizeof(float) >= kStreamBytes;
   if (S > 1 && S < kSmallPlane) {
     // sample-major: the shifted sums over every plane in memory order, then the output pass
-    ChannelArrays arrays(C, 3);
+    Buffer<float> arrays(3 * C);
     float *k = arrays.data, *a = k + C, *b = a + C;
     for (int64_t c = 0; c < C; c++) k[c] = x[c * S];  // the shift: each channel's first value
-    double* sums = static_cast<double*>(std::malloc((size_t)(2 * C) * sizeof(double)));
-    if (!sums) throw std::bad_alloc();
+    Buffer<double> sums_buffer(2 * C);
+    double* sums = sums_buffer.data;
     plane_sums(sums, sums + C, N, C, S, [=](int64_t n, int64_t c, double& s1, double& s2) {
       shifted_sums_run(x + (n * C + c) * S, S, k[c], s1, s2);
     });
     for (int64_t c = 0; c < C; c++)
       finish_channel(c, shifted_stats(k[c], sums[c], sums[C + c], M), M, eps, momentum, weight, bias, save_mean,
                      save_invstd, running_mean, running_var, a[c], b[c]);
-    std::free(sums);
     parallel(N * C, channel_grain(S), [&](int64_t p0, int64_t p1, int) {
       for (int64_t p = p0; p < p1; p++) affine_run(y + p * S, x + p * S, S, a[p % C], b[p % C], relu, stream);
       if (stream) stream_fence();
@@ -281,12 +272,11 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
     return;
   }
   // (N, C): the shifted sums in one pass over the rows (the shift: row 0), then the output pass
-  ChannelArrays arrays(C, 2);
+  Buffer<float> arrays(2 * C);
   float *a = arrays.data, *b = a + C;
   const float* k = x;
-  double* sums = static_cast<double*>(std::malloc((size_t)(2 * C) * sizeof(double)));
-  if (!sums) throw std::bad_alloc();
-  double *s1 = sums, *s2 = sums + C;
+  Buffer<double> sums(2 * C);
+  double *s1 = sums.data, *s2 = s1 + C;
   row_sums(s1, s2, N, C, [=](int64_t n, int64_t c, int64_t lanes, vf& v0, vf& v1) {
     v0 = vsub(vload_n(x + n * C + c, lanes), vload_n(k + c, lanes));  // dead lanes: 0 - 0
     v1 = vmul(v0, v0);
@@ -294,7 +284,6 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
   for (int64_t c = 0; c < C; c++)
     finish_channel(c, shifted_stats(k[c], s1[c], s2[c], N), N, eps, momentum, weight, bias, save_mean, save_invstd,
                    running_mean, running_var, a[c], b[c]);
-  std::free(sums);
   parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {
     for (int64_t n = n0; n < n1; n++) write_affine_row(y + n * C, x + n * C, a, b, C, relu, stream);
     if (stream) stream_fence();
@@ -305,9 +294,8 @@ void batchnorm_forward_eval(float* y, const float* x, const float* running_mean,
                             const float* weight, const float* bias, int64_t N, int64_t C, int64_t S, float eps,
                             bool relu) {
   // per-channel affine, folded once: a = weight/sqrt(var + eps), b = bias - mean*a
-  float* ab = static_cast<float*>(std::malloc((size_t)(2 * C) * sizeof(float)));
-  if (!ab) throw std::bad_alloc();
-  float *a = ab, *b = ab + C;
+  Buffer<float> ab(2 * C);
+  float *a = ab.data, *b = a + C;
   for (int64_t c = 0; c < C; c++) {
     const double invstd = 1.0 / std::sqrt((double)running_var[c] + (double)eps);
     const double w = weight ? (double)weight[c] : 1.0, bi = bias ? (double)bias[c] : 0.0;
@@ -326,7 +314,6 @@ void batchnorm_forward_eval(float* y, const float* x, const float* running_mean,
       if (stream) stream_fence();
     });
   }
-  std::free(ab);
 }
 
 void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy, const float* x, const float* mean,
@@ -345,17 +332,16 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
   };
   if (S > 1 && S < kSmallPlane) {
     // sample-major (see plane_sums): both sums over every plane in memory order, then dx
-    ChannelArrays arrays(C, 3);
+    Buffer<float> arrays(3 * C);
     float *gm = arrays.data, *k = gm + C, *sc = k + C;
-    double* sums = static_cast<double*>(std::calloc((size_t)(2 * C), sizeof(double)));
-    if (!sums) throw std::bad_alloc();
+    Buffer<double> sums_buffer(2 * C);
+    double* sums = sums_buffer.data;
     if (dweight || dbias || (dx && train))
       plane_sums(sums, sums + C, N, C, S, [=](int64_t n, int64_t c, double& sum_dy, double& dot) {
         const int64_t off = (n * C + c) * S;
         grad_sums_run(dy + off, x + off, y ? y + off : nullptr, S, mean[c], sum_dy, dot);
       });
     for (int64_t c = 0; c < C; c++) coefficients(c, sums[c], sums[C + c], gm[c], k[c], sc[c]);
-    std::free(sums);
     if (!dx) return;
     parallel(N * C, channel_grain(S), [&](int64_t p0, int64_t p1, int) {
       for (int64_t p = p0; p < p1; p++) {
@@ -388,22 +374,20 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
     return;
   }
   // (N, C): both per-channel sums in one pass over the rows, then dx over the rows
-  ChannelArrays arrays(C, 4);
+  Buffer<float> arrays(4 * C);
   float *m = arrays.data, *gm = m + C, *k = gm + C, *sc = k + C;
   for (int64_t c = 0; c < C; c++) m[c] = mean[c];
   auto grad_at = [=](int64_t n, int64_t c, int64_t lanes) {
     return grad_n(dy + n * C + c, y ? y + n * C + c : nullptr, lanes);
   };
-  double* sums = static_cast<double*>(std::calloc((size_t)(2 * C), sizeof(double)));
-  if (!sums) throw std::bad_alloc();
-  double *sum_dy = sums, *dot = sums + C;
+  Buffer<double> sums(2 * C);
+  double *sum_dy = sums.data, *dot = sum_dy + C;
   if (dweight || dbias || (dx && train))
     row_sums(sum_dy, dot, N, C, [=](int64_t n, int64_t c, int64_t lanes, vf& v0, vf& v1) {
       v0 = grad_at(n, c, lanes);
       v1 = vmul(v0, vsub(vload_n(x + n * C + c, lanes), vload_n(m + c, lanes)));
     });
   for (int64_t c = 0; c < C; c++) coefficients(c, sum_dy[c], dot[c], gm[c], k[c], sc[c]);
-  std::free(sums);
   if (!dx) return;
   parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {
     for (int64_t n = n0; n < n1; n++)
