@@ -17,7 +17,7 @@ interface Node {
   inputs: Tensor[];
   /**
    * gradients for the inputs, from the output's gradient: null where an input needs none, or where
-   * the op has already added its gradient into the input's .grad itself (see leafGradInto)
+   * the op has already added its gradient into the input's .grad itself (see gradTarget)
    */
   backward(grad: Float32Array): (Float32Array | null)[];
 }
@@ -49,7 +49,7 @@ function recycle(a: Float32Array): void {
 
 /**
  * @internal Clears p's gradient: drops it (setToNone, PyTorch's default) or zeroes it in place, which
- * keeps the array, so that the next backward adds into it instead of allocating (see leafGradInto).
+ * keeps the array, so that the next backward adds into it instead of allocating (see gradTarget).
  */
 export function zeroGradOf(p: Tensor, setToNone: boolean): void {
   if (setToNone) p.grad = null;
@@ -57,16 +57,20 @@ export function zeroGradOf(p: Tensor, setToNone: boolean): void {
 }
 
 /**
- * @internal Where a backward closure may put its gradient for t itself (returning null for t), when
- * t is a leaf that requires grad and keeps a .grad array: into that array, adding to it (beta 1),
- * or overwriting it (beta 0) when it is zero by zeroGrad(false), which saves allocating the
- * gradient, zeroing it, and a pass to add it. Null otherwise.
+ * @internal Where a backward closure writes its gradient for t (a tensor that requires grad). When t
+ * is a leaf that keeps a .grad array: into that array, adding to it (beta 1), or overwriting it
+ * (beta 0) when it is zero by zeroGrad(false), which saves allocating the gradient, zeroing it, and
+ * a pass to add it; the closure then returns null for t (`returned`). Otherwise into a new array,
+ * which the closure returns.
  */
-export function leafGradInto(t: Tensor): { data: Float32Array; beta: 0 | 1 } | null {
-  if (!t.requiresGrad || t.node || !t.gradValue) return null;
+export function gradTarget(t: Tensor): { data: Float32Array; beta: 0 | 1; returned: Float32Array | null } {
+  if (t.node || !t.gradValue) {
+    const data = new Float32Array(t.size);
+    return { data, beta: 0, returned: data };
+  }
   const beta = t.gradPendingZero ? 0 : 1;
   t.gradPendingZero = false;
-  return { data: t.gradValue.data, beta };
+  return { data: t.gradValue.data, beta, returned: null };
 }
 
 let gradEnabled = true;
@@ -115,7 +119,7 @@ export class Tensor {
   gradPendingZero = false;
   /** The accumulated gradient of a leaf tensor after backward(), else null. */
   get grad(): Tensor | null {
-    // zeroed lazily, on the first look: backward overwrites it instead (see leafGradInto)
+    // zeroed lazily, on the first look: backward overwrites it instead (see gradTarget)
     if (this.gradPendingZero) {
       this.gradPendingZero = false;
       this.gradValue!.data.fill(0);

@@ -5,7 +5,7 @@
  */
 import { backend } from '../backend/index.js';
 import { describe } from '../backend/validate.js';
-import { fmt, gradScratch, leafGradInto, mean, pow, record, sizeOf, sub, sum, Tensor } from '../tensor.js';
+import { fmt, gradScratch, gradTarget, mean, pow, record, sizeOf, sub, sum, Tensor } from '../tensor.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -39,14 +39,14 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
     }
     // the parameters' gradients go straight into their .grad when it exists (beta = 1 adds)
     if (weight.requiresGrad) {
-      const into = leafGradInto(weight); // dW (out, in) = g^T (out, N) . x (N, in)
-      if (!into) dw = new Float32Array(out * inF);
-      backend().sgemm(into?.data ?? dw!, g, x.data, out, inF, N, true, false, 1, into?.beta ?? 0, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1));
+      const w = gradTarget(weight); // dW (out, in) = g^T (out, N) . x (N, in)
+      backend().sgemm(w.data, g, x.data, out, inF, N, true, false, 1, w.beta, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1));
+      dw = w.returned;
     }
     if (bias?.requiresGrad) {
-      const into = leafGradInto(bias); // db (1, out) = ones (1, N) . g (N, out)
-      if (!into) db = new Float32Array(out);
-      backend().sgemm(into?.data ?? db!, onesOf(N), g, 1, out, N, false, false, 1, into?.beta ?? 0, Math.max(N, 1), Math.max(out, 1), Math.max(out, 1));
+      const b = gradTarget(bias); // db (1, out) = ones (1, N) . g (N, out)
+      backend().sgemm(b.data, onesOf(N), g, 1, out, N, false, false, 1, b.beta, Math.max(N, 1), Math.max(out, 1), Math.max(out, 1));
+      db = b.returned;
     }
     return [dx, dw, db];
   });
