@@ -76,10 +76,10 @@ export interface Backend {
   adamStep(param: Float32Array, expAvg: Float32Array, expAvgSq: Float32Array, grad: Float32Array, lr: number,
     beta1: number, beta2: number, eps: number, weightDecay: number, step: number, decoupled: boolean): void;
 
-  /** x (N, C, H, W) -> col (N, C*KH*KW, OH*OW) */
+  /** x (N, C, H, W) -> col (C*KH*KW, N*OH*OW): the whole batch's patches side by side, for one GEMM */
   im2col(col: Float32Array, x: Float32Array, N: number, C: number, H: number, W: number, KH: number, KW: number,
     SH: number, SW: number, PH: number, PW: number): void;
-  /** col (N, C*KH*KW, OH*OW) -> dx (N, C, H, W), summing overlapping entries */
+  /** col (C*KH*KW, N*OH*OW) -> dx (N, C, H, W), summing overlapping entries */
   col2im(dx: Float32Array, col: Float32Array, N: number, C: number, H: number, W: number, KH: number, KW: number,
     SH: number, SW: number, PH: number, PW: number): void;
   /** y, indices (N, C, OH, OW); indices are h*W + w within each plane */

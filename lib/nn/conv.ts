@@ -1,7 +1,7 @@
-/** Conv2d (im2col + one GEMM per image), MaxPool2d and AvgPool2d, LayerNorm. */
+/** Conv2d (im2col + one GEMM for the batch), MaxPool2d and AvgPool2d, LayerNorm. */
 import { backend } from '../backend/index.js';
 import { checkPositiveInt } from '../check.js';
-import { add, fmt, mean, mul, ones, pow, record, sizeOf, sub, Tensor, zeros } from '../tensor.js';
+import { add, fmt, gradScratch, gradTarget, mean, mul, ones, pow, record, sizeOf, sub, Tensor, zeros } from '../tensor.js';
 import { uniformTensor } from './layers.js';
 import { Module } from './module.js';
 
@@ -23,8 +23,8 @@ function outSize(fn: string, x: Tensor, [KH, KW]: number[], [SH, SW]: number[], 
 
 /**
  * 2-D convolution over (N, C, H, W), as PyTorch's Conv2d (cross-correlation; weight (out, in, KH,
- * KW) and bias initialised uniform in +-1/sqrt(in*KH*KW)). Each image is one GEMM over its im2col
- * matrix.
+ * KW) and bias initialised uniform in +-1/sqrt(in*KH*KW)). The batch is one GEMM over its im2col
+ * matrix in each direction.
  * @example const conv = new nn.Conv2d(1, 32, 3, { padding: 1 }); conv.forward(x) // (N, 1, 28, 28) -> (N, 32, 28, 28)
  * @throws {RangeError} on a wrong input shape or a kernel that does not fit
  */
@@ -52,39 +52,65 @@ export class Conv2d extends Module {
       throw new RangeError(`Conv2d(${this.inChannels}, ${this.outChannels}) expected input of shape [N, ${this.inChannels}, H, W] but received ${fmt(x.shape)}`);
     const [N, C, H, W] = x.shape, [KH, KW] = this.kernelSize, [SH, SW] = this.stride, [PH, PW] = this.padding;
     const [OH, OW] = outSize('Conv2d', x, this.kernelSize, this.stride, this.padding);
-    const OC = this.outChannels, CKK = C * KH * KW, P = OH * OW;
+    const OC = this.outChannels, CKK = C * KH * KW, P = OH * OW, NP = Math.max(N * P, 1);
     const k = backend(), w = this.weight, b = this.bias;
-    const col = new Float32Array(N * CKK * P);
+    // col (CKK, N*P): every image's patches side by side, so the batch is one GEMM
+    const col = new Float32Array(CKK * N * P);
     k.im2col(col, x.data, N, C, H, W, KH, KW, SH, SW, PH, PW);
+    // out (OC, N*P) = W (OC, CKK) . col (+ the bias, filled in first); y (N, OC, P) is out with its
+    // first two dimensions swapped
+    const out = temporary(0, OC * N * P);
+    if (b) for (let o = 0; o < OC; o++) out.fill(b.data[o], o * N * P, (o + 1) * N * P);
+    k.sgemm(out, w.data, col, OC, N * P, CKK, false, false, 1, b ? 1 : 0, CKK, NP, NP);
     const y = new Float32Array(N * OC * P);
-    for (let n = 0; n < N; n++) {
-      const yn = y.subarray(n * OC * P, (n + 1) * OC * P);
-      if (b) for (let o = 0; o < OC; o++) yn.fill(b.data[o], o * P, (o + 1) * P);
-      // y[n] (OC, P) = W (OC, CKK) . col[n] (CKK, P) (+ the bias already there)
-      k.sgemm(yn, w.data, col.subarray(n * CKK * P, (n + 1) * CKK * P), OC, P, CKK, false, false, 1, b ? 1 : 0, CKK, P, P);
-    }
+    swapLeading(y, out, OC, N, P);
     return record('conv2d', y, [N, OC, OH, OW], b ? [x, w, b] : [x, w], (g) => {
-      const dw = w.requiresGrad ? new Float32Array(w.size) : null;
-      const dcol = x.requiresGrad ? new Float32Array(col.length) : null;
-      for (let n = 0; n < N; n++) {
-        const gn = g.subarray(n * OC * P, (n + 1) * OC * P), cn = col.subarray(n * CKK * P, (n + 1) * CKK * P);
-        // dW (OC, CKK) += g[n] (OC, P) . col[n]^T; dcol[n] (CKK, P) = W^T . g[n]
-        if (dw) k.sgemm(dw, gn, cn, OC, CKK, P, false, true, 1, n === 0 ? 0 : 1, P, P, CKK);
-        if (dcol) k.sgemm(dcol.subarray(n * CKK * P, (n + 1) * CKK * P), w.data, gn, CKK, P, OC, true, false, 1, 0, CKK, P, P);
+      const gT = temporary(0, OC * N * P); // gT (OC, N*P): g (N, OC, P) with its first two dimensions swapped
+      swapLeading(gT, g, N, OC, P);
+      let dx: Float32Array | null = null, dw: Float32Array | null = null, db: Float32Array | null = null;
+      if (w.requiresGrad) {
+        const t = gradTarget(w); // dW (OC, CKK) = gT (OC, N*P) . col^T
+        k.sgemm(t.data, gT, col, OC, CKK, N * P, false, true, 1, t.beta, NP, NP, CKK);
+        dw = t.returned;
       }
-      let dx: Float32Array | null = null;
-      if (dcol) {
-        dx = new Float32Array(x.size);
+      if (x.requiresGrad) {
+        const dcol = temporary(1, CKK * N * P); // dcol (CKK, N*P) = W^T . gT
+        k.sgemm(dcol, w.data, gT, CKK, N * P, OC, true, false, 1, 0, CKK, NP, NP);
+        dx = gradScratch(x.size);
         k.col2im(dx, dcol, N, C, H, W, KH, KW, SH, SW, PH, PW);
       }
-      let db: Float32Array | null = null;
       if (b?.requiresGrad) {
-        db = new Float32Array(OC);
-        for (let n = 0; n < N; n++) for (let o = 0; o < OC; o++) db[o] += k.sum(g.subarray((n * OC + o) * P, (n * OC + o + 1) * P));
+        const t = gradTarget(b); // db (OC) = the sums of gT's rows
+        for (let o = 0; o < OC; o++) t.data[o] = (t.beta ? t.data[o] : 0) + k.sum(gT.subarray(o * N * P, (o + 1) * N * P));
+        db = t.returned;
       }
       return b ? [dx, dw, db] : [dx, dw];
     });
   }
+}
+
+// Arrays that live only inside one forward or backward call (JavaScript runs one at a time), kept
+// across calls: a training step needs the same multi-megabyte sizes every time, and fresh ones would
+// cost page faults and zeroing on every step.
+const temporaries: Float32Array[] = [];
+function temporary(slot: number, n: number): Float32Array {
+  if (!(temporaries[slot]?.length >= n)) temporaries[slot] = new Float32Array(n);
+  return temporaries[slot].subarray(0, n);
+}
+
+// out (B, A, P) = src (A, B, P) with its first two dimensions swapped: row b*A + a of out is row
+// a*B + b of src, one gatherRows call with these indices (kept per (A, B): a training run uses a few).
+const swapIndices = new Map<string, Int32Array>();
+function swapLeading(out: Float32Array, src: Float32Array, A: number, B: number, P: number): void {
+  const key = `${A},${B}`;
+  let indices = swapIndices.get(key);
+  if (!indices) {
+    indices = new Int32Array(A * B);
+    for (let b = 0; b < B; b++) for (let a = 0; a < A; a++) indices[b * A + a] = a * B + b;
+    if (swapIndices.size >= 64) swapIndices.clear();
+    swapIndices.set(key, indices);
+  }
+  if (A * B * P > 0) backend().gatherRows(out, src, indices, A * B, P);
 }
 
 function checkImage(fn: string, x: Tensor): void {

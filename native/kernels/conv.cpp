@@ -1,36 +1,68 @@
-// Convolution helpers: im2col/col2im (so Conv2d is one GEMM per image) and 2-D max pooling.
-// x, dx are (N, C, H, W); col is (N, C*KH*KW, OH*OW) with row (c*KH + kh)*KW + kw holding, for each
-// output position (oh, ow), x[c, oh*SH - PH + kh, ow*SW - PW + kw] or 0 in the padding.
-// Work is split over the N*C planes, so no two threads ever write the same element.
+// Convolution helpers: im2col/col2im (so Conv2d is one GEMM for the whole batch) and 2-D max pooling.
+// x, dx are (N, C, H, W); col is (C*KH*KW, N*OH*OW): row (c*KH + kh)*KW + kw holds, at column
+// n*OH*OW + oh*OW + ow, x[n, c, oh*SH - PH + kh, ow*SW - PW + kw], or 0 in the padding.
+// Work is split over the (c, n) planes, so no two threads ever write the same element.
 #include "kernels.h"
 #include "simd.h"
 
 namespace sg {
 namespace SG_NS {
+namespace {
+
+// [lo, hi): the output columns ow whose input column ow*S - P + k lies inside [0, W)
+inline void inside(int64_t OW, int64_t W, int64_t S, int64_t P, int64_t k, int64_t& lo, int64_t& hi) {
+  lo = P > k ? (P - k + S - 1) / S : 0;
+  hi = W - 1 + P - k >= 0 ? imin(OW, (W - 1 + P - k) / S + 1) : 0;
+  lo = imin(lo, hi);
+}
+
+// Calls row(src_row, dst_offset, lo, hi, kw) for every (kh, kw, oh) of plane (c, n) with its input row
+// inside the image, and pad(dst_offset) for the rows wholly in the padding; dst_offset is the offset
+// in col of the OW outputs at (row (c, kh, kw), column n*OH*OW + oh*OW).
+template <class Row, class Pad>
+void walk_plane(int64_t c, int64_t n, int64_t N, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t SH, int64_t SW,
+                int64_t PH, int64_t PW, int64_t OH, int64_t OW, const Row& row, const Pad& pad) {
+  const int64_t P = OH * OW;
+  for (int64_t kh = 0; kh < KH; kh++)
+    for (int64_t kw = 0; kw < KW; kw++) {
+      int64_t lo, hi;
+      inside(OW, W, SW, PW, kw, lo, hi);
+      const int64_t base = ((c * KH + kh) * KW + kw) * N * P + n * P;
+      for (int64_t oh = 0; oh < OH; oh++) {
+        const int64_t ih = oh * SH - PH + kh;
+        if (ih < 0 || ih >= H)
+          pad(base + oh * OW);
+        else
+          row(ih * W + (lo < hi ? lo * SW - PW + kw : 0), base + oh * OW, lo, hi);
+      }
+    }
+}
+
+}  // namespace
 
 void im2col(float* col, const float* x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t SH,
             int64_t SW, int64_t PH, int64_t PW) {
   const int64_t OH = conv_out_size(H, KH, SH, PH), OW = conv_out_size(W, KW, SW, PW);
-  parallel(N * C, imax(1, 4096 / imax(1, KH * KW * OH * OW)), [&](int64_t p0, int64_t p1, int) {
+  // planes in (c, n) order: consecutive planes write consecutive stretches of each row of col
+  parallel(C * N, imax(1, 4096 / imax(1, KH * KW * OH * OW)), [&](int64_t p0, int64_t p1, int) {
     for (int64_t p = p0; p < p1; p++) {
-      const float* plane = x + p * H * W;
-      // the rows of plane p = n*C + c start at (n*C*KH*KW + c*KH*KW) * OH*OW = p*KH*KW*OH*OW
-      float* out = col + p * KH * KW * OH * OW;
-      for (int64_t kh = 0; kh < KH; kh++)
-        for (int64_t kw = 0; kw < KW; kw++, out += OH * OW)
-          for (int64_t oh = 0; oh < OH; oh++) {
-            const int64_t ih = oh * SH - PH + kh;
-            float* dst = out + oh * OW;
-            if (ih < 0 || ih >= H) {
-              for (int64_t ow = 0; ow < OW; ow++) dst[ow] = 0.0f;
-              continue;
-            }
-            const float* src = plane + ih * W;
-            for (int64_t ow = 0; ow < OW; ow++) {
-              const int64_t iw = ow * SW - PW + kw;
-              dst[ow] = (iw >= 0 && iw < W) ? src[iw] : 0.0f;
-            }
-          }
+      const int64_t c = p / N, n = p % N;
+      const float* plane = x + (n * C + c) * H * W;
+      walk_plane(
+          c, n, N, H, W, KH, KW, SH, SW, PH, PW, OH, OW,
+          [&](int64_t src, int64_t dst, int64_t lo, int64_t hi) {
+            float* out = col + dst;
+            const float* in = plane + src;
+            for (int64_t ow = 0; ow < lo; ow++) out[ow] = 0.0f;
+            if (SW == 1)
+              for (int64_t ow = lo; ow < hi; ow++) out[ow] = in[ow - lo];
+            else
+              for (int64_t ow = lo; ow < hi; ow++) out[ow] = in[(ow - lo) * SW];
+            for (int64_t ow = hi; ow < OW; ow++) out[ow] = 0.0f;
+          },
+          [&](int64_t dst) {
+            for (int64_t ow = 0; ow < OW; ow++) col[dst + ow] = 0.0f;
+          });
     }
   });
 }
@@ -38,23 +70,22 @@ void im2col(float* col, const float* x, int64_t N, int64_t C, int64_t H, int64_t
 void col2im(float* dx, const float* col, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
             int64_t SH, int64_t SW, int64_t PH, int64_t PW) {
   const int64_t OH = conv_out_size(H, KH, SH, PH), OW = conv_out_size(W, KW, SW, PW);
-  parallel(N * C, imax(1, 4096 / imax(1, KH * KW * OH * OW)), [&](int64_t p0, int64_t p1, int) {
+  parallel(C * N, imax(1, 4096 / imax(1, KH * KW * OH * OW)), [&](int64_t p0, int64_t p1, int) {
     for (int64_t p = p0; p < p1; p++) {
-      float* plane = dx + p * H * W;
+      const int64_t c = p / N, n = p % N;
+      float* plane = dx + (n * C + c) * H * W;
       for (int64_t i = 0; i < H * W; i++) plane[i] = 0.0f;
-      const float* in = col + p * KH * KW * OH * OW;
-      for (int64_t kh = 0; kh < KH; kh++)
-        for (int64_t kw = 0; kw < KW; kw++, in += OH * OW)
-          for (int64_t oh = 0; oh < OH; oh++) {
-            const int64_t ih = oh * SH - PH + kh;
-            if (ih < 0 || ih >= H) continue;
-            float* dst = plane + ih * W;
-            const float* src = in + oh * OW;
-            for (int64_t ow = 0; ow < OW; ow++) {
-              const int64_t iw = ow * SW - PW + kw;
-              if (iw >= 0 && iw < W) dst[iw] += src[ow];
-            }
-          }
+      walk_plane(
+          c, n, N, H, W, KH, KW, SH, SW, PH, PW, OH, OW,
+          [&](int64_t dst, int64_t src, int64_t lo, int64_t hi) {
+            float* out = plane + dst;
+            const float* in = col + src;
+            if (SW == 1)
+              for (int64_t ow = lo; ow < hi; ow++) out[ow - lo] += in[ow];
+            else
+              for (int64_t ow = lo; ow < hi; ow++) out[(ow - lo) * SW] += in[ow];
+          },
+          [](int64_t) {});
     }
   });
 }

@@ -2,20 +2,23 @@
 import type { ConvDims } from '../validate.js';
 
 /**
- * Visits every entry of col (N, C*KH*KW, OH*OW) in order, with the index in x (N, C, H, W) it
+ * Visits every entry of col (C*KH*KW, N*OH*OW) in order, with the index in x (N, C, H, W) it
  * copies, or -1 where it lies in the padding. im2col and col2im are this walk in two directions.
  */
 function walkColumns(d: ConvDims, visit: (colIndex: number, xIndex: number) => void): void {
   const { N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW } = d;
   let o = 0;
-  for (let p = 0; p < N * C; p++)
+  for (let c = 0; c < C; c++)
     for (let kh = 0; kh < KH; kh++)
       for (let kw = 0; kw < KW; kw++)
-        for (let oh = 0; oh < OH; oh++) {
-          const ih = oh * SH - PH + kh;
-          for (let ow = 0; ow < OW; ow++, o++) {
-            const iw = ow * SW - PW + kw;
-            visit(o, ih >= 0 && ih < H && iw >= 0 && iw < W ? p * H * W + ih * W + iw : -1);
+        for (let n = 0; n < N; n++) {
+          const plane = (n * C + c) * H * W;
+          for (let oh = 0; oh < OH; oh++) {
+            const ih = oh * SH - PH + kh;
+            for (let ow = 0; ow < OW; ow++, o++) {
+              const iw = ow * SW - PW + kw;
+              visit(o, ih >= 0 && ih < H && iw >= 0 && iw < W ? plane + ih * W + iw : -1);
+            }
           }
         }
 }
