@@ -83,6 +83,16 @@ describe.each([['native', native], ['ts', tsBackend]] as [string, Backend][])('e
     const py = new Float32Array(1), pi = new Int32Array(1);
     b.maxPool2d(py, pi, Float32Array.of(1, NaN, 5, 2), 1, 1, 2, 2, 2, 2, 2, 2, 0, 0);
     expect(Number.isNaN(py[0]) && pi[0] === 1).toBe(true);
+    // windows of 1x2 along a row: the first NaN wins over a later one, a tie keeps the first, an
+    // all -Inf window points at its first element
+    const row = Float32Array.of(NaN, NaN, 4, 4, -Infinity, -Infinity, 3, 5), ry = new Float32Array(4), ri = new Int32Array(4);
+    b.maxPool2d(ry, ri, row, 1, 1, 1, 8, 1, 2, 1, 2, 0, 0);
+    expect([...ry]).toEqual([NaN, 4, -Infinity, 5]);
+    expect([...ri]).toEqual([0, 2, 4, 7]);
+    // with padding 0x1: a window half in the padding points at its inside element, even at -Inf
+    b.maxPool2d(ry.subarray(0, 2), ri.subarray(0, 2), Float32Array.of(-Infinity, 1), 1, 1, 1, 2, 1, 2, 1, 2, 0, 1);
+    expect([...ry.subarray(0, 2)]).toEqual([-Infinity, 1]);
+    expect([...ri.subarray(0, 2)]).toEqual([0, 1]);
     expect(Number.isNaN(b.sum(Float32Array.of(1, NaN)))).toBe(true);
   });
 
