@@ -16,9 +16,10 @@ inline void inside(int64_t OW, int64_t W, int64_t S, int64_t P, int64_t k, int64
   lo = imin(lo, hi);
 }
 
-// Calls row(src_row, dst_offset, lo, hi, kw) for every (kh, kw, oh) of plane (c, n) with its input row
-// inside the image, and pad(dst_offset) for the rows wholly in the padding; dst_offset is the offset
-// in col of the OW outputs at (row (c, kh, kw), column n*OH*OW + oh*OW).
+// For every (kh, kw, oh) of plane (c, n): row(in, at, lo, hi) when its input row is inside the
+// image, pad(at) when it lies wholly in the padding. at is the offset in col of its OW outputs (row
+// (c, kh, kw), column n*OH*OW + oh*OW); outputs [lo, hi) are inside the image, and in is the offset
+// in the plane of output lo's element (output ow's is SW*(ow - lo) further).
 template <class Row, class Pad>
 void walk_plane(int64_t c, int64_t n, int64_t N, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t SH, int64_t SW,
                 int64_t PH, int64_t PW, int64_t OH, int64_t OW, const Row& row, const Pad& pad) {
