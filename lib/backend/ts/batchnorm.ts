@@ -45,6 +45,16 @@ export function batchnormForwardEval(y: Float32Array, x: Float32Array, runningMe
 // per channel c: the sum of x, or with shift the sum of (x - shift[c])^2
 function channelSums(x: Float32Array, shift: Float64Array | null, N: number, C: number, S: number): Float64Array {
   const sums = new Float64Array(C);
+  if (S === 1) {
+    for (let o = 0; o < N * C; o += C)
+      if (shift === null) for (let c = 0; c < C; c++) sums[c] += x[o + c];
+      else
+        for (let c = 0; c < C; c++) {
+          const d = x[o + c] - shift[c];
+          sums[c] += d * d;
+        }
+    return sums;
+  }
   for (let n = 0, o = 0; n < N; n++)
     for (let c = 0; c < C; c++) {
       let sum = 0;
@@ -58,6 +68,14 @@ function channelSums(x: Float32Array, shift: Float64Array | null, N: number, C: 
 // y = x * scale[c] + shift[c], then max(y, 0) when relu
 function affine(y: Float32Array, x: Float32Array, N: number, C: number, S: number, scale: Float64Array,
   shift: Float64Array, relu: boolean): void {
+  if (S === 1) {
+    for (let o = 0; o < N * C; o += C)
+      for (let c = 0; c < C; c++) {
+        const v = x[o + c] * scale[c] + shift[c];
+        y[o + c] = relu ? reluOf(v) : v;
+      }
+    return;
+  }
   for (let n = 0, o = 0; n < N; n++)
     for (let c = 0; c < C; c++) {
       const a = scale[c], b = shift[c];
@@ -68,19 +86,29 @@ function affine(y: Float32Array, x: Float32Array, N: number, C: number, S: numbe
     }
 }
 
+/** dy[i], masked by the fused ReLU's output y when there is one */
+function gradAt(dy: Float32Array, y: Float32Array | null, i: number): number {
+  return y === null ? dy[i] : keepOrZero(y[i] > 0, dy[i]);
+}
+
 export function batchnormBackward(dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null,
   dy: Float32Array, x: Float32Array, mean: Float32Array, invstd: Float32Array, weight: Float32Array | null,
   y: Float32Array | null, N: number, C: number, S: number, train: boolean): void {
   const M = N * S;
-  // dy masked by the fused ReLU's output
-  const g = (i: number): number => (y === null ? dy[i] : keepOrZero(y[i] > 0, dy[i]));
   const sumDy = new Float64Array(C), dot = new Float64Array(C);
-  for (let n = 0, o = 0; n < N; n++)
+  if (S === 1)
+    for (let o = 0; o < N * C; o += C)
+      for (let c = 0; c < C; c++) {
+        const gi = gradAt(dy, y, o + c);
+        sumDy[c] += gi;
+        dot[c] += gi * (x[o + c] - mean[c]);
+      }
+  else for (let n = 0, o = 0; n < N; n++)
     for (let c = 0; c < C; c++) {
       const m = mean[c];
       let s1 = 0, s2 = 0;
       for (const end = o + S; o < end; o++) {
-        const gi = g(o);
+        const gi = gradAt(dy, y, o);
         s1 += gi;
         s2 += gi * (x[o] - m);
       }
@@ -99,10 +127,16 @@ export function batchnormBackward(dx: Float32Array | null, dweight: Float32Array
     gm[c] = sumDy[c] / M;
     k[c] = (dot[c] * invstd[c] * invstd[c]) / M;
   }
+  if (S === 1) {
+    for (let o = 0; o < N * C; o += C)
+      if (train) for (let c = 0; c < C; c++) dx[o + c] = (gradAt(dy, y, o + c) - gm[c] - (x[o + c] - mean[c]) * k[c]) * sc[c];
+      else for (let c = 0; c < C; c++) dx[o + c] = gradAt(dy, y, o + c) * sc[c];
+    return;
+  }
   for (let n = 0, o = 0; n < N; n++)
     for (let c = 0; c < C; c++) {
       const m = mean[c], gmc = gm[c], kc = k[c], scc = sc[c];
-      if (train) for (const end = o + S; o < end; o++) dx[o] = (g(o) - gmc - (x[o] - m) * kc) * scc;
-      else for (const end = o + S; o < end; o++) dx[o] = g(o) * scc;
+      if (train) for (const end = o + S; o < end; o++) dx[o] = (gradAt(dy, y, o) - gmc - (x[o] - m) * kc) * scc;
+      else for (const end = o + S; o < end; o++) dx[o] = gradAt(dy, y, o) * scc;
     }
 }
