@@ -35,8 +35,8 @@ void map2(float* out, const float* a, const float* b, int64_t n, const Op& op) {
   });
 }
 
-// sum over chunks of op(vector) in float lanes, flushed to double every 1024 values; the per-thread
-// partial sums are added in thread order, so a given thread count always gives the same result
+// sum over chunks of op(vector) in float lanes, flushed to double every 1024 values; the per-chunk
+// partial sums are added in chunk order, so a given thread count always gives the same result
 template <class Op>
 double reduce(const float* x, int64_t n, const Op& op) {
   double partial[kMaxThreads] = {0};

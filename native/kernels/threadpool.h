@@ -7,9 +7,10 @@
 namespace sg {
 
 // Runs fn(ctx, begin, end, tid) over [0, n) split into at most num_threads() contiguous chunks of
-// at least `grain` items; chunk t runs on thread t (the caller is thread 0) and the call returns
-// when all chunks are done. Falls back to one chunk on the caller when the pool is busy (a second
-// JavaScript thread calling in), so it never blocks on another caller.
+// at least `grain` items, and returns when all chunks are done. Chunk t is called with tid = t
+// (for per-chunk scratch) by whichever thread claims it first, the caller included, so a late
+// worker never holds up the call. Falls back to one chunk on the caller when the pool is busy (a
+// second JavaScript thread calling in), so it never blocks on another caller.
 typedef void (*TaskFn)(void* ctx, int64_t begin, int64_t end, int tid);
 void parallel_for(int64_t n, int64_t grain, TaskFn fn, void* ctx);
 

@@ -1,0 +1,53 @@
+// The thread pool's job hand-off under stress, built with -fsanitize=thread by test/threads.test.ts:
+// many jobs of random sizes, pool resizes, and pauses long enough for the workers to fall asleep.
+// Every index must be run exactly once, chunk t must be [n*t/chunks, n*(t+1)/chunks) with tid t,
+// and ThreadSanitizer must see no data race. Exit status 0 when all holds.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+#include "threadpool.h"
+
+namespace {
+
+struct Job {
+  std::vector<int>* hits;  // hits (n): how many times each index ran
+  int64_t n, chunks;
+  std::atomic<int>* errors;
+};
+
+void run_chunk(void* ctx, int64_t begin, int64_t end, int tid) {
+  Job* job = static_cast<Job*>(ctx);
+  if (tid < 0 || tid >= job->chunks || begin != job->n * tid / job->chunks || end != job->n * (tid + 1) / job->chunks)
+    job->errors->fetch_add(1);
+  for (int64_t i = begin; i < end; i++) (*job->hits)[i]++;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int jobs = argc > 1 ? std::atoi(argv[1]) : 50000;
+  std::atomic<int> errors{0};
+  std::srand(1);
+  for (int threads : {2, 3, 2, 1, 4}) {
+    if (sg::set_num_threads(threads) != threads) errors++;
+    for (int it = 0; it < jobs; it++) {
+      const int64_t n = 1 + std::rand() % 64, grain = 1 + std::rand() % 8;
+      std::vector<int> hits(n, 0);
+      Job job{&hits, n, std::min<int64_t>((n + grain - 1) / grain, threads), &errors};
+      sg::parallel_for(n, grain, run_chunk, &job);
+      for (int64_t i = 0; i < n; i++)
+        if (hits[i] != 1) {
+          errors++;
+          break;
+        }
+      // long enough for the workers to stop spinning and sleep
+      if (it % (jobs / 4 + 1) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    }
+  }
+  std::printf("pool stress: %d jobs per thread count, %d errors\n", jobs, errors.load());
+  return errors.load() == 0 ? 0 : 1;
+}
