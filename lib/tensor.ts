@@ -22,9 +22,10 @@ interface Node {
   backward(grad: Float32Array): (Float32Array | null)[];
 }
 
-// Gradient arrays that backward() takes back for reuse once they have been passed on: a training
-// step allocates the same sizes every time, and a fresh Float32Array of a few hundred kilobytes
-// costs tens of microseconds in page faults and zeroing, more than the kernel that fills it.
+// Gradient arrays that backward() takes back for reuse once they have been passed on, and arrays an
+// op saves for its backward (Conv2d's patches), given back by the op once used: a training step
+// allocates the same sizes every time, and a fresh Float32Array of a few hundred kilobytes costs
+// tens of microseconds in page faults and zeroing, more than the kernel that fills it.
 const scratchPool = new Map<number, Float32Array[]>();
 const scratchIssued = new WeakSet<Float32Array>();
 const SCRATCH_PER_SIZE = 4;
@@ -39,8 +40,11 @@ export function gradScratch(n: number): Float32Array {
   return a;
 }
 
-/** Takes back a gradScratch array that nothing refers to any more; ignores any other array. */
-function recycle(a: Float32Array): void {
+/**
+ * @internal Takes back a gradScratch array that nothing refers to any more; ignores any other array
+ * (and one given back twice). An array saved for a backward that never runs is simply collected.
+ */
+export function recycle(a: Float32Array): void {
   if (!scratchIssued.delete(a)) return;
   let list = scratchPool.get(a.length);
   if (!list) scratchPool.set(a.length, (list = []));

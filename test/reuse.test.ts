@@ -1,10 +1,11 @@
 /**
  * The training step reuses memory (gradients added straight into .grad, zeroGrad(false)'s lazy
- * zeroing, gradient scratch arrays taken back by backward, the DataLoader's reused batch arrays,
- * BatchNorm+ReLU fused in Sequential). Each must give exactly the numbers of the plain path.
+ * zeroing, gradient scratch arrays taken back by backward, Conv2d's patch arrays given back after
+ * its backward, the DataLoader's reused batch arrays, BatchNorm+ReLU fused in Sequential). Each must
+ * give exactly the numbers of the plain path.
  */
 import { describe, expect, it } from 'vitest';
-import { DataLoader, manualSeed, nn, optim, Tensor, tensor, TensorDataset } from '../lib/index.js';
+import { DataLoader, manualSeed, nn, noGrad, optim, Tensor, tensor, TensorDataset } from '../lib/index.js';
 
 function randomTensor(shape: number[], seed: number): Tensor {
   let s = seed >>> 0;
@@ -77,6 +78,36 @@ describe('memory reuse in the training step', () => {
     other.requiresGrad = true;
     other.relu().mul(3).sum().backward();
     expect([...x.grad!.data]).toEqual(kept);
+  });
+
+  it('Conv2d reuses its patch array only once its backward has run: graphs in flight keep their own', () => {
+    manualSeed(3);
+    const conv = new nn.Conv2d(2, 3, 3, { padding: 1 });
+    const inputs = [randomTensor([2, 2, 5, 5], 8), randomTensor([2, 2, 5, 5], 9)];
+    const gradsOf = (backwardOrder: number[]) => {
+      // the forwards of both inputs, plus one without grad in between (its array is reused at once),
+      // then the backwards in the given order; the weight gradient of each is read from col
+      const outs = inputs.map((x, i) => {
+        if (i === 1) noGrad(() => conv.forward(randomTensor([2, 2, 5, 5], 10)));
+        return conv.forward(x);
+      });
+      return backwardOrder.map((i) => {
+        conv.zeroGrad();
+        outs[i].mul(outs[i]).sum().backward();
+        return [...conv.weight.grad!.data];
+      });
+    };
+    const alone = inputs.map((x) => {
+      conv.zeroGrad();
+      const y = conv.forward(x);
+      y.mul(y).sum().backward();
+      return [...conv.weight.grad!.data];
+    });
+    const [second, first] = gradsOf([1, 0]);
+    expect(first).toEqual(alone[0]);
+    expect(second).toEqual(alone[1]);
+    // and after a step's backward the array goes back and the next forward refills it
+    expect(gradsOf([0, 1])).toEqual(alone);
   });
 
   it('Sequential fuses BatchNorm+ReLU with the values and gradients of the separate modules', () => {

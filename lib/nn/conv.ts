@@ -1,7 +1,7 @@
 /** Conv2d (im2col + one GEMM for the batch), MaxPool2d and AvgPool2d, LayerNorm. */
 import { backend } from '../backend/index.js';
 import { checkPositiveInt } from '../check.js';
-import { add, fmt, gradScratch, gradTarget, mean, mul, ones, pow, record, sizeOf, sub, Tensor, zeros } from '../tensor.js';
+import { add, fmt, gradScratch, gradTarget, mean, mul, ones, pow, record, recycle, sizeOf, sub, Tensor, zeros } from '../tensor.js';
 import { uniformTensor } from './layers.js';
 import { Module } from './module.js';
 
@@ -54,8 +54,10 @@ export class Conv2d extends Module {
     const [OH, OW] = outSize('Conv2d', x, this.kernelSize, this.stride, this.padding);
     const OC = this.outChannels, CKK = C * KH * KW, P = OH * OW, NP = Math.max(N * P, 1);
     const k = backend(), w = this.weight, b = this.bias;
-    // col (CKK, N*P): every image's patches side by side, so the batch is one GEMM
-    const col = new Float32Array(CKK * N * P);
+    // col (CKK, N*P): every image's patches side by side, so the batch is one GEMM. im2col writes all
+    // of it, so it comes from the scratch pool and goes back once the backward has used it (14 MB
+    // for the cnn model's second layer: allocating it fresh cost page faults and zeroing every step)
+    const col = gradScratch(CKK * N * P);
     k.im2col(col, x.data, N, C, H, W, KH, KW, SH, SW, PH, PW);
     // out (OC, N*P) = W (OC, CKK) . col (+ the bias, filled in first); y (N, OC, P) is out with its
     // first two dimensions swapped
@@ -64,7 +66,7 @@ export class Conv2d extends Module {
     k.sgemm(out, w.data, col, OC, N * P, CKK, false, false, 1, b ? 1 : 0, CKK, NP, NP);
     const y = new Float32Array(N * OC * P);
     swapLeading(y, out, OC, N, P);
-    return record('conv2d', y, [N, OC, OH, OW], b ? [x, w, b] : [x, w], (g) => {
+    const result = record('conv2d', y, [N, OC, OH, OW], b ? [x, w, b] : [x, w], (g) => {
       const gT = temporary(0, OC * N * P); // gT (OC, N*P): g (N, OC, P) with its first two dimensions swapped
       swapLeading(gT, g, N, OC, P);
       let dx: Float32Array | null = null, dw: Float32Array | null = null, db: Float32Array | null = null;
@@ -87,8 +89,11 @@ export class Conv2d extends Module {
         for (let o = 0; o < OC; o++) t.data[o] = (t.beta ? t.data[o] : 0) + k.sum(gT.subarray(o * N * P, (o + 1) * N * P));
         db = t.returned;
       }
+      recycle(col); // this backward runs once (the graph is released after it)
       return b ? [dx, dw, db] : [dx, dw];
     });
+    if (!result.requiresGrad) recycle(col); // no backward will read it
+    return result;
   }
 }
 
