@@ -81,6 +81,22 @@ void affine_run(float* y, const float* x, int64_t n, float a, float b, bool relu
   });
 }
 
+// The output pass from per-channel affines a (C), b (C): y = x*a[c] + b[c] (then max(0, .) when
+// relu) over every plane of (N, C, S), or every row of (N, C) when S = 1
+void write_affine(float* y, const float* x, const float* a, const float* b, int64_t N, int64_t C, int64_t S, bool relu,
+                  bool stream) {
+  if (S > 1)
+    parallel(N * C, channel_grain(S), [&](int64_t p0, int64_t p1, int) {
+      for (int64_t p = p0; p < p1; p++) affine_run(y + p * S, x + p * S, S, a[p % C], b[p % C], relu, stream);
+      if (stream) stream_fence();
+    });
+  else
+    parallel(N, channel_grain(C), [=](int64_t n0, int64_t n1, int) {
+      for (int64_t n = n0; n < n1; n++) write_affine_row(y + n * C, x + n * C, a, b, C, relu, stream);
+      if (stream) stream_fence();
+    });
+}
+
 // dy' = dy masked by y > 0 when y (a fused ReLU's output) is given, for `lanes` values
 inline vf grad_n(const float* dy, const float* y, int64_t lanes) {
   const vf g = vload_n(dy, lanes);
@@ -250,10 +266,7 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
     for (int64_t c = 0; c < C; c++)
       finish_channel(c, shifted_stats(k[c], sums[c], sums[C + c], M), M, eps, momentum, weight, bias, save_mean,
                      save_invstd, running_mean, running_var, a[c], b[c]);
-    parallel(N * C, channel_grain(S), [&](int64_t p0, int64_t p1, int) {
-      for (int64_t p = p0; p < p1; p++) affine_run(y + p * S, x + p * S, S, a[p % C], b[p % C], relu, stream);
-      if (stream) stream_fence();
-    });
+    write_affine(y, x, a, b, N, C, S, relu, stream);
     return;
   }
   if (S > 1) {
@@ -284,10 +297,7 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
   for (int64_t c = 0; c < C; c++)
     finish_channel(c, shifted_stats(k[c], s1[c], s2[c], N), N, eps, momentum, weight, bias, save_mean, save_invstd,
                    running_mean, running_var, a[c], b[c]);
-  parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {
-    for (int64_t n = n0; n < n1; n++) write_affine_row(y + n * C, x + n * C, a, b, C, relu, stream);
-    if (stream) stream_fence();
-  });
+  write_affine(y, x, a, b, N, C, 1, relu, stream);
 }
 
 void batchnorm_forward_eval(float* y, const float* x, const float* running_mean, const float* running_var,
@@ -303,17 +313,7 @@ void batchnorm_forward_eval(float* y, const float* x, const float* running_mean,
     b[c] = (float)(bi - (double)running_mean[c] * invstd * w);
   }
   const bool stream = N * C * S * (int64_t)sizeof(float) >= kStreamBytes;
-  if (S > 1) {
-    parallel(N * C, channel_grain(S), [&](int64_t p0, int64_t p1, int) {
-      for (int64_t p = p0; p < p1; p++) affine_run(y + p * S, x + p * S, S, a[p % C], b[p % C], relu, stream);
-      if (stream) stream_fence();
-    });
-  } else {
-    parallel(N, channel_grain(C), [=](int64_t n0, int64_t n1, int) {
-      for (int64_t n = n0; n < n1; n++) write_affine_row(y + n * C, x + n * C, a, b, C, relu, stream);
-      if (stream) stream_fence();
-    });
-  }
+  write_affine(y, x, a, b, N, C, S, relu, stream);
 }
 
 void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy, const float* x, const float* mean,
