@@ -20,6 +20,7 @@
 // Sums over samples or rows go by blocks fixed by N, added in order: the same for any thread count.
 #include <cstdlib>
 #include <new>
+#include <type_traits>
 
 #include "kernels.h"
 #include "simd.h"
@@ -180,14 +181,27 @@ void row_sums(double* out0, double* out1, int64_t N, int64_t C, const Values& va
       double* d1 = d0 + C;
       const int64_t end = imin(N, (blk + 1) * block_rows);
       for (int64_t r = blk * block_rows; r < end; r += kFlushRows) {
-        for (int64_t n = r; n < imin(end, r + kFlushRows); n++)
+        const int64_t r_end = imin(end, r + kFlushRows);
+        // four rows per visit of the float lanes where there are four: a one-row loop is bound by
+        // the lanes' loads and stores (two stores per vector on a core that retires one), not the rows'
+        auto add_rows = [&](int64_t n, auto rows) {
           for (int64_t c = 0; c < C; c += VL) {
             const int64_t lanes = imin(VL, C - c);
-            vf v0, v1;
-            value_of(n, c, lanes, v0, v1);
-            vstore_n(f0 + c, vadd(vload_n(f0 + c, lanes), v0), lanes);
-            vstore_n(f1 + c, vadd(vload_n(f1 + c, lanes), v1), lanes);
+            vf s0, s1;
+            value_of(n, c, lanes, s0, s1);
+            for (int64_t q = 1; q < decltype(rows)::value; q++) {
+              vf v0, v1;
+              value_of(n + q, c, lanes, v0, v1);
+              s0 = vadd(s0, v0);
+              s1 = vadd(s1, v1);
+            }
+            vstore_n(f0 + c, vadd(vload_n(f0 + c, lanes), s0), lanes);
+            vstore_n(f1 + c, vadd(vload_n(f1 + c, lanes), s1), lanes);
           }
+        };
+        int64_t n = r;
+        for (; n + 4 <= r_end; n += 4) add_rows(n, std::integral_constant<int64_t, 4>());
+        for (; n < r_end; n++) add_rows(n, std::integral_constant<int64_t, 1>());
         for (int64_t c = 0; c < C; c++) {
           d0[c] += (double)f0[c];
           d1[c] += (double)f1[c];
