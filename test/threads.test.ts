@@ -23,7 +23,8 @@ describe('thread pool', () => {
     const [M, N, K] = [257, 190, 301];
     const A = rng.f32(M * K), B = rng.f32(K * N), x = rng.f32(64 * 37 * 49), dy = rng.f32(x.length);
     // a batch-sized product (one row block: split by columns), a narrow one (one column panel: split
-    // by rows) and BatchNorm's (N, C) layout over many row blocks
+    // by rows), one-row products (walked without packing) both ways, and BatchNorm's (N, C) layout
+    // over many row blocks
     const A2 = rng.f32(64 * 300), B2 = rng.f32(300 * 500), B3 = rng.f32(10 * 500), x2 = rng.f32(1000 * 37), dy2 = rng.f32(x2.length);
     const x3 = rng.f32(3 * 37 * 1024), dy3 = rng.f32(x3.length); // planes of 1024: walked channel by channel
     const batchnorm = (input: Float32Array, grad: Float32Array, n: number, S: number) => {
@@ -36,10 +37,13 @@ describe('thread pool', () => {
     const run = (threads: number) => {
       expect(native.setThreads(threads)).toBe(threads);
       const C = new Float32Array(M * N), C2 = new Float32Array(64 * 500), C3 = new Float32Array(64 * 10);
+      const row = new Float32Array(500), rowT = new Float32Array(500);
       native.sgemm(C, A, B, M, N, K, false, true, 1, 0, K, K, N);
       native.sgemm(C2, A2, B2, 64, 500, 300, false, false, 1, 0, 300, 500, 500);
       native.sgemm(C3, B2.subarray(0, 64 * 500), B3, 64, 10, 500, false, true, 1, 0, 500, 500, 10);
-      return [C, C2, C3, ...batchnorm(x, dy, 64, 49), ...batchnorm(x2, dy2, 1000, 1), ...batchnorm(x3, dy3, 3, 1024)];
+      native.sgemm(row, A2, B2, 1, 500, 300, false, false, 1, 0, 300, 500, 500);
+      native.sgemm(rowT, A2, B2, 1, 500, 300, false, true, 1, 0, 300, 300, 500);
+      return [C, C2, C3, row, rowT, ...batchnorm(x, dy, 64, 49), ...batchnorm(x2, dy2, 1000, 1), ...batchnorm(x3, dy3, 3, 1024)];
     };
     const one = run(1);
     for (const t of [2, 3, 5]) {

@@ -210,6 +210,89 @@ void scale_c(float* C, int64_t M, int64_t N, int64_t ldc, float beta) {
   }
 }
 
+// M == 1: c (1, N) = alpha * a . op(B) (K, N) + beta * c, where a (K) is op(A)'s one row (a bias
+// gradient ones . g, a batch of one through a linear layer). Packing would copy all of op(B) to
+// feed one of the microkernel's MR rows (1 x 500 x 64 took 22 us in a training step); these walks
+// read op(B) once. Each output is one thread's sum in k order: the same for any thread count.
+void sgemm_row(float* c, const float* A, const float* B, int64_t N, int64_t K, bool trans_a, bool trans_b, float alpha,
+               float beta, int64_t lda, int64_t ldb, bool par) {
+  const int64_t a_step = trans_a ? lda : 1;  // a[k] = A[k * a_step]
+  const vf valpha = vset1(alpha), vbeta = vset1(beta);
+  auto write = [&](float* cp, vf acc, int64_t lanes) {
+    vf r = vmul(acc, valpha);
+    if (beta != 0.0f) r = vfma(vload_n(cp, lanes), vbeta, r);  // beta = 0 never reads c
+    vstore_n(cp, r, lanes);
+  };
+  if (!trans_b) {
+    // B (K, N), walked along its rows (which the prefetchers stream; walking down them missed at every
+    // row of a 4096 x 4096 B) in blocks of columns whose sums stay in L1, four rows per pass over the
+    // sums, each column's products still added in k order
+    constexpr int64_t kMaxCols = 1024;
+    const int64_t parts = par ? num_threads() : 1;
+    const int64_t block = imin(kMaxCols, ((N + parts - 1) / parts + VL - 1) / VL * VL);
+    auto blocks = [&](int64_t b0, int64_t b1, int) {
+      alignas(64) float sums[kMaxCols];
+      for (int64_t blk = b0; blk < b1; blk++) {
+        const int64_t j0 = blk * block, cols = imin(block, N - j0);
+        for (int64_t j = 0; j < cols; j++) sums[j] = 0.0f;
+        int64_t k = 0;
+        for (; k + 4 <= K; k += 4) {
+          const vf a0 = vset1(A[k * a_step]), a1 = vset1(A[(k + 1) * a_step]), a2 = vset1(A[(k + 2) * a_step]),
+                   a3 = vset1(A[(k + 3) * a_step]);
+          const float* b = B + k * ldb + j0;
+          for (int64_t j = 0; j < cols; j += VL) {
+            const int64_t lanes = imin(VL, cols - j);
+            vf s = vfma(a0, vload_n(b + j, lanes), vload_n(sums + j, lanes));
+            s = vfma(a1, vload_n(b + ldb + j, lanes), s);
+            s = vfma(a2, vload_n(b + 2 * ldb + j, lanes), s);
+            vstore_n(sums + j, vfma(a3, vload_n(b + 3 * ldb + j, lanes), s), lanes);
+          }
+        }
+        for (; k < K; k++) {
+          const vf ak = vset1(A[k * a_step]);
+          const float* b = B + k * ldb + j0;
+          for (int64_t j = 0; j < cols; j += VL) {
+            const int64_t lanes = imin(VL, cols - j);
+            vstore_n(sums + j, vfma(ak, vload_n(b + j, lanes), vload_n(sums + j, lanes)), lanes);
+          }
+        }
+        for (int64_t j = 0; j < cols; j += VL) write(c + j0 + j, vload_n(sums + j, imin(VL, cols - j)), imin(VL, cols - j));
+      }
+    };
+    const int64_t count = (N + block - 1) / block;
+    if (par)
+      parallel(count, 1, blocks);
+    else
+      blocks(0, count, 0);
+    return;
+  }
+  // op(B)[k][j] = B[j][k]: c[j] is the dot product of a with B's row j, which runs along k
+  auto dots = [&](int64_t j0, int64_t j1, int) {
+    for (int64_t j = j0; j < j1; j++) {
+      const float* b = B + j * ldb;
+      float sum;
+      if (a_step == 1) {
+        vf s0 = vzero(), s1 = vzero();
+        int64_t k = 0;
+        for (; k + 2 * VL <= K; k += 2 * VL) {
+          s0 = vfma(vload(A + k), vload(b + k), s0);
+          s1 = vfma(vload(A + k + VL), vload(b + k + VL), s1);
+        }
+        for (; k < K; k += VL) s0 = vfma(vload_n(A + k, imin(VL, K - k)), vload_n(b + k, imin(VL, K - k)), s0);
+        sum = vhsum(vadd(s0, s1));
+      } else {
+        sum = 0.0f;
+        for (int64_t k = 0; k < K; k++) sum += A[k * a_step] * b[k];
+      }
+      c[j] = alpha * sum + (beta != 0.0f ? beta * c[j] : 0.0f);
+    }
+  };
+  if (par)
+    parallel(N, imax(1, 16384 / imax(K, 1)), dots);
+  else
+    dots(0, N, 0);
+}
+
 // C[i0 : i0+mc, jc : jc+nc] = alpha * the packed A block (mc, kc) . the packed B panels (kc, nc)
 // + beta * C, one B micro-panel (in L1) against every A micro-panel (from L2) in turn
 void macro_kernel(const float* ap, const float* bp, int64_t kc, int64_t mc, int64_t nc, float* C, int64_t ldc,
@@ -234,6 +317,7 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
   const int threads = num_threads();
   // below ~64^3 multiply-adds the hand-off to another core costs more than it saves
   bool par = threads > 1 && (double)M * (double)N * (double)K >= 262144.0;
+  if (M == 1) return sgemm_row(C, A, B, N, K, trans_a, trans_b, alpha, beta, lda, ldb, par);
   // K in equal blocks of at most KC: 784 as 4 x 196, not 3 x 256 + 16 (a last pass over C for
   // almost no work)
   const int64_t kc_step = (K + (K + KC - 1) / KC - 1) / ((K + KC - 1) / KC);
