@@ -369,7 +369,8 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
         parallel(panels, 4, pack_b);
       else
         pack_b(0, panels, 0);
-      // MC row blocks over the threads, all sharing the packed B block
+      // MC row blocks over the threads, all sharing the packed B block, each claimed by the next free
+      // thread (tid: its slot of packed A): a thread slowed down by another process does fewer
       auto compute = [&](int64_t begin, int64_t end, int tid) {
         float* ap = ws.a + (int64_t)tid * MC * KC;
         for (int64_t mb = begin; mb < end; mb++) {
@@ -379,7 +380,7 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
         }
       };
       if (par)
-        parallel(mblocks, 1, compute);
+        parallel_items(mblocks, compute);
       else
         compute(0, mblocks, 0);
     }

@@ -328,5 +328,14 @@ static inline void parallel(int64_t n, int64_t grain, const F& f) {
       const_cast<void*>(static_cast<const void*>(&f)));
 }
 
+// parallel_items(n, [&](int64_t begin, int64_t end, int tid) { ... }): parallel_for_items, where tid is
+// the running thread's slot (see threadpool.h)
+template <class F>
+static inline void parallel_items(int64_t n, const F& f) {
+  parallel_for_items(
+      n, [](void* ctx, int64_t b, int64_t e, int tid) { (*static_cast<const F*>(ctx))(b, e, tid); },
+      const_cast<void*>(static_cast<const void*>(&f)));
+}
+
 }  // namespace SG_NS
 }  // namespace sg

@@ -40,7 +40,8 @@ int available_cores() {
 // its own chunk's thread, and in a training step on a shared 2-vCPU machine about 1% of the jobs
 // waited ~0.5 ms for a descheduled worker, doubling the mean time of the small products. A chunk's
 // range and its tid (its index, for per-chunk scratch) do not depend on who runs it, so results do
-// not either.
+// not either. Jobs of items (parallel_for_items) have up to 4095 chunks and pass the running thread's
+// slot as tid instead: there, per-thread scratch is all that tid selects.
 class Pool {
  public:
   explicit Pool(int threads) { start(threads); }
@@ -54,11 +55,14 @@ class Pool {
     start(threads);
   }
 
-  void run(int64_t n, int64_t grain, TaskFn fn, void* ctx) {
+  // chunks: at most threads_ (tid = the chunk's index), or, by_slot, at most kField (tid = the
+  // running thread's slot)
+  void run(int64_t n, int64_t grain, TaskFn fn, void* ctx, bool by_slot) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
     int64_t chunks = (n + grain - 1) / grain;
-    if (chunks > threads_) chunks = threads_;
+    const int64_t most = by_slot ? (int64_t)kField : (int64_t)threads_;
+    if (chunks > most) chunks = most;
     std::unique_lock<std::mutex> busy(submit_, std::try_to_lock);
     if (chunks <= 1 || !busy.owns_lock()) {
       fn(ctx, 0, n, 0);
@@ -69,6 +73,7 @@ class Pool {
     fn_ = fn;
     ctx_ = ctx;
     n_ = n;
+    by_slot_ = by_slot;
     done_.store(0, std::memory_order_relaxed);
     claim_.store(++serial_ << kSerialShift | (uint64_t)chunks << kChunksShift, std::memory_order_release);
     {
@@ -76,7 +81,7 @@ class Pool {
       job_.fetch_add(1, std::memory_order_release);
     }
     sleep_cv_.notify_all();
-    run_claimed();
+    run_claimed(0);
     // spin while the workers are likely running their chunks; then yield, so that on an
     // oversubscribed machine (more runnable threads than cores) a descheduled worker gets the core
     for (int spin = 0; done_.load(std::memory_order_acquire) != chunks; spin++) {
@@ -95,7 +100,7 @@ class Pool {
 
   // Claims and runs chunks of the current job until none is left. The compare-exchange includes the
   // job's serial, so a thread still holding an older job's value claims nothing.
-  void run_claimed() {
+  void run_claimed(int slot) {
     uint64_t c = claim_.load(std::memory_order_acquire);
     for (;;) {
       const uint64_t chunks = c >> kChunksShift & kField, next = c & kField;
@@ -103,7 +108,7 @@ class Pool {
       if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
       // the job cannot finish (nor its fields change) before this chunk is done
       const int64_t n = n_;
-      fn_(ctx_, n * (int64_t)next / (int64_t)chunks, n * (int64_t)(next + 1) / (int64_t)chunks, (int)next);
+      fn_(ctx_, n * (int64_t)next / (int64_t)chunks, n * (int64_t)(next + 1) / (int64_t)chunks, by_slot_ ? slot : (int)next);
       done_.fetch_add(1, std::memory_order_acq_rel);
       c = claim_.load(std::memory_order_acquire);
     }
@@ -115,7 +120,7 @@ class Pool {
     // A worker compares against the job count of its creation, not of its first instruction: a
     // pool resized right after construction may bump the count before a new thread has run at all.
     const uint64_t now = job_.load(std::memory_order_acquire);
-    for (int t = 1; t < threads_; t++) workers_.emplace_back([this, now] { work(now); });
+    for (int t = 1; t < threads_; t++) workers_.emplace_back([this, now, t] { work(now, t); });
   }
 
   void stop() {
@@ -129,7 +134,7 @@ class Pool {
     workers_.clear();
   }
 
-  void work(uint64_t seen) {
+  void work(uint64_t seen, int slot) {
     for (;;) {
       uint64_t now = seen;
       for (int spin = 0; spin < 20000 && (now = job_.load(std::memory_order_acquire)) == seen; spin++)
@@ -144,7 +149,7 @@ class Pool {
       }
       seen = now;
       if (quit_.load(std::memory_order_relaxed)) return;
-      run_claimed();
+      run_claimed(slot);
     }
   }
 
@@ -163,6 +168,7 @@ class Pool {
   TaskFn fn_ = nullptr;
   void* ctx_ = nullptr;
   int64_t n_ = 0;
+  bool by_slot_ = false;
 };
 
 Pool& pool() {
@@ -172,7 +178,8 @@ Pool& pool() {
 
 }  // namespace
 
-void parallel_for(int64_t n, int64_t grain, TaskFn fn, void* ctx) { pool().run(n, grain, fn, ctx); }
+void parallel_for(int64_t n, int64_t grain, TaskFn fn, void* ctx) { pool().run(n, grain, fn, ctx, false); }
+void parallel_for_items(int64_t n, TaskFn fn, void* ctx) { pool().run(n, 1, fn, ctx, true); }
 int num_threads() { return pool().size(); }
 int set_num_threads(int n) {
   if (n < 1) n = 1;

@@ -14,6 +14,13 @@ namespace sg {
 typedef void (*TaskFn)(void* ctx, int64_t begin, int64_t end, int tid);
 void parallel_for(int64_t n, int64_t grain, TaskFn fn, void* ctx);
 
+// Like parallel_for, but in as many chunks as items (up to 4095 equal ranges), each claimed by
+// whichever thread is free, and tid is that thread's slot (0 for the caller, 1 .. num_threads()-1
+// for the workers), for per-thread scratch. For work whose results do not depend on which thread
+// does an item: a thread slowed down by another process or by the hypervisor then does fewer items
+// instead of holding up the call.
+void parallel_for_items(int64_t n, TaskFn fn, void* ctx);
+
 int num_threads();
 // Resizes the pool (n >= 1); returns the thread count now in effect.
 int set_num_threads(int n);
