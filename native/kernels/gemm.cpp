@@ -6,9 +6,10 @@
 // in L1 while ir sweeps the A panels out of L2); the MR x NR microkernel keeps its C tile in
 // registers for the whole KC loop. Transposes are folded into the packing; edges are zero-padded
 // there, so the microkernel only ever sees full panels and masks its store.
-// Threads: the row blocks are split over the threads, sharing each packed B block; a product with
-// one row block (a training batch) is split by columns instead, each thread packing its own panels
-// (by rows into smaller blocks when there are fewer column panels than threads).
+// Threads: the row blocks are claimed one at a time by the free thread, sharing each packed B block;
+// a product with one row block (a training batch) packs op(A) once and hands out its columns in
+// chunks instead, each thread packing the panels of the chunks it claims (by rows into smaller
+// blocks when there are fewer column panels than threads). One-row products are not packed at all.
 #include <cstdlib>
 #include <new>
 
@@ -33,6 +34,8 @@ constexpr int MR = 4, NV = 2;
 constexpr int64_t KC = 256, MC = 128, NC = 2048;
 #endif
 constexpr int NR = NV * VL;
+// One row block split by columns: K blocks of op(A) packed at once, and B panels per column chunk
+constexpr int64_t kSharedKBlocks = 16, kChunkPanels = 4;
 
 // Packing buffers, owned by the calling thread and reused across calls (a training step calls GEMM
 // with the same shapes thousands of times; fresh multi-megabyte allocations would page-fault).
@@ -40,9 +43,12 @@ struct Workspace {
   float* b = nullptr;  // (KC, NC) packed op(B)
   float* a = nullptr;  // kMaxThreads slots of (MC, KC) packed op(A), allocated for `slots` threads
   int slots = 0;
+  float* a_shared = nullptr;  // one row block's op(A), several K blocks of it, read by every thread
+  int64_t a_shared_floats = 0;
   ~Workspace() {
     std::free(b);
     std::free(a);
+    std::free(a_shared);
   }
   void ensure(int threads) {
     if (!b) b = alloc(KC * NC);
@@ -51,6 +57,14 @@ struct Workspace {
       a = nullptr;
       a = alloc(MC * KC * threads);
       slots = threads;
+    }
+  }
+  void ensure_shared(int64_t floats) {
+    if (a_shared_floats < floats) {
+      std::free(a_shared);
+      a_shared = nullptr;
+      a_shared = alloc(floats);
+      a_shared_floats = floats;
     }
   }
   static float* alloc(int64_t floats) {
@@ -336,24 +350,38 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
   ws.ensure(par ? threads : 1);
 
   if (split_columns) {
-    // One row block (a training batch): each thread takes its own range of columns for the whole
-    // product and packs its own B panels (and op(A)), so the cores meet once, not twice per K block.
-    const int64_t all_panels = (N + NR - 1) / NR, nc_step = NC / threads / NR * NR;
-    parallel(threads, 1, [&](int64_t t0, int64_t t1, int tid) {
-      float *ap = ws.a + (int64_t)tid * MC * KC, *bp = ws.b + (int64_t)tid * KC * nc_step;
-      for (int64_t t = t0; t < t1; t++) {
-        const int64_t j_begin = all_panels * t / threads * NR, j_end = imin(N, all_panels * (t + 1) / threads * NR);
-        for (int64_t jc = j_begin; jc < j_end; jc += nc_step) {
-          const int64_t nc = imin(nc_step, j_end - jc), panels = (nc + NR - 1) / NR;
-          for (int64_t pc = 0; pc < K; pc += kc_step) {
-            const int64_t kc = imin(kc_step, K - pc);
-            pack_b_panels(bp, B, ldb, trans_b, pc, kc, jc, nc, 0, panels);
-            pack_a(ap, A, lda, trans_a, 0, M, pc, kc);
-            macro_kernel(ap, bp, kc, M, nc, C, ldc, 0, jc, alpha, pc == 0 ? beta : 1.0f);
+    // One row block (a training batch): op(A) is packed once, K block by K block, into a buffer all
+    // threads read; then the columns go out in chunks of a few panels, each claimed by the next free
+    // thread, which packs the chunk's B panels and runs all of K for its columns. Two hand-offs a
+    // product, and a thread slowed down by another process does fewer chunks. (K past
+    // kSharedKBlocks blocks goes in rounds.)
+    const int64_t m_pad = (M + MR - 1) / MR * MR, kblocks = (K + kc_step - 1) / kc_step;
+    const int64_t round = imin(kblocks, kSharedKBlocks);
+    ws.ensure_shared(m_pad * kc_step * round);
+    const int64_t all_panels = (N + NR - 1) / NR;
+    const int64_t chunk_panels = imax(1, imin(kChunkPanels, imin(NC / threads / NR, all_panels / threads)));
+    const int64_t chunks = (all_panels + chunk_panels - 1) / chunk_panels;
+    for (int64_t q0 = 0; q0 < kblocks; q0 += round) {
+      const int64_t q1 = imin(kblocks, q0 + round);
+      parallel_items(q1 - q0, [&](int64_t b0, int64_t b1, int) {
+        for (int64_t q = q0 + b0; q < q0 + b1; q++)
+          pack_a(ws.a_shared + (q - q0) * m_pad * kc_step, A, lda, trans_a, 0, M, q * kc_step,
+                 imin(kc_step, K - q * kc_step));
+      });
+      parallel_items(chunks, [&](int64_t c0, int64_t c1, int tid) {
+        float* bp = ws.b + (int64_t)tid * KC * chunk_panels * NR;
+        for (int64_t chunk = c0; chunk < c1; chunk++) {
+          const int64_t p0 = chunk * chunk_panels, p1 = imin(all_panels, p0 + chunk_panels);
+          const int64_t jc = p0 * NR, nc = imin(N, p1 * NR) - jc;
+          for (int64_t q = q0; q < q1; q++) {
+            const int64_t pc = q * kc_step, kc = imin(kc_step, K - pc);
+            pack_b_panels(bp, B, ldb, trans_b, pc, kc, jc, nc, 0, p1 - p0);
+            macro_kernel(ws.a_shared + (q - q0) * m_pad * kc_step, bp, kc, M, nc, C, ldc, 0, jc, alpha,
+                         pc == 0 ? beta : 1.0f);
           }
         }
-      }
-    });
+      });
+    }
     return;
   }
 
