@@ -9,7 +9,9 @@
 //   seed model a training epoch of fit() on MNIST: native, fallback, PyTorch; the share of the
 //              step spent outside the kernels
 // Every native and fallback result is checked against the fallback (or against the other) before
-// it is timed. The references run in Debian's /usr/bin/python3 (bench/reference.py) and are
+// it is timed. Where a figure is compared with a reference (GEMM with OpenBLAS; BatchNorm and the
+// epoch with PyTorch), both sides are measured in two passes minutes apart and the best of each is
+// kept, so that a contended moment of a shared machine does not decide a ratio for one side. The references run in Debian's /usr/bin/python3 (bench/reference.py) and are
 // skipped, with a note, when it or its numpy/torch is missing.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -175,18 +177,32 @@ function blasPass() {
     }
 }
 const bnShapes = [[64, 64, 32, 32], [32, 128, 16, 16], [256, 1024], [64, 500]];
-const torchRefs = {}; // config -> result
-if (probe.torch) {
+const torchRefs = {}; // config -> result, the best of the passes (see torchPass)
+/**
+ * PyTorch's figures, run now and again after our BatchNorm and epochs' first pass (as GEMM, two
+ * passes minutes apart for both sides): a contended moment then decides no ratio for one side.
+ */
+function torchPass() {
+  if (!probe.torch) return;
   const dataDir = sg.mnistDataDir();
   const shapes = bnShapes.map((s) => s.join('x')).join(',');
   // PyTorch's intra-op threads and OpenBLAS's threads are separate pools: 2 + 2 on 2 cores
   // oversubscribes (measured: 4x slower). Each configuration gives each pool what it can use.
-  torchRefs.t1 = python(['torch', '1', dataDir, shapes], { OPENBLAS_NUM_THREADS: '1' });
-  if (allThreads > 1) {
-    torchRefs.intra = python(['torch', String(allThreads), dataDir, shapes], { OPENBLAS_NUM_THREADS: '1' });
-    torchRefs.blas = python(['torch', '1', dataDir, shapes], { OPENBLAS_NUM_THREADS: String(allThreads) });
+  const configs = [['t1', '1', '1'], ...(allThreads > 1 ? [['intra', String(allThreads), '1'], ['blas', '1', String(allThreads)]] : [])];
+  for (const [name, threads, blasThreads] of configs) {
+    const r = python(['torch', threads, dataDir, shapes], { OPENBLAS_NUM_THREADS: blasThreads });
+    const best = torchRefs[name];
+    if (best) {
+      for (const [key, v] of Object.entries(r.batchnorm))
+        for (const kind of Object.keys(v)) v[kind] = Math.min(v[kind], best.batchnorm[key][kind]);
+      for (const key of Object.keys(r.seed_products_gflops))
+        r.seed_products_gflops[key] = Math.max(r.seed_products_gflops[key], best.seed_products_gflops[key]);
+      if (best.seed_epoch.samples_per_sec > r.seed_epoch.samples_per_sec) r.seed_epoch = best.seed_epoch;
+    }
+    torchRefs[name] = r;
   }
 }
+torchPass();
 
 // ---- GEMM ----------------------------------------------------------------------------------------
 
@@ -274,10 +290,9 @@ table(['product', ...threadCounts.flatMap((t) => [`${t}t`, 'of peak']), 'torch 1
 
 // ---- BatchNorm -----------------------------------------------------------------------------------
 
-console.log('\nBatchNorm, time per call (best of repeated runs); "of bound" = (bytes that must move / triad bandwidth) / time.');
-console.log('Bytes: train forward+backward reads x and writes y, then reads x and dy and writes dx (5 arrays moved);');
-console.log('eval forward reads x and writes y (2). The triad is measured at the workload\'s own footprint (its distinct arrays).');
-const bnRows = [];
+// Each shape is validated (native against the fallback) and the fallback timed now; native is timed
+// in the passes below (bnPasses), the best of them kept.
+const bnPasses = [], bnShapeResults = [];
 for (const shape of bnShapes) {
   const [N, C] = shape, S = shape.slice(2).reduce((p, v) => p * v, 1), n = N * C * S;
   const x = random(n, 5), dy = random(n, 6), w = Float32Array.from(random(C, 7), (v) => v + 1), bias = random(C, 8);
@@ -296,39 +311,25 @@ for (const shape of bnShapes) {
   ref.train();
   ref.evaluate();
   const tsTrain = time(ref.train, 0.3, 2), tsEval = time(ref.evaluate, 0.3, 2);
-  const nat = {};
+  const nat = {}; // threads -> { train, evaluate }: seconds, the best of the passes
   for (const t of threadCounts) {
     const o = make(native);
-    nat[t] = withConfig(detected, t, () => {
+    withConfig(detected, t, () => {
       o.train();
       o.evaluate();
       for (const k of ['y', 'dx', 'dw', 'db', 'ye']) check(`batchnorm ${k} ${shape} ${t}t`, o[k], ref[k], 1e-4);
-      return { train: time(o.train), evaluate: time(o.evaluate) };
     });
+    nat[t] = { train: Infinity, evaluate: Infinity };
+    bnPasses.push(() => withConfig(detected, t, () => {
+      nat[t].train = Math.min(nat[t].train, time(o.train));
+      nat[t].evaluate = Math.min(nat[t].evaluate, time(o.evaluate));
+    }));
   }
-  const key = shape.join(',');
-  const torch = { 1: torchRefs.t1?.batchnorm[key], [allThreads]: (torchRefs.intra ?? torchRefs.t1)?.batchnorm[key] };
-  const goal = S > 1 ? 3 : 2;
-  // distinct arrays: train x, y, dy, dx; eval x, y
-  for (const [kind, bytes, footprint, tsS, torchKey] of [['train', 5 * 4 * n, 4 * 4 * n, tsTrain, 'train_fwd_bwd'], ['eval', 2 * 4 * n, 2 * 4 * n, tsEval, 'eval_fwd']]) {
-    const row = [`(${shape.join(', ')}) ${kind}`];
-    for (const t of threadCounts) {
-      const s = nat[t][kind === 'train' ? 'train' : 'evaluate'];
-      const bw = triad(footprint, t);
-      const ref = torch[t]?.[torchKey];
-      row.push(ms(s), `${(100 * bytes / bw / 1e9 / s).toFixed(0)}%`, ms(ref), ref ? `${(ref / s).toFixed(1)}x` : '-');
-      if (ref) target(`BatchNorm ${kind} (${shape.join(', ')}) ${t}t vs PyTorch`, ref / s, goal);
-    }
-    row.push(ms(tsS));
-    bnRows.push(row);
-  }
+  bnShapeResults.push({ shape, n, S, nat, tsTrain, tsEval });
 }
-table(['shape', ...threadCounts.flatMap((t) => [`native ${t}t`, 'of bound', `torch ${t}t`, 'speedup']), 'ts'], bnRows,
-  [28, ...threadCounts.flatMap(() => [12, 9, 12, 9]), 11]);
 
 // ---- the seed model, end to end ------------------------------------------------------------------
 
-console.log('\nThe seed model (784-500 BatchNorm1d ReLU -10, SGD lr 0.01, batch 64): one training epoch of fit() on MNIST');
 const mnist = sg.loadMnist({ train: true, flatten: true });
 const kernelNames = Object.keys(native).filter((k) => typeof native[k] === 'function' &&
   !['info', 'setIsa', 'setThreads', 'fmaPeak', 'triad'].includes(k));
@@ -367,8 +368,48 @@ function epochRate(b, epochs, timed = false) {
   }
 }
 
-const e2e = {};
-for (const t of threadCounts) e2e[t] = withConfig(detected, t, () => epochRate(native, 2));
+// ---- BatchNorm and the epochs: two passes of ours around PyTorch's second --------------------------
+
+const e2e = {}; // threads -> the best epoch of the passes
+function nativePass() {
+  for (const pass of bnPasses) pass();
+  for (const t of threadCounts) {
+    const r = withConfig(detected, t, () => epochRate(native, 2));
+    if (!e2e[t] || r.samplesPerSec > e2e[t].samplesPerSec) e2e[t] = r;
+  }
+}
+nativePass();
+torchPass();
+nativePass();
+
+console.log('\nBatchNorm, time per call (best of repeated runs, in two passes minutes apart for both native and PyTorch);');
+console.log('"of bound" = (bytes that must move / triad bandwidth) / time. Bytes: train forward+backward reads x and writes y,');
+console.log('then reads x and dy and writes dx (5 arrays moved); eval forward reads x and writes y (2). The triad is measured');
+console.log('at the workload\'s own footprint (its distinct arrays).');
+const bnRows = [];
+for (const { shape, n, S, nat, tsTrain, tsEval } of bnShapeResults) {
+  const key = shape.join(',');
+  const torch = { 1: torchRefs.t1?.batchnorm[key], [allThreads]: (torchRefs.intra ?? torchRefs.t1)?.batchnorm[key] };
+  const goal = S > 1 ? 3 : 2;
+  // distinct arrays: train x, y, dy, dx; eval x, y
+  for (const [kind, bytes, footprint, tsS, torchKey] of [['train', 5 * 4 * n, 4 * 4 * n, tsTrain, 'train_fwd_bwd'], ['eval', 2 * 4 * n, 2 * 4 * n, tsEval, 'eval_fwd']]) {
+    const row = [`(${shape.join(', ')}) ${kind}`];
+    for (const t of threadCounts) {
+      const s = nat[t][kind === 'train' ? 'train' : 'evaluate'];
+      const bw = triad(footprint, t);
+      const ref = torch[t]?.[torchKey];
+      row.push(ms(s), `${(100 * bytes / bw / 1e9 / s).toFixed(0)}%`, ms(ref), ref ? `${(ref / s).toFixed(1)}x` : '-');
+      if (ref) target(`BatchNorm ${kind} (${shape.join(', ')}) ${t}t vs PyTorch`, ref / s, goal);
+    }
+    row.push(ms(tsS));
+    bnRows.push(row);
+  }
+}
+table(['shape', ...threadCounts.flatMap((t) => [`native ${t}t`, 'of bound', `torch ${t}t`, 'speedup']), 'ts'], bnRows,
+  [28, ...threadCounts.flatMap(() => [12, 9, 12, 9]), 11]);
+
+console.log('\nThe seed model (784-500 BatchNorm1d ReLU -10, SGD lr 0.01, batch 64): one training epoch of fit() on MNIST');
+console.log('(native: the best epoch of two passes minutes apart, PyTorch likewise)');
 const timedRun = epochRate(native, 1, true);
 const overhead = 1 - timedRun.kernelSeconds / timedRun.seconds;
 const fallback = epochRate(tsBackend, 2); // best of two, as native: one epoch is ~25 s, long enough for a contended stretch
