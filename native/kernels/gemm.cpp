@@ -12,6 +12,7 @@
 // blocks when there are fewer column panels than threads). One-row products are not packed at all.
 #include <cstdlib>
 #include <new>
+#include <type_traits>
 
 #include "kernels.h"
 #include "simd.h"
@@ -157,6 +158,13 @@ void pack_b_panels(float* bp, const float* B, int64_t ldb, bool trans_b, int64_t
   }
 }
 
+// c[0 : lanes] = alpha * acc + beta * c, where beta = 0 never reads c (NaN there does not leak)
+inline void store_c(float* c, vf acc, int64_t lanes, vf valpha, vf vbeta, float beta) {
+  vf r = vmul(acc, valpha);
+  if (beta != 0.0f) r = vfma(vload_n(c, lanes), vbeta, r);
+  vstore_n(c, r, lanes);
+}
+
 // c (mr, nr) = alpha * a-panel . b-panel + beta * c, with (MR, NR) computed in registers.
 // A function of its own: inlined into the block loops, GCC ran out of ymm registers and kept an
 // AVX2 accumulator on the stack (35 instead of 85 GFLOP/s).
@@ -189,28 +197,11 @@ __attribute__((noinline)) void microkernel(int64_t kc, const float* a, const flo
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++)
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; v++) {
-        float* cp = c + i * ldc + v * VL;
-        vf r = vmul(acc[i][v], valpha);
-        if (beta != 0.0f) r = vfma(vload(cp), vbeta, r);
-        vstore(cp, r);
-      }
+      for (int v = 0; v < NV; v++) store_c(c + i * ldc + v * VL, acc[i][v], VL, valpha, vbeta, beta);
     return;
   }
   for (int64_t i = 0; i < mr; i++)
-    for (int v = 0; v < NV; v++) {
-      const int64_t cols = nr - (int64_t)v * VL;
-      if (cols <= 0) break;
-      float* cp = c + i * ldc + v * VL;
-      vf r = vmul(acc[i][v], valpha);
-      if (cols >= VL) {
-        if (beta != 0.0f) r = vfma(vload(cp), vbeta, r);
-        vstore(cp, r);
-      } else {
-        if (beta != 0.0f) r = vfma(vload_tail(cp, (int)cols), vbeta, r);
-        vstore_tail(cp, r, (int)cols);
-      }
-    }
+    for (int v = 0; v < NV && v * VL < nr; v++) store_c(c + i * ldc + v * VL, acc[i][v], imin(VL, nr - v * VL), valpha, vbeta, beta);
 }
 
 // C (M, N) *= beta, where beta == 0 writes zeros without reading C.
@@ -232,11 +223,6 @@ void sgemm_row(float* c, const float* A, const float* B, int64_t N, int64_t K, b
                float beta, int64_t lda, int64_t ldb, bool par) {
   const int64_t a_step = trans_a ? lda : 1;  // a[k] = A[k * a_step]
   const vf valpha = vset1(alpha), vbeta = vset1(beta);
-  auto write = [&](float* cp, vf acc, int64_t lanes) {
-    vf r = vmul(acc, valpha);
-    if (beta != 0.0f) r = vfma(vload_n(cp, lanes), vbeta, r);  // beta = 0 never reads c
-    vstore_n(cp, r, lanes);
-  };
   if (!trans_b) {
     // B (K, N), walked along its rows (which the prefetchers stream; walking down them missed at every
     // row of a 4096 x 4096 B) in blocks of columns whose sums stay in L1, four rows per pass over the
@@ -249,28 +235,24 @@ void sgemm_row(float* c, const float* A, const float* B, int64_t N, int64_t K, b
       for (int64_t blk = b0; blk < b1; blk++) {
         const int64_t j0 = blk * block, cols = imin(block, N - j0);
         for (int64_t j = 0; j < cols; j++) sums[j] = 0.0f;
+        // rows k .. k + rows - 1 of B added into the sums, in k order
+        auto add_rows = [&](int64_t k, auto rows) {
+          constexpr int R = decltype(rows)::value;
+          vf a[R];
+          for (int r = 0; r < R; r++) a[r] = vset1(A[(k + r) * a_step]);
+          const float* b = B + k * ldb + j0;
+          for (int64_t j = 0; j < cols; j += VL) {
+            const int64_t lanes = imin(VL, cols - j);
+            vf s = vload_n(sums + j, lanes);
+            for (int r = 0; r < R; r++) s = vfma(a[r], vload_n(b + r * ldb + j, lanes), s);
+            vstore_n(sums + j, s, lanes);
+          }
+        };
         int64_t k = 0;
-        for (; k + 4 <= K; k += 4) {
-          const vf a0 = vset1(A[k * a_step]), a1 = vset1(A[(k + 1) * a_step]), a2 = vset1(A[(k + 2) * a_step]),
-                   a3 = vset1(A[(k + 3) * a_step]);
-          const float* b = B + k * ldb + j0;
-          for (int64_t j = 0; j < cols; j += VL) {
-            const int64_t lanes = imin(VL, cols - j);
-            vf s = vfma(a0, vload_n(b + j, lanes), vload_n(sums + j, lanes));
-            s = vfma(a1, vload_n(b + ldb + j, lanes), s);
-            s = vfma(a2, vload_n(b + 2 * ldb + j, lanes), s);
-            vstore_n(sums + j, vfma(a3, vload_n(b + 3 * ldb + j, lanes), s), lanes);
-          }
-        }
-        for (; k < K; k++) {
-          const vf ak = vset1(A[k * a_step]);
-          const float* b = B + k * ldb + j0;
-          for (int64_t j = 0; j < cols; j += VL) {
-            const int64_t lanes = imin(VL, cols - j);
-            vstore_n(sums + j, vfma(ak, vload_n(b + j, lanes), vload_n(sums + j, lanes)), lanes);
-          }
-        }
-        for (int64_t j = 0; j < cols; j += VL) write(c + j0 + j, vload_n(sums + j, imin(VL, cols - j)), imin(VL, cols - j));
+        for (; k + 4 <= K; k += 4) add_rows(k, std::integral_constant<int, 4>());
+        for (; k < K; k++) add_rows(k, std::integral_constant<int, 1>());
+        for (int64_t j = 0; j < cols; j += VL)
+          store_c(c + j0 + j, vload_n(sums + j, imin(VL, cols - j)), imin(VL, cols - j), valpha, vbeta, beta);
       }
     };
     const int64_t count = (N + block - 1) / block;

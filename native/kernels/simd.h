@@ -320,21 +320,23 @@ static inline void write_run(float* out, int64_t n, bool stream, const Value& va
   plain(body, n);
 }
 
+// The pool's TaskFn for a callable f(begin, end, tid) passed as the context
+template <class F>
+static inline void task_call(void* ctx, int64_t b, int64_t e, int tid) {
+  (*static_cast<const F*>(ctx))(b, e, tid);
+}
+
 // parallel(n, grain, [&](int64_t begin, int64_t end, int tid) { ... }) on the shared pool.
 template <class F>
 static inline void parallel(int64_t n, int64_t grain, const F& f) {
-  parallel_for(
-      n, grain, [](void* ctx, int64_t b, int64_t e, int tid) { (*static_cast<const F*>(ctx))(b, e, tid); },
-      const_cast<void*>(static_cast<const void*>(&f)));
+  parallel_for(n, grain, task_call<F>, const_cast<F*>(&f));
 }
 
 // parallel_items(n, [&](int64_t begin, int64_t end, int tid) { ... }): parallel_for_items, where tid is
 // the running thread's slot (see threadpool.h)
 template <class F>
 static inline void parallel_items(int64_t n, const F& f) {
-  parallel_for_items(
-      n, [](void* ctx, int64_t b, int64_t e, int tid) { (*static_cast<const F*>(ctx))(b, e, tid); },
-      const_cast<void*>(static_cast<const void*>(&f)));
+  parallel_for_items(n, task_call<F>, const_cast<F*>(&f));
 }
 
 }  // namespace SG_NS
