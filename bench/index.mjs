@@ -11,8 +11,9 @@
 // Every native and fallback result is checked against the fallback (or against the other) before
 // it is timed. Where a figure is compared with a reference (GEMM with OpenBLAS; BatchNorm and the
 // epoch with PyTorch), both sides are measured in two passes minutes apart and the best of each is
-// kept, so that a contended moment of a shared machine does not decide a ratio for one side. The references run in Debian's /usr/bin/python3 (bench/reference.py) and are
-// skipped, with a note, when it or its numpy/torch is missing.
+// kept, so that a contended moment of a shared machine does not decide a ratio for one side. The
+// references run in Debian's /usr/bin/python3 (bench/reference.py) and are skipped, with a note,
+// when it or its numpy/torch is missing.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
