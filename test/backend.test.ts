@@ -1,5 +1,6 @@
 /** Backend selection and the environment variables, each in a fresh process (they act at load). */
 import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backendInfo } from '../lib/index.js';
@@ -26,8 +27,13 @@ describe('backend selection', () => {
 
   it('STABLEGRAD_BACKEND=ts forces the fallback without a warning', () => {
     const r = child({ STABLEGRAD_BACKEND: 'ts' }, INFO);
-    expect(JSON.parse(r.out)).toEqual({ name: 'ts', isa: 'none', threads: 1 });
+    expect(JSON.parse(r.out)).toEqual({ name: 'ts', isa: 'none', threads: availableParallelism() });
     expect(r.err).toBe('');
+  });
+
+  it('STABLEGRAD_THREADS sets the fallback\'s thread count too', () => {
+    const r = child({ STABLEGRAD_BACKEND: 'ts', STABLEGRAD_THREADS: '3' }, INFO);
+    expect(JSON.parse(r.out)).toEqual({ name: 'ts', isa: 'none', threads: 3 });
   });
 
   it.each(runnableIsas)('STABLEGRAD_ISA=%s caps the native kernels', (isa) => {
@@ -39,7 +45,7 @@ describe('backend selection', () => {
     const code = `${INFO}; require('./dist/cjs/index.js').backendInfo();`;
     const r = child({ STABLEGRAD_ADDON: '/nonexistent/stablegrad.node' }, code);
     const info = JSON.parse(r.out);
-    expect(info).toMatchObject({ name: 'ts', isa: 'none', threads: 1 });
+    expect(info).toMatchObject({ name: 'ts', isa: 'none', threads: availableParallelism() });
     expect(info.loadError).toMatch(/Cannot find module '\/nonexistent\/stablegrad.node'/);
     expect(r.err.match(/STABLEGRAD_FALLBACK/g)).toHaveLength(1);
     expect(r.err).toMatch(/native backend unavailable, using the TypeScript fallback: Cannot find module/);

@@ -186,8 +186,12 @@ describe('bad input gives the same TypeError/RangeError from native and the fall
 
   it('the runtime settings reject bad values', () => {
     expect(() => native.setIsa('sse9' as never)).toThrow(new RangeError("setIsa: expected isa to be one of scalar, avx2, avx512 but received 'sse9'"));
-    expect(() => native.setThreads(0)).toThrow(new RangeError('setThreads: expected threads to be an integer from 1 to 2147483647 but received 0'));
-    expect(() => native.setThreads(1000)).toThrow(new RangeError('setThreads: expected threads to be at most 256 but received 1000'));
+    for (const b of [native, tsBackend]) {
+      const threads = b.info().threads;
+      expect(() => b.setThreads(0)).toThrow(new RangeError('setThreads: expected threads to be an integer from 1 to 2147483647 but received 0'));
+      expect(() => b.setThreads(1000)).toThrow(new RangeError('setThreads: expected threads to be at most 256 but received 1000'));
+      expect(b.info().threads, b.name).toBe(threads);
+    }
   });
 
   it('the process survives all of the above and still computes', () => {

@@ -2,14 +2,15 @@
  * The thread pool: results do not depend on the thread count (GEMM and BatchNorm give every output
  * element to exactly one thread, summing in the same order), and resizing it back and forth, even
  * right before and after work, neither hangs nor loses work; its job hand-off is free of data races
- * under ThreadSanitizer.
+ * under ThreadSanitizer. The fallback's threaded GEMM keeps the same promise.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { native, Rng } from './helpers.js';
+import { rangeCount } from '../lib/backend/ts/gemm-threads.js';
+import { maxError, native, Rng, tsBackend } from './helpers.js';
 
 const initial = native.info().threads;
 // bitwise equality, by bytes (vitest's deep equality walks typed arrays element by element, slowly)
@@ -79,4 +80,74 @@ describe('thread pool', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+describe("the fallback's GEMM threads", () => {
+  const initialTs = tsBackend.info().threads;
+  afterAll(() => tsBackend.setThreads(initialTs));
+
+  // [M, N, K, transA, transB, beta, lda, ldb, ldc]: split by columns (N >= M) and by rows, every
+  // transpose, C read back (beta != 0), strided operands and a strided C (copied back row by row),
+  // ranges fewer than threads, and one below the size worth a thread
+  const cases: [number, number, number, boolean, boolean, number, number, number, number][] = [
+    [64, 500, 784, false, true, 0, 784, 784, 500],
+    [64, 784, 500, false, false, 1, 500, 784, 784],
+    [500, 300, 64, true, false, 0, 500, 300, 300],
+    [301, 37, 519, true, true, 0.5, 301, 519, 40],
+    [70, 90, 900, false, false, -2, 903, 97, 95],
+    [9, 2000, 300, false, false, 0, 300, 2000, 2000],
+    [64, 10, 500, false, true, 0, 500, 500, 10],
+  ];
+  const run = (threads: number) => {
+    expect(tsBackend.setThreads(threads)).toBe(threads);
+    return cases.map(([M, N, K, ta, tb, beta, lda, ldb, ldc], i) => {
+      const rng = new Rng(40 + i);
+      const A = rng.f32((ta ? K : M) * lda), B = rng.f32((tb ? N : K) * ldb), C = rng.f32(M * ldc);
+      tsBackend.sgemm(C, A, B, M, N, K, ta, tb, 1.25, beta, lda, ldb, ldc);
+      return C;
+    });
+  };
+
+  it('is bitwise identical on 1, 2, 3 and 4 threads, and matches native', () => {
+    tsBackend.setThreads(4);
+    expect(cases.map(([M, N, K]) => rangeCount(M, N, K, 1.25))).toEqual([4, 4, 4, 2, 2, 2, 1]);
+    const one = run(1);
+    for (const t of [2, 3, 4]) {
+      const other = run(t);
+      for (const [i, c] of other.entries()) expect(sameBits(c, one[i]), `case ${i} on ${t} threads`).toBe(true);
+    }
+    native.setThreads(initial);
+    cases.forEach(([M, N, K, ta, tb, beta, lda, ldb, ldc], i) => {
+      const rng = new Rng(40 + i);
+      const A = rng.f32((ta ? K : M) * lda), B = rng.f32((tb ? N : K) * ldb), C = rng.f32(M * ldc);
+      native.sgemm(C, A, B, M, N, K, ta, tb, 1.25, beta, lda, ldb, ldc);
+      expect(maxError(one[i], C), `case ${i} against native`).toBeLessThan(1e-4);
+    });
+  });
+
+  it('survives resizing between products, and a larger product after a smaller one', () => {
+    const rng = new Rng(23);
+    const A = rng.f32(300 * 300);
+    const product = (n: number) => {
+      const C = new Float32Array(n * n);
+      tsBackend.sgemm(C, A, A, n, n, n, false, false, 1, 0, 300, 300, n);
+      return C;
+    };
+    tsBackend.setThreads(1);
+    const ref = { 150: product(150), 300: product(300) };
+    for (let i = 0; i < 12; i++) {
+      tsBackend.setThreads(1 + (i % 4));
+      const n = i % 2 ? 300 : 150;
+      expect(sameBits(product(n), ref[n]), `iteration ${i}`).toBe(true);
+    }
+  });
+
+  it('lets the process exit with its workers idle', () => {
+    const code = `const { tsBackend } = require('./dist/cjs/backend/ts/index.js'); tsBackend.setThreads(2);
+      const A = new Float32Array(256 * 256).fill(1), C = new Float32Array(256 * 256);
+      tsBackend.sgemm(C, A, A, 256, 256, 256, false, false, 1, 0, 256, 256, 256); console.log(C[0], C[C.length - 1]);`;
+    const r = spawnSync(process.execPath, ['-e', code], { cwd: join(__dirname, '..'), encoding: 'utf8', timeout: 20_000 });
+    expect(r.signal).toBeNull();
+    expect(r.stdout.trim()).toBe('256 256');
+  });
 });

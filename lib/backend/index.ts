@@ -2,7 +2,8 @@
  * Backend selection: native when it loads, else the TypeScript fallback with one warning carrying
  * the load error. STABLEGRAD_BACKEND=native|ts forces one (native that cannot load throws, with the
  * reason); STABLEGRAD_ISA=scalar|avx2|avx512 caps the native ISA; STABLEGRAD_THREADS sets the
- * native thread count (default: every core this process may run on).
+ * thread count of either backend (default: every core this process may run on; the fallback
+ * threads only its GEMM).
  */
 import { loadNative } from './native.js';
 import { tsBackend } from './ts/index.js';
@@ -35,7 +36,10 @@ function envSettings(env: NodeJS.ProcessEnv) {
 
 function select(): Backend {
   const env = envSettings(process.env);
-  if (env.backend === 'ts') return tsBackend;
+  if (env.backend === 'ts') {
+    if (env.threads) tsBackend.setThreads(env.threads);
+    return tsBackend;
+  }
   let native: Backend;
   try {
     native = loadNative();
@@ -45,6 +49,7 @@ function select(): Backend {
       throw new Error(`stablegrad: STABLEGRAD_BACKEND=native but the native backend cannot load: ${reason}`);
     loadError = reason;
     process.emitWarning(`native backend unavailable, using the TypeScript fallback: ${reason}`, { code: 'STABLEGRAD_FALLBACK' });
+    if (env.threads) tsBackend.setThreads(env.threads);
     return tsBackend;
   }
   if (env.isa) native.setIsa(env.isa);

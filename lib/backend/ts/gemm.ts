@@ -7,6 +7,9 @@
  */
 
 const MR = 4, NR = 2, KC = 512, MC = 64, NC = 256;
+// exported by name, not as `export const`: the CommonJS build would turn every use of an exported
+// const into a property load of `exports`, and the micro-kernel's loop slows by a third
+export { MR, NR };
 const packA = new Float64Array(MC * KC);
 const packB = new Float64Array(KC * NC);
 

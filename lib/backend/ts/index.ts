@@ -8,9 +8,12 @@ import { Args, checkLabelSmoothing, checkRowIndices, checkTargets, checkValuesPe
 import { batchnormBackward, batchnormForwardEval, batchnormForwardTrain } from './batchnorm.js';
 import { col2im, im2col, maxPool2d, maxPool2dBackward } from './conv.js';
 import * as ew from './elementwise.js';
-import { sgemm } from './gemm.js';
+import { gemmThreads, setGemmThreads, sgemmThreaded } from './gemm-threads.js';
 import { adamStep, sgdStep } from './optim.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './softmax.js';
+
+/** As native/kernels/threadpool.h's kMaxThreads. */
+const MAX_THREADS = 256;
 
 type Args3<T> = T extends (...a: infer P) => unknown ? P : never;
 
@@ -50,7 +53,7 @@ function reduction(fn: string, kernel: (x: Float32Array) => number) {
 
 export const tsBackend: Backend = {
   name: 'ts',
-  info: () => ({ isa: 'none', detectedIsa: 'none', threads: 1 }),
+  info: () => ({ isa: 'none', detectedIsa: 'none', threads: gemmThreads() }),
   setIsa: (...args: [Isa]) => {
     const a = new Args('setIsa', args, 1);
     if (typeof args[0] !== 'string') a.typeError(`expected isa to be a string but received ${typeof args[0]}`);
@@ -59,8 +62,10 @@ export const tsBackend: Backend = {
     return 'none';
   },
   setThreads: (...args: [number]) => {
-    new Args('setThreads', args, 1).size(0, 'threads', 1);
-    return 1;
+    const a = new Args('setThreads', args, 1);
+    const n = a.size(0, 'threads', 1);
+    if (n > MAX_THREADS) a.rangeError(`expected threads to be at most ${MAX_THREADS} but received ${n}`);
+    return setGemmThreads(n);
   },
 
   sgemm(...args: Args3<Backend['sgemm']>) {
@@ -83,7 +88,7 @@ export const tsBackend: Backend = {
     const B = a.f32(2, 'B', extent(bRows, bCols, ldb), true);
     a.noOverlap(0, 'C', 1, 'A');
     a.noOverlap(0, 'C', 2, 'B');
-    sgemm(C, A, B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc);
+    sgemmThreaded(C, A, B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc);
   },
 
   batchnormForwardTrain(...args: Args3<Backend['batchnormForwardTrain']>) {
