@@ -5,7 +5,7 @@
  * under ThreadSanitizer. The fallback's threaded GEMM keeps the same promise.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -149,5 +149,24 @@ describe("the fallback's GEMM threads", () => {
     const r = spawnSync(process.execPath, ['-e', code], { cwd: join(__dirname, '..'), encoding: 'utf8', timeout: 20_000 });
     expect(r.signal).toBeNull();
     expect(r.stdout.trim()).toBe('256 256');
+  });
+
+  it('computes on one thread, with one warning, when its workers cannot start', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stablegrad-no-worker-'));
+    try {
+      // the compiled backend without its worker script, as a bundle that left it out would be
+      cpSync(join(__dirname, '..', 'dist', 'cjs'), dir, { recursive: true });
+      rmSync(join(dir, 'backend', 'ts', 'gemm-worker.js'));
+      const code = `const { tsBackend } = require(${JSON.stringify(join(dir, 'backend', 'ts', 'index.js'))}); tsBackend.setThreads(2);
+        const A = new Float32Array(256 * 256).fill(1), C = new Float32Array(256 * 256);
+        for (let i = 0; i < 3; i++) tsBackend.sgemm(C, A, A, 256, 256, 256, false, false, 1, 0, 256, 256, 256);
+        console.log(C[0], C[C.length - 1], tsBackend.info().threads);`;
+      const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.stdout.trim()).toBe('256 256 1');
+      expect(r.stderr.match(/STABLEGRAD_FALLBACK_THREADS/g)).toHaveLength(1);
+      expect(r.stderr).toMatch(/the fallback's GEMM runs on 1 thread\(s\), not 2: a worker thread cannot start: \S+gemm-worker\.js is missing/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

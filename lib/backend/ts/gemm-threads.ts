@@ -98,23 +98,47 @@ export function setGemmThreads(n: number): number {
 /** The worker script: compiled next to this file, or, when this runs from the TypeScript sources (the tests), the build's copy in dist/. */
 function workerScript(): string {
   const file = __filename.endsWith('.ts') ? join(packageRoot(), 'dist', 'cjs', 'backend', 'ts', 'gemm-worker.js') : join(__dirname, 'gemm-worker.js');
-  if (!existsSync(file)) throw new Error(`stablegrad: the fallback's GEMM worker ${file} is missing (run npm run build:ts)`);
+  if (!existsSync(file)) throw new Error(`${file} is missing`);
   return file;
 }
 
-function startHelper(): Helper {
+/** A started worker, or the reason none could start. */
+function startHelper(): Helper | string {
   const control = new Int32Array(new SharedArrayBuffer(CONTROL_LENGTH * 4));
   const { port1, port2 } = new MessageChannel();
-  const worker = new Worker(workerScript(), { workerData: { control, job, port: port2 }, transferList: [port2] });
+  let worker: Worker;
+  try {
+    worker = new Worker(workerScript(), { workerData: { control, job, port: port2 }, transferList: [port2] });
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
   worker.unref();
   port1.unref();
   // the worker starts while this thread waits: its loading does not need this thread's event loop
   if (Atomics.wait(control, STATE, STARTING, 30_000) === 'timed-out') {
     void worker.terminate();
-    throw new Error('stablegrad: a GEMM worker thread of the fallback did not start within 30 s');
+    return 'it did not start within 30 s';
   }
   control[SCRATCH] = -1;
   return { worker, control, port: port1 };
+}
+
+/**
+ * Starts workers until `count` are running. When one cannot start (a bundle without
+ * gemm-worker.js, say), the thread count drops to what is running, with one warning: the
+ * fallback must always compute.
+ */
+function ensureHelpers(count: number): void {
+  while (helpers.length < count) {
+    const helper = startHelper();
+    if (typeof helper === 'string') {
+      process.emitWarning(`the fallback's GEMM runs on ${helpers.length + 1} thread(s), not ${threads}: a worker thread cannot start: ${helper}`,
+        { code: 'STABLEGRAD_FALLBACK_THREADS' });
+      threads = helpers.length + 1;
+      return;
+    }
+    helpers.push(helper);
+  }
 }
 
 /** The scratch that holds `length` floats, grown (and posted to every worker) when too small. */
@@ -137,12 +161,12 @@ export function rangeCount(M: number, N: number, K: number, alpha: number): numb
 export function sgemmThreaded(C: Float32Array, A: Float32Array, B: Float32Array, M: number, N: number, K: number,
   transA: boolean, transB: boolean, alpha: number, beta: number, lda: number, ldb: number, ldc: number): void {
   const byRows = M > N, length = byRows ? M : N, unit = byRows ? MR : NR;
+  ensureHelpers(rangeCount(M, N, K, alpha) - 1);
   const parts = rangeCount(M, N, K, alpha);
   if (parts <= 1) {
     sgemm(C, A, B, M, N, K, transA, transB, alpha, beta, lda, ldb, ldc);
     return;
   }
-  while (helpers.length < parts - 1) helpers.push(startHelper());
 
   const extent = (rows: number, cols: number, ld: number): number => (rows - 1) * ld + cols;
   const aLength = transA ? extent(K, M, lda) : extent(M, K, lda), bLength = transB ? extent(N, K, ldb) : extent(K, N, ldb);
