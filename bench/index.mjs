@@ -2,8 +2,8 @@
 // process run, ending with every target of issue 5 as a ratio measured here.
 //   machine    FMA peak (registers only) and STREAM triad bandwidth, 1 and all threads
 //   GEMM       square 256..2048 and the seed model's three products: native per ISA, 1 and all
-//              threads; the TypeScript fallback (all threads); OpenBLAS through numpy (this CPU's default kernel,
-//              and its AVX-512 kernel when the CPU has AVX-512); torch.mm
+//              threads; the TypeScript fallback (all threads); OpenBLAS through numpy (this CPU's
+//              default kernel, and its AVX-512 kernel when the CPU has AVX-512); torch.mm
 //   BatchNorm  train forward+backward and eval forward for four shapes, against PyTorch at the
 //              same thread count, and as a fraction of the bandwidth bound
 //   seed model a training epoch of fit() on MNIST: native and fallback (1 and all threads each),
