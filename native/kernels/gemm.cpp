@@ -42,36 +42,31 @@ constexpr int64_t kSharedKBlocks = 16, kChunkPanels = 4;
 // with the same shapes thousands of times; fresh multi-megabyte allocations would page-fault).
 struct Workspace {
   float* b = nullptr;  // (KC, NC) packed op(B)
-  float* a = nullptr;  // kMaxThreads slots of (MC, KC) packed op(A), allocated for `slots` threads
-  int slots = 0;
+  float* a = nullptr;  // one (MC, KC) slot of packed op(A) per thread
   float* a_shared = nullptr;  // one row block's op(A), several K blocks of it, read by every thread
-  int64_t a_shared_floats = 0;
+  int64_t b_floats = 0, a_floats = 0, a_shared_floats = 0;
   ~Workspace() {
     std::free(b);
     std::free(a);
     std::free(a_shared);
   }
-  void ensure(int threads) {
-    if (!b) b = alloc(KC * NC);
-    if (slots < threads) {
-      std::free(a);
-      a = nullptr;
-      a = alloc(MC * KC * threads);
-      slots = threads;
-    }
+  // packed B, and `a_slots` slots of packed A (0 where op(A) goes to a_shared)
+  void ensure(int a_slots) {
+    grow(b, b_floats, KC * NC);
+    grow(a, a_floats, MC * KC * a_slots);
   }
-  void ensure_shared(int64_t floats) {
-    if (a_shared_floats < floats) {
-      std::free(a_shared);
-      a_shared = nullptr;
-      a_shared = alloc(floats);
-      a_shared_floats = floats;
-    }
-  }
-  static float* alloc(int64_t floats) {
-    void* p = std::aligned_alloc(64, (size_t)floats * sizeof(float));
-    if (!p) throw std::bad_alloc();
-    return static_cast<float*>(p);
+  void ensure_shared(int64_t floats) { grow(a_shared, a_shared_floats, floats); }
+  // p <- at least `floats`, replacing a smaller buffer; when the allocation throws, p is null and
+  // have is 0, so a later call tries again instead of using the null buffer
+  static void grow(float*& p, int64_t& have, int64_t floats) {
+    if (have >= floats) return;
+    std::free(p);
+    p = nullptr;
+    have = 0;
+    void* q = std::aligned_alloc(64, (size_t)floats * sizeof(float));
+    if (!q) throw std::bad_alloc();
+    p = static_cast<float*>(q);
+    have = floats;
   }
 };
 thread_local Workspace workspace;
@@ -329,7 +324,7 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
   const int64_t mc_step = ((M + mblocks - 1) / mblocks + MR - 1) / MR * MR;
   mblocks = (M + mc_step - 1) / mc_step;
   Workspace& ws = workspace;
-  ws.ensure(par ? threads : 1);
+  ws.ensure(split_columns ? 0 : par ? threads : 1);
 
   if (split_columns) {
     // One row block (a training batch): op(A) is packed once, K block by K block, into a buffer all
