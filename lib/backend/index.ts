@@ -34,27 +34,25 @@ function envSettings(env: NodeJS.ProcessEnv) {
   return { backend, isa: isa as Isa | undefined, threads };
 }
 
-function select(): Backend {
-  const env = envSettings(process.env);
-  if (env.backend === 'ts') {
-    if (env.threads) tsBackend.setThreads(env.threads);
-    return tsBackend;
-  }
-  let native: Backend;
+/** The native backend, or the fallback with one warning when it cannot load (and was not forced). */
+function nativeOrFallback(forced: boolean): Backend {
   try {
-    native = loadNative();
+    return loadNative();
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
-    if (env.backend === 'native')
-      throw new Error(`stablegrad: STABLEGRAD_BACKEND=native but the native backend cannot load: ${reason}`);
+    if (forced) throw new Error(`stablegrad: STABLEGRAD_BACKEND=native but the native backend cannot load: ${reason}`);
     loadError = reason;
     process.emitWarning(`native backend unavailable, using the TypeScript fallback: ${reason}`, { code: 'STABLEGRAD_FALLBACK' });
-    if (env.threads) tsBackend.setThreads(env.threads);
     return tsBackend;
   }
-  if (env.isa) native.setIsa(env.isa);
-  if (env.threads) native.setThreads(env.threads);
-  return native;
+}
+
+function select(): Backend {
+  const env = envSettings(process.env);
+  const chosen = env.backend === 'ts' ? tsBackend : nativeOrFallback(env.backend === 'native');
+  if (env.isa) chosen.setIsa(env.isa); // the fallback accepts any valid ISA and has none to cap
+  if (env.threads) chosen.setThreads(env.threads);
+  return chosen;
 }
 
 /** @internal Makes every operation run on b (tests run the Tensor layer on both backends). */

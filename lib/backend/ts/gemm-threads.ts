@@ -124,21 +124,22 @@ function startHelper(): Helper | string {
 }
 
 /**
- * Starts workers until `count` are running. When one cannot start (a bundle without
- * gemm-worker.js, say), the thread count drops to what is running, with one warning: the
- * fallback must always compute.
+ * Starts workers until `count` are running, and returns how many are (at most count). When one
+ * cannot start (a bundle without gemm-worker.js, say), the thread count drops to what is running,
+ * with one warning: the fallback must always compute.
  */
-function ensureHelpers(count: number): void {
+function ensureHelpers(count: number): number {
   while (helpers.length < count) {
     const helper = startHelper();
     if (typeof helper === 'string') {
       process.emitWarning(`the fallback's GEMM runs on ${helpers.length + 1} thread(s), not ${threads}: a worker thread cannot start: ${helper}`,
         { code: 'STABLEGRAD_FALLBACK_THREADS' });
       threads = helpers.length + 1;
-      return;
+      break;
     }
     helpers.push(helper);
   }
+  return Math.min(count, helpers.length);
 }
 
 /** The scratch that holds `length` floats, grown (and posted to every worker) when too small. */
@@ -150,24 +151,29 @@ function scratchOf(length: number): Float32Array {
   return scratch;
 }
 
+/** The dimension of C a product is split along (rows when it has more rows than columns), in whole micro-panels. */
+function splitAxis(M: number, N: number): { byRows: boolean; length: number; unit: number } {
+  return M > N ? { byRows: true, length: M, unit: MR } : { byRows: false, length: N, unit: NR };
+}
+
 /** @internal How many threads a product is split over (1: it runs on the caller alone). */
 export function rangeCount(M: number, N: number, K: number, alpha: number): number {
-  const byRows = M > N, length = byRows ? M : N, unit = byRows ? MR : NR;
   if (K === 0 || alpha === 0) return 1; // only C scaled by beta
+  const { length, unit } = splitAxis(M, N);
   return Math.max(1, Math.min(threads, Math.ceil(length / unit), Math.floor(M * N * K / MIN_RANGE_MACS)));
 }
 
 /** Runs sgemm (gemm.ts) split over the threads, as the module comment describes. */
 export function sgemmThreaded(C: Float32Array, A: Float32Array, B: Float32Array, M: number, N: number, K: number,
   transA: boolean, transB: boolean, alpha: number, beta: number, lda: number, ldb: number, ldc: number): void {
-  const byRows = M > N, length = byRows ? M : N, unit = byRows ? MR : NR;
-  ensureHelpers(rangeCount(M, N, K, alpha) - 1);
-  const parts = rangeCount(M, N, K, alpha);
+  const wanted = rangeCount(M, N, K, alpha);
+  const parts = wanted > 1 ? 1 + ensureHelpers(wanted - 1) : 1;
   if (parts <= 1) {
     sgemm(C, A, B, M, N, K, transA, transB, alpha, beta, lda, ldb, ldc);
     return;
   }
 
+  const { byRows, length, unit } = splitAxis(M, N);
   const extent = (rows: number, cols: number, ld: number): number => (rows - 1) * ld + cols;
   const aLength = transA ? extent(K, M, lda) : extent(M, K, lda), bLength = transB ? extent(N, K, ldb) : extent(K, N, ldb);
   const cLength = extent(M, N, ldc);
