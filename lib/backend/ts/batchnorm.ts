@@ -4,8 +4,9 @@
  * Everything is accumulated in double; every pass walks the arrays in memory order (n, c, s) with
  * per-channel accumulators (a channel-by-channel walk strides by C*S: 1.5x slower on (1024, 4096)),
  * and the (N, C) layout (S = 1) walks each row along C (an inner loop of one value per channel
- * cost 20-35% more), four rows at a time: each visit of a channel's accumulators and parameters
- * then serves four values, and V8 checks the arrays once per visit, not once per value.
+ * cost 20-35% more), several rows at a time (four in the forward, two in the backward): each visit
+ * of a channel's accumulators and parameters then serves several values, and V8 checks the arrays
+ * once per visit, not once per value.
  */
 
 import { keepOrZero, reluOf } from './elementwise.js';
