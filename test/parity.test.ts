@@ -269,4 +269,30 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
       }
     });
   });
+
+  it('MaxPool2d(2) (native runs it eight outputs at a time): the same maxima and indices, with NaN, ties and -Inf', () => {
+    withIsa(isa, () => {
+      const rng = new Rng(9);
+      // rows of 1, 7, 8, 9, 16 and 19 outputs (whole vectors and tails), odd sizes that drop a row or column
+      for (const [N, C, H, W] of [[1, 1, 2, 2], [2, 3, 14, 14], [1, 2, 5, 17], [2, 1, 4, 18], [1, 1, 7, 33], [1, 2, 6, 39]]) {
+        const x = rng.f32(N * C * H * W);
+        // a few values from a small set make ties; NaN and -Inf in some windows (two NaN in one, too)
+        for (let i = 0; i < x.length; i++) {
+          const r = (i * 7919) % 23;
+          if (r < 4) x[i] = [0.5, -0.5, 0, -0][r];
+          else if (r === 4) x[i] = NaN;
+          else if (r === 5) x[i] = -Infinity;
+        }
+        const OH = Math.floor(H / 2), OW = Math.floor(W / 2);
+        const [[yn, in_], [yt, it_]] = both((k) => {
+          const y = new Float32Array(N * C * OH * OW), idx = new Int32Array(y.length);
+          k.maxPool2d(y, idx, x, N, C, H, W, 2, 2, 2, 2, 0, 0);
+          return [y, idx] as const;
+        });
+        for (let i = 0; i < yn.length; i++)
+          if (!Object.is(yn[i], yt[i]) || in_[i] !== it_[i])
+            expect.fail(`${[N, C, H, W]} output ${i}: native ${yn[i]} at ${in_[i]}, fallback ${yt[i]} at ${it_[i]}`);
+      }
+    });
+  });
 });
