@@ -239,6 +239,29 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
     });
   });
 
+  it('sgemm: narrow A.B^T over a long K (native: dot products in K blocks), alpha/beta, padded leading dimensions', () => {
+    withIsa(isa, () => {
+      const rng = new Rng(10);
+      // N up to 15 (the dot path's limit) and 16 (packed again); M across the dot tile's and row
+      // blocks' edges; K across its blocks and vector widths, and short K with N <= 4
+      for (const [M, N, K] of [[32, 9, 50176], [70, 15, 4099], [5, 1, 2049], [131, 4, 37], [3, 16, 3000], [9, 10, 384]]) {
+        const [alpha, beta] = M % 2 ? [-1.5, 0.25] : [1, 0];
+        const lda = K + 3, ldb = K + 1, ldc = N + 2;
+        // C0 large enough that beta * C0 stands out of the bound of a long K's rounding
+        const A = rng.f32(M * lda), B = rng.f32(N * ldb), C0 = rng.f32(M * ldc, 100);
+        const [cn, ct] = both((b) => {
+          const C = copy(C0);
+          b.sgemm(C, A, B, M, N, K, false, true, alpha, beta, lda, ldb, ldc);
+          return C;
+        });
+        const err = gemmBoundRatio(cn, ct, A, B, C0, M, N, K, false, true, alpha, beta, lda, ldb, ldc);
+        if (err > 2) expect.fail(`M=${M} N=${N} K=${K}: error ${err}`);
+        for (let i = 0; i < M; i++) // the padding of C is not written
+          for (let j = N; j < ldc; j++) expect(cn[i * ldc + j]).toBe(C0[i * ldc + j]);
+      }
+    });
+  });
+
   it('im2col, col2im, max pooling forward and backward', () => {
     withIsa(isa, () => {
       const rng = new Rng(8);

@@ -296,6 +296,87 @@ void macro_kernel(const float* ap, const float* bp, int64_t kc, int64_t mc, int6
   }
 }
 
+// Narrow products C = A . B^T (A (M, K), B (N, K)) as dot products along K, both operands read
+// along their rows and nothing packed. Packed, such a C fills N of the microkernel's NR columns (9
+// or 10 of 16) and op(A) is transposed into panels on the way: a convolution's weight gradient,
+// 32 x 9 x 50176, ran at 14-17 GFLOP/s on one thread (as dots 38), the seed model's last layer,
+// 64 x 10 x 500, at 20-25 (as dots 30-36). Each output ends in a sum across a vector's lanes, so
+// short dot products stay packed unless nearly all of the panel would be padding: on one thread,
+// 1000 x 10 x 64 took 54 us packed and 73 as dots, 1000 x 10 x 512 405 and 317, 64 x 3 x 64 6.2 and 3.1.
+constexpr int64_t kDotMaxN = 15, kDotMinK = 384, kDotAnyKMaxN = 4;
+inline bool use_dots(bool trans_a, bool trans_b, int64_t N, int64_t K) {
+  return !trans_a && trans_b && (N <= kDotAnyKMaxN || (N <= kDotMaxN && K >= kDotMinK));
+}
+// the dot tile: RA rows of A against RB rows of B, RA*RB vector sums (12 of AVX2's 16 registers)
+constexpr int kDotRA = 4, kDotRB = 3;
+// K in blocks whose rows (kDotRows of A and N of B, 8 KiB each) stay in L2 for all their tiles
+constexpr int64_t kDotKB = 2048, kDotRows = 64;
+
+// acc[i*N + j] += the lane-wise products of A's row i and B's row j over [k0, k1), i < RA, j < RB
+template <int RA, int RB>
+void dot_tile(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t k0, int64_t k1, vf* acc, int64_t N) {
+  vf s[RA][RB];
+  for (int i = 0; i < RA; i++)
+    for (int j = 0; j < RB; j++) s[i][j] = acc[i * N + j];
+  for (int64_t k = k0; k < k1; k += VL) {
+    const int64_t lanes = imin(VL, k1 - k);
+    vf b[RB];
+    for (int j = 0; j < RB; j++) b[j] = vload_n(B + j * ldb + k, lanes);
+    for (int i = 0; i < RA; i++) {
+      const vf a = vload_n(A + i * lda + k, lanes);
+      for (int j = 0; j < RB; j++) s[i][j] = vfma(a, b[j], s[i][j]);
+    }
+  }
+  for (int i = 0; i < RA; i++)
+    for (int j = 0; j < RB; j++) acc[i * N + j] = s[i][j];
+}
+
+// dot_tile for ra <= RA rows and rb <= RB columns (the edges), the template for each size
+template <int RA>
+void dot_tile_rows(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t k0, int64_t k1, vf* acc, int64_t N, int64_t rb) {
+  if (rb == 3) dot_tile<RA, 3>(A, lda, B, ldb, k0, k1, acc, N);
+  else if (rb == 2) dot_tile<RA, 2>(A, lda, B, ldb, k0, k1, acc, N);
+  else dot_tile<RA, 1>(A, lda, B, ldb, k0, k1, acc, N);
+}
+static_assert(kDotRA == 4 && kDotRB == 3, "dot_tile_any spells out these sizes");
+void dot_tile_any(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t k0, int64_t k1, vf* acc, int64_t N,
+                  int64_t ra, int64_t rb) {
+  if (ra == 4) dot_tile_rows<4>(A, lda, B, ldb, k0, k1, acc, N, rb);
+  else if (ra == 3) dot_tile_rows<3>(A, lda, B, ldb, k0, k1, acc, N, rb);
+  else if (ra == 2) dot_tile_rows<2>(A, lda, B, ldb, k0, k1, acc, N, rb);
+  else dot_tile_rows<1>(A, lda, B, ldb, k0, k1, acc, N, rb);
+}
+
+// Rows of A split over the threads; each thread walks K block by block over up to kDotRows rows at a
+// time. Every output is one thread's vector sum over K in order, then summed across its lanes, so
+// the result does not depend on the thread count.
+void sgemm_dots(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, float alpha, float beta,
+                int64_t lda, int64_t ldb, int64_t ldc, bool par) {
+  const int64_t row_blocks = (M + kDotRA - 1) / kDotRA;
+  auto rows = [&](int64_t b0, int64_t b1, int) {
+    vf acc[kDotRows * kDotMaxN];
+    for (int64_t i0 = b0 * kDotRA; i0 < imin(M, b1 * kDotRA); i0 += kDotRows) {
+      const int64_t i1 = imin(imin(M, b1 * kDotRA), i0 + kDotRows);
+      for (int64_t e = 0; e < (i1 - i0) * N; e++) acc[e] = vzero();
+      for (int64_t k0 = 0; k0 < K; k0 += kDotKB)
+        for (int64_t i = i0; i < i1; i += kDotRA)
+          for (int64_t j = 0; j < N; j += kDotRB)
+            dot_tile_any(A + i * lda, lda, B + j * ldb, ldb, k0, imin(K, k0 + kDotKB), acc + (i - i0) * N + j, N,
+                         imin(kDotRA, i1 - i), imin(kDotRB, N - j));
+      for (int64_t i = i0; i < i1; i++)
+        for (int64_t j = 0; j < N; j++) {
+          const float dot = vhsum(acc[(i - i0) * N + j]);
+          float& c = C[i * ldc + j];
+          c = beta == 0.0f ? alpha * dot : alpha * dot + beta * c;  // beta = 0 never reads C
+        }
+    }
+  };
+  if (par)
+    parallel(row_blocks, 1, rows);
+  else
+    rows(0, row_blocks, 0);
+}
+
 }  // namespace
 
 void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
@@ -309,6 +390,7 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
   // below ~64^3 multiply-adds the hand-off to another core costs more than it saves
   bool par = threads > 1 && (double)M * (double)N * (double)K >= 262144.0;
   if (M == 1) return sgemm_row(C, A, B, N, K, trans_a, trans_b, alpha, beta, lda, ldb, par);
+  if (use_dots(trans_a, trans_b, N, K)) return sgemm_dots(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, par);
   // K in equal blocks of at most KC: 784 as 4 x 196, not 3 x 256 + 16 (a last pass over C for
   // almost no work)
   const int64_t kc_step = (K + (K + KC - 1) / KC - 1) / ((K + KC - 1) / KC);
