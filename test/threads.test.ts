@@ -23,9 +23,9 @@ describe('thread pool', () => {
     const rng = new Rng(21);
     const [M, N, K] = [257, 190, 301];
     const A = rng.f32(M * K), B = rng.f32(K * N), x = rng.f32(64 * 37 * 49), dy = rng.f32(x.length);
-    // a batch-sized product (one row block: split by columns), narrow A.B^T ones (dot products, rows
-    // split), one-row products (walked without packing) both ways, and BatchNorm's (N, C) layout
-    // over many row blocks
+    // a batch-sized product (one row block: split by columns), a narrow one (one column panel: split
+    // by rows), narrow A.B^T ones (dot products, rows split), one-row products (walked without
+    // packing) both ways, and BatchNorm's (N, C) layout over many row blocks
     const A2 = rng.f32(64 * 300), B2 = rng.f32(300 * 500), B3 = rng.f32(10 * 500), x2 = rng.f32(1000 * 37), dy2 = rng.f32(x2.length);
     const x3 = rng.f32(3 * 37 * 1024), dy3 = rng.f32(x3.length); // planes of 1024: walked channel by channel
     const A4 = rng.f32(70 * 5000), B4 = rng.f32(9 * 5000); // narrow A.B^T over a long K: dot products in K blocks
@@ -45,9 +45,10 @@ describe('thread pool', () => {
       native.sgemm(C3, B2.subarray(0, 64 * 500), B3, 64, 10, 500, false, true, 1, 0, 500, 500, 10);
       native.sgemm(row, A2, B2, 1, 500, 300, false, false, 1, 0, 300, 500, 500);
       native.sgemm(rowT, A2, B2, 1, 500, 300, false, true, 1, 0, 300, 300, 500);
-      const C4 = new Float32Array(70 * 9);
+      const C4 = new Float32Array(70 * 9), C5 = new Float32Array(64 * 10);
       native.sgemm(C4, A4, B4, 70, 9, 5000, false, true, 1, 0, 5000, 5000, 9);
-      return [C, C2, C3, row, rowT, C4, ...batchnorm(x, dy, 64, 49), ...batchnorm(x2, dy2, 1000, 1), ...batchnorm(x3, dy3, 3, 1024)];
+      native.sgemm(C5, B2.subarray(0, 64 * 500), B3, 64, 10, 500, false, false, 1, 0, 500, 10, 10);
+      return [C, C2, C3, row, rowT, C4, C5, ...batchnorm(x, dy, 64, 49), ...batchnorm(x2, dy2, 1000, 1), ...batchnorm(x3, dy3, 3, 1024)];
     };
     const one = run(1);
     for (const t of [2, 3, 5]) {
