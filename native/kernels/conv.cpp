@@ -111,9 +111,8 @@ inline void load_pairs(const float* p, int valid, __m256& even, __m256& odd) {
     lo = _mm256_loadu_ps(p);
     hi = _mm256_loadu_ps(p + 8);
   } else {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    lo = _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lane));
-    hi = _mm256_maskload_ps(p + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(valid - 8), lane));
+    lo = _mm256_maskload_ps(p, tail_mask(valid));
+    hi = _mm256_maskload_ps(p + 8, tail_mask(valid - 8));
   }
   // shuffle gives [lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6]; the 64-bit permute puts the halves in order
   even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
@@ -125,7 +124,7 @@ inline void load_pairs(const float* p, int valid, __m256& even, __m256& odd) {
 // comparison: against -inf it is taken unless it is -inf itself, and then m and the index are the
 // same either way). plane is (H, W); y and at are (OH, OW).
 void max_pool_2x2_plane(float* y, int32_t* at, const float* plane, int64_t W, int64_t OH, int64_t OW) {
-  const __m256i pairs = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i pairs = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
   const __m256i right = _mm256_set1_epi32(1), below = _mm256_set1_epi32((int32_t)W);
   for (int64_t oh = 0; oh < OH; oh++) {
     const float* top = plane + 2 * oh * W;
@@ -145,7 +144,7 @@ void max_pool_2x2_plane(float* y, int32_t* at, const float* plane, int64_t W, in
         _mm256_storeu_ps(ym, m);
         _mm256_storeu_si256((__m256i*)ya, _mm256_castps_si256(idx));
       } else {
-        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane);
+        const __m256i mask = tail_mask(n);
         _mm256_maskstore_ps(ym, mask, m);
         _mm256_maskstore_epi32(ya, mask, _mm256_castps_si256(idx));
       }

@@ -356,8 +356,9 @@ void sgemm_dots(float* C, const float* A, const float* B, int64_t M, int64_t N, 
   const int64_t row_blocks = (M + kDotRA - 1) / kDotRA;
   auto rows = [&](int64_t b0, int64_t b1, int) {
     vf acc[kDotRows * kDotMaxN];
-    for (int64_t i0 = b0 * kDotRA; i0 < imin(M, b1 * kDotRA); i0 += kDotRows) {
-      const int64_t i1 = imin(imin(M, b1 * kDotRA), i0 + kDotRows);
+    const int64_t end = imin(M, b1 * kDotRA);  // rows [b0 * kDotRA, end) of C
+    for (int64_t i0 = b0 * kDotRA; i0 < end; i0 += kDotRows) {
+      const int64_t i1 = imin(end, i0 + kDotRows);
       for (int64_t e = 0; e < (i1 - i0) * N; e++) acc[e] = vzero();
       for (int64_t k0 = 0; k0 < K; k0 += kDotKB)
         for (int64_t i = i0; i < i1; i += kDotRA)

@@ -35,6 +35,14 @@
 namespace sg {
 namespace SG_NS {
 
+#if defined(__AVX2__)
+// The first n of eight 32-bit lanes (none when n <= 0), for AVX2's masked loads and stores: the
+// AVX2 tails below, and AVX2 code in the AVX-512 build (MaxPool2d(2) in conv.cpp)
+static inline __m256i tail_mask(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#endif
+
 #if SG_ISA_AVX512
 typedef __m512 vf;
 constexpr int VL = 16;
@@ -108,9 +116,6 @@ static inline vf vleaky(vf a, vf slope) {
 }
 static inline vf vleaky_grad(vf x, vf dy, vf slope) {
   return _mm256_blendv_ps(dy, _mm256_mul_ps(dy, slope), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LE_OQ));
-}
-static inline __m256i tail_mask(int n) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 static inline vf vload_tail(const float* p, int n) { return _mm256_maskload_ps(p, tail_mask(n)); }
 static inline void vstore_tail(float* p, vf v, int n) { _mm256_maskstore_ps(p, tail_mask(n), v); }
