@@ -8,8 +8,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { rangeCount } from '../lib/backend/ts/gemm-threads.js';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { gemmWorkers, rangeCount, workerPatience } from '../lib/backend/ts/gemm-threads.js';
 import { maxError, native, Rng, tsBackend } from './helpers.js';
 
 const initial = native.info().threads;
@@ -143,6 +143,49 @@ describe("the fallback's GEMM threads", () => {
       tsBackend.setThreads(1 + (i % 4));
       const n = i % 2 ? 300 : 150;
       expect(sameBits(product(n), ref[n]), `iteration ${i}`).toBe(true);
+    }
+  });
+
+  it('computes every range when a worker dies during a product or between products', async () => {
+    const rng = new Rng(24);
+    const A = rng.f32(256 * 256), B = rng.f32(256 * 256), C0 = rng.f32(256 * 256);
+    const product = () => {
+      const C = C0.slice();
+      tsBackend.sgemm(C, A, B, 256, 256, 256, false, false, 1, 0.5, 256, 256, 256);
+      return C;
+    };
+    tsBackend.setThreads(1);
+    const ref = product();
+    tsBackend.setThreads(2);
+    expect(sameBits(product(), ref)).toBe(true);
+    const patience = { ...workerPatience };
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      // during: terminated while this thread never yields, so no 'exit' event has run when the range is posted
+      const [first] = gemmWorkers();
+      void first.terminate();
+      for (const t = Date.now(); Date.now() - t < 300; );
+      Object.assign(workerPatience, { slackMs: 200, factor: 0 });
+      const t0 = Date.now();
+      expect(sameBits(product(), ref), 'the product the worker died in').toBe(true);
+      expect(Date.now() - t0).toBeLessThan(3_000);
+      expect(warn.mock.calls.map((c) => (c[1] as { code?: string })?.code)).toEqual(['STABLEGRAD_FALLBACK_WORKER_LOST']);
+      // a new worker takes the next product
+      Object.assign(workerPatience, patience);
+      expect(sameBits(product(), ref), 'the next product').toBe(true);
+      const [second] = gemmWorkers();
+      expect(second).not.toBe(first);
+      // between products: its 'exit' event has run, so it is dropped before any range is posted to it
+      await second.terminate();
+      const t1 = Date.now();
+      expect(sameBits(product(), ref), 'after a death between products').toBe(true);
+      expect(Date.now() - t1).toBeLessThan(workerPatience.slackMs);
+      expect(gemmWorkers()).toHaveLength(1);
+      expect(gemmWorkers()[0]).not.toBe(second);
+      expect(warn).toHaveBeenCalledTimes(1);
+    } finally {
+      Object.assign(workerPatience, patience);
+      warn.mockRestore();
     }
   });
 

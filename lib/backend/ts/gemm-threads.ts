@@ -10,10 +10,16 @@
  * Float64Array and a range into each worker's Int32Array, wakes the worker with Atomics.notify,
  * computes its own range, then sleeps in Atomics.wait until each worker has marked its range done.
  * Workers sleep in Atomics.wait between products, so idle ones cost nothing.
+ *
+ * A worker can die (terminated, or out of memory) while the caller sleeps, and a dead one never
+ * marks its range done, so the caller's wait has a deadline: past it, the caller computes the
+ * range itself into C, and the worker is let go with its scratch (a slow but live one may still
+ * write into it). Workers that died between products are dropped before the next one.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { packageRoot } from '../native.js';
 import { MR, NR, sgemm } from './gemm.js';
@@ -30,6 +36,13 @@ const STARTING = 0, READY = 1, POSTED = 2, DONE = 3, FAILED = 4;
  * the operands cost far less.
  */
 const MIN_RANGE_MACS = 2 ** 21;
+
+/**
+ * @internal How long the caller waits for a worker's range past the end of its own (which is at
+ * least as large): `slackMs` plus `factor` times what its own took. A live worker stalled that long
+ * by the host costs a warning and a restart, never a wrong or missing range.
+ */
+export const workerPatience = { slackMs: 5_000, factor: 20 };
 
 /** C's rows (byRows) or columns [lo, hi) of the product `job` describes. */
 export function gemmRange(C: Float32Array, A: Float32Array, B: Float32Array, job: Float64Array, lo: number, hi: number): void {
@@ -76,6 +89,8 @@ interface Helper {
   worker: Worker;
   control: Int32Array;
   port: MessagePort;
+  /** false once its 'exit' event has run (between products: the caller's waits block the event loop) */
+  alive: boolean;
 }
 
 let threads = availableParallelism();
@@ -86,6 +101,11 @@ let scratch: Float32Array = new Float32Array(0), scratchId = -1;
 /** The thread count the fallback's GEMM splits products over (the caller's thread included). */
 export function gemmThreads(): number {
   return threads;
+}
+
+/** @internal The running workers (the tests let one die). */
+export function gemmWorkers(): Worker[] {
+  return helpers.map((h) => h.worker);
 }
 
 /** Sets the thread count; workers start on the first product that needs them and end when not. */
@@ -120,7 +140,16 @@ function startHelper(): Helper | string {
     return 'it did not start within 30 s';
   }
   control[SCRATCH] = -1;
-  return { worker, control, port: port1 };
+  const helper = { worker, control, port: port1, alive: true };
+  worker.on('exit', () => { helper.alive = false; });
+  return helper;
+}
+
+/** Lets a worker go: out of the pool, terminated, and with the scratch it may still write into left to it. */
+function dropHelper(helper: Helper): void {
+  helpers.splice(helpers.indexOf(helper), 1);
+  void helper.worker.terminate();
+  scratch = new Float32Array(0);
 }
 
 /**
@@ -129,6 +158,7 @@ function startHelper(): Helper | string {
  * with one warning: the fallback must always compute.
  */
 function ensureHelpers(count: number): number {
+  for (const h of helpers.filter((h) => !h.alive)) dropHelper(h);
   while (helpers.length < count) {
     const helper = startHelper();
     if (typeof helper === 'string') {
@@ -200,12 +230,24 @@ export function sgemmThreaded(C: Float32Array, A: Float32Array, B: Float32Array,
     Atomics.store(h.control, STATE, POSTED);
     Atomics.notify(h.control, STATE);
   });
+  const start = performance.now();
   gemmRange(C, A, B, job, 0, step);
+  const end = performance.now(), deadline = end + workerPatience.slackMs + workerPatience.factor * (end - start);
 
   const cCopy = s.subarray(aLength + bLength);
   let failure: string | undefined;
   for (const h of posted) {
-    for (let state; (state = Atomics.load(h.control, STATE)) === POSTED; ) Atomics.wait(h.control, STATE, state);
+    for (let now; Atomics.load(h.control, STATE) === POSTED && (now = performance.now()) < deadline; ) {
+      Atomics.wait(h.control, STATE, POSTED, deadline - now);
+    }
+    if (Atomics.load(h.control, STATE) === POSTED) {
+      const lo = h.control[LO], hi = h.control[HI];
+      process.emitWarning(`a GEMM worker thread of the fallback did not finish its range within ${Math.round(deadline - start)} ms; ` +
+        'the calling thread computed it, and a new worker will start', { code: 'STABLEGRAD_FALLBACK_WORKER_LOST' });
+      dropHelper(h);
+      gemmRange(C, A, B, job, lo, hi);
+      continue;
+    }
     if (h.control[STATE] === FAILED) {
       failure ??= String(receiveMessageOnPort(h.port)?.message);
       continue;
