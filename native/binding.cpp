@@ -457,6 +457,35 @@ Napi::Value Im2col(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// convOutput(y, out, bias, N, OC, P)
+Napi::Value ConvOutput(const Napi::CallbackInfo& info) {
+  Args a(info, "convOutput", 6);
+  const int64_t N = a.size(3, "N"), OC = a.size(4, "OC"), P = a.size(5, "P");
+  float* y = a.f32(0, "y", mul_sat(N, OC, P));
+  const float* out = a.f32(1, "out", mul_sat(N, OC, P));
+  const float* bias = a.f32_or_null(2, "bias", OC);
+  a.no_overlap(0, "y", 1, "out");
+  if (bias) a.no_overlap(0, "y", 2, "bias");
+  kernels().conv_output(y, out, bias, N, OC, P);
+  return info.Env().Undefined();
+}
+
+// convOutputBackward(gT, dbias, g, N, OC, P)
+Napi::Value ConvOutputBackward(const Napi::CallbackInfo& info) {
+  Args a(info, "convOutputBackward", 6);
+  const int64_t N = a.size(3, "N"), OC = a.size(4, "OC"), P = a.size(5, "P");
+  float* gT = a.f32(0, "gT", mul_sat(N, OC, P));
+  float* dbias = a.f32_or_null(1, "dbias", OC);
+  const float* g = a.f32(2, "g", mul_sat(N, OC, P));
+  a.no_overlap(0, "gT", 2, "g");
+  if (dbias) {
+    a.no_overlap(1, "dbias", 2, "g");
+    a.no_overlap(1, "dbias", 0, "gT");
+  }
+  kernels().conv_output_backward(gT, dbias, g, N, OC, P);
+  return info.Env().Undefined();
+}
+
 // col2im(dx, col, N, C, H, W, KH, KW, SH, SW, PH, PW)
 Napi::Value Col2im(const Napi::CallbackInfo& info) {
   Args a(info, "col2im", 12);
@@ -593,6 +622,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   SG_EXPORT("adamStep", AdamStep);
   SG_EXPORT("im2col", Im2col);
   SG_EXPORT("col2im", Col2im);
+  SG_EXPORT("convOutput", ConvOutput);
+  SG_EXPORT("convOutputBackward", ConvOutputBackward);
   SG_EXPORT("maxPool2d", MaxPool2d);
   SG_EXPORT("maxPool2dBackward", MaxPool2dBackward);
   SG_EXPORT("info", Info);

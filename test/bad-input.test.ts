@@ -57,6 +57,8 @@ const CALLS: Record<KernelName, Arg[]> = {
     num('beta2', 0.999), num('eps', 1e-8), num('weightDecay', 0), size('step', 1), bool('decoupled', false)],
   im2col: [f('col', 32), f('x', 32), ...conv],
   col2im: [f('dx', 32), f('col', 32), ...conv],
+  convOutput: [f('y', 24), f('out', 24), fn('bias', 3), size('N', 2), size('OC', 3), size('P', 4)],
+  convOutputBackward: [f('gT', 24), fn('dbias', 3), f('g', 24), size('N', 2), size('OC', 3), size('P', 4)],
   maxPool2d: [f('y', 8), i32('indices', 8), f('x', 32), ...conv],
   maxPool2dBackward: [f('dx', 32), f('dy', 8), i32('indices', 8), size('N', 1), size('C', 2), size('H', 4), size('W', 4),
     size('OH', 2), size('OW', 2)],
@@ -182,6 +184,13 @@ describe('bad input gives the same TypeError/RangeError from native and the fall
     const shared = z(12);
     expectBoth('gatherRows', [shared.subarray(0, 6), shared, Int32Array.of(0, 1), 2, 3], 'RangeError',
       /^gatherRows: out must not overlap src$/);
+    const conv48 = z(48 + 3);
+    expectBoth('convOutput', [conv48.subarray(0, 24), conv48.subarray(24, 48), conv48.subarray(20, 23), 2, 3, 4], 'RangeError',
+      /^convOutput: y must not overlap bias$/);
+    expectBoth('convOutputBackward', [z(24), conv48.subarray(46, 49), conv48.subarray(24, 48), 2, 3, 4], 'RangeError',
+      /^convOutputBackward: dbias must not overlap g$/);
+    expectBoth('convOutputBackward', [conv48.subarray(0, 24), conv48.subarray(22, 25), z(24), 2, 3, 4], 'RangeError',
+      /^convOutputBackward: dbias must not overlap gT$/);
   });
 
   it('the runtime settings reject bad values', () => {

@@ -293,6 +293,49 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
     });
   });
 
+  it("Conv2d's output layout: swapped with the bias added, and its gradient swapped back and summed per channel", () => {
+    withIsa(isa, () => {
+      const rng = new Rng(10);
+      // P of 1, 7, 17 (vector tails), 49, and 1030 (sums flushed to double every 1024 values)
+      for (const [N, OC, P] of [[1, 1, 1], [2, 3, 7], [3, 5, 17], [64, 6, 49], [2, 3, 1030]]) {
+        const out = rng.f32(OC * N * P), g = rng.f32(N * OC * P), bias = rng.f32(OC);
+        out[0] = -0;
+        out[out.length - 1] = NaN;
+        const [rn, rt] = both((k) => {
+          const y = new Float32Array(out.length), y0 = new Float32Array(out.length), gT = new Float32Array(g.length);
+          const gT0 = new Float32Array(g.length), dbias = new Float32Array(OC);
+          k.convOutput(y, out, bias, N, OC, P);
+          k.convOutput(y0, out, null, N, OC, P);
+          k.convOutputBackward(gT, dbias, g, N, OC, P);
+          k.convOutputBackward(gT0, null, g, N, OC, P);
+          return { y, y0, gT, gT0, dbias };
+        });
+        const at = `${[N, OC, P]}`;
+        // the swap is a copy and the bias one rounded addition: the same bits on both
+        for (const key of ['y', 'y0', 'gT', 'gT0'] as const)
+          for (let i = 0; i < rn[key].length; i++)
+            if (!Object.is(rn[key][i], rt[key][i])) expect.fail(`${at} ${key}[${i}]: native ${rn[key][i]}, fallback ${rt[key][i]}`);
+        for (let n = 0; n < N; n++)
+          for (let o = 0; o < OC; o++)
+            for (let p = 0; p < P; p++) {
+              const yi = (n * OC + o) * P + p, oi = (o * N + n) * P + p;
+              if (!Object.is(rt.y0[yi], out[oi]) || !Object.is(rt.y[yi], Math.fround(out[oi] + bias[o])) || !Object.is(rt.gT[oi], g[yi]))
+                expect.fail(`${at} (${n}, ${o}, ${p}): the fallback's layout is wrong`);
+            }
+        for (let o = 0; o < OC; o++) {
+          let total = 0, magnitude = 0;
+          for (let n = 0; n < N; n++)
+            for (let p = 0; p < P; p++) {
+              total += g[(n * OC + o) * P + p];
+              magnitude += Math.abs(g[(n * OC + o) * P + p]);
+            }
+          for (const [side, d] of [['native', rn.dbias], ['fallback', rt.dbias]] as const)
+            if (!(Math.abs(d[o] - total) <= 1e-6 * magnitude + 1e-7)) expect.fail(`${at} ${side} dbias[${o}] = ${d[o]}, want ${total}`);
+        }
+      }
+    });
+  });
+
   it('MaxPool2d(2) (native runs it eight outputs at a time): the same maxima and indices, with NaN, ties and -Inf', () => {
     withIsa(isa, () => {
       const rng = new Rng(9);

@@ -19,7 +19,7 @@ const sameBits = (a: Float32Array, b: Float32Array) => bytes(a).equals(bytes(b))
 afterAll(() => native.setThreads(initial));
 
 describe('thread pool', () => {
-  it('GEMM and BatchNorm are bitwise identical on 1, 2, 3 and 5 threads', () => {
+  it('GEMM, BatchNorm and the conv bias gradient are bitwise identical on 1, 2, 3 and 5 threads', () => {
     const rng = new Rng(21);
     const [M, N, K] = [257, 190, 301];
     const A = rng.f32(M * K), B = rng.f32(K * N), x = rng.f32(64 * 37 * 49), dy = rng.f32(x.length);
@@ -29,6 +29,7 @@ describe('thread pool', () => {
     const A2 = rng.f32(64 * 300), B2 = rng.f32(300 * 500), B3 = rng.f32(10 * 500), x2 = rng.f32(1000 * 37), dy2 = rng.f32(x2.length);
     const x3 = rng.f32(3 * 37 * 1024), dy3 = rng.f32(x3.length); // planes of 1024: walked channel by channel
     const A4 = rng.f32(70 * 5000), B4 = rng.f32(9 * 5000); // narrow A.B^T over a long K: dot products in K blocks
+    const g = rng.f32(64 * 7 * 196); // a conv output's gradient (N, OC, P): channels split, each summed by one thread
     const batchnorm = (input: Float32Array, grad: Float32Array, n: number, S: number) => {
       const y = new Float32Array(input.length), mean = new Float32Array(37), invstd = new Float32Array(37);
       native.batchnormForwardTrain(y, mean, invstd, null, null, input, null, null, n, 37, S, 1e-5, 0.1, false);
@@ -48,7 +49,9 @@ describe('thread pool', () => {
       const C4 = new Float32Array(70 * 9), C5 = new Float32Array(64 * 10);
       native.sgemm(C4, A4, B4, 70, 9, 5000, false, true, 1, 0, 5000, 5000, 9);
       native.sgemm(C5, B2.subarray(0, 64 * 500), B3, 64, 10, 500, false, false, 1, 0, 500, 10, 10);
-      return [C, C2, C3, row, rowT, C4, C5, ...batchnorm(x, dy, 64, 49), ...batchnorm(x2, dy2, 1000, 1), ...batchnorm(x3, dy3, 3, 1024)];
+      const gT = new Float32Array(g.length), dbias = new Float32Array(7);
+      native.convOutputBackward(gT, dbias, g, 64, 7, 196);
+      return [C, C2, C3, row, rowT, C4, C5, dbias, ...batchnorm(x, dy, 64, 49), ...batchnorm(x2, dy2, 1000, 1), ...batchnorm(x3, dy3, 3, 1024)];
     };
     const one = run(1);
     for (const t of [2, 3, 5]) {

@@ -82,6 +82,10 @@ export interface Backend {
   /** col (C*KH*KW, N*OH*OW) -> dx (N, C, H, W), summing overlapping entries */
   col2im(dx: Float32Array, col: Float32Array, N: number, C: number, H: number, W: number, KH: number, KW: number,
     SH: number, SW: number, PH: number, PW: number): void;
+  /** out (OC, N, P) -> y (N, OC, P), its first two dimensions swapped, plus bias (OC) when given: Conv2d's output */
+  convOutput(y: Float32Array, out: Float32Array, bias: Float32Array | null, N: number, OC: number, P: number): void;
+  /** g (N, OC, P) -> gT (OC, N, P), swapped back; dbias (OC), when given, = g summed over N and P */
+  convOutputBackward(gT: Float32Array, dbias: Float32Array | null, g: Float32Array, N: number, OC: number, P: number): void;
   /** y, indices (N, C, OH, OW); indices are h*W + w within each plane */
   maxPool2d(y: Float32Array, indices: Int32Array, x: Float32Array, N: number, C: number, H: number, W: number,
     KH: number, KW: number, SH: number, SW: number, PH: number, PW: number): void;

@@ -1,4 +1,5 @@
-// Convolution helpers: im2col/col2im (so Conv2d is one GEMM for the whole batch) and 2-D max pooling.
+// Convolution helpers: im2col/col2im (so Conv2d is one GEMM for the whole batch), the layout of
+// that GEMM's output, and 2-D max pooling.
 // x, dx are (N, C, H, W); col is (C*KH*KW, N*OH*OW): row (c*KH + kh)*KW + kw holds, at column
 // n*OH*OW + oh*OW + ow, x[n, c, oh*SH - PH + kh, ow*SW - PW + kw], or 0 in the padding.
 // Work is split over the (c, n) planes, so no two threads ever write the same element.
@@ -154,6 +155,54 @@ void max_pool_2x2_plane(float* y, int32_t* at, const float* plane, int64_t W, in
 
 }  // namespace
 #endif
+
+// Conv2d's GEMM gives out (OC, N, P), every image's columns side by side; the layer's y is
+// (N, OC, P). conv_output swaps the first two dimensions and adds bias (OC) when given, in the same
+// pass (filling the bias in first and letting the GEMM add to it cost a write and a read of the
+// whole output more); conv_output_backward swaps the gradient g (N, OC, P) into gT (OC, N, P) and
+// sums it over N and P into dbias (OC). Split over channels: each channel's sum is one thread's,
+// over n in order, so any thread count gives the same result.
+void conv_output(float* y, const float* out, const float* bias, int64_t N, int64_t OC, int64_t P) {
+  const bool stream = N * OC * P * (int64_t)sizeof(float) >= kStreamBytes;
+  parallel(OC, imax(1, (1 << 15) / imax(1, N * P)), [&](int64_t o0, int64_t o1, int) {
+    for (int64_t o = o0; o < o1; o++) {
+      const vf b = vset1(bias ? bias[o] : 0.0f);
+      for (int64_t n = 0; n < N; n++) {
+        const float* src = out + (o * N + n) * P;
+        if (bias)
+          write_run(y + (n * OC + o) * P, P, stream, [&](int64_t i, int64_t lanes) { return vadd(vload_n(src + i, lanes), b); });
+        else
+          write_run(y + (n * OC + o) * P, P, stream, [&](int64_t i, int64_t lanes) { return vload_n(src + i, lanes); });
+      }
+    }
+  });
+  if (stream) stream_fence();
+}
+
+void conv_output_backward(float* gT, float* dbias, const float* g, int64_t N, int64_t OC, int64_t P) {
+  const bool stream = N * OC * P * (int64_t)sizeof(float) >= kStreamBytes;
+  parallel(OC, imax(1, (1 << 15) / imax(1, N * P)), [&](int64_t o0, int64_t o1, int) {
+    for (int64_t o = o0; o < o1; o++) {
+      double total = 0;
+      for (int64_t n = 0; n < N; n++) {
+        const float* src = g + (n * OC + o) * P;
+        float* dst = gT + (o * N + n) * P;
+        // float lanes flushed to double every 1024 values, as sum() does
+        for (int64_t blk = 0; blk < P; blk += 1024) {
+          vf lanes_sum = vzero();
+          write_run(dst + blk, imin(1024, P - blk), stream, [&](int64_t i, int64_t lanes) {
+            const vf v = vload_n(src + blk + i, lanes);
+            lanes_sum = vadd(lanes_sum, v);
+            return v;
+          });
+          total += (double)vhsum(lanes_sum);
+        }
+      }
+      if (dbias) dbias[o] = (float)total;
+    }
+  });
+  if (stream) stream_fence();
+}
 
 // y (N, C, OH, OW) = max over each window (padding counts as -inf; NaN wins, as in PyTorch)
 void max_pool2d(float* y, int32_t* indices, const float* x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH,

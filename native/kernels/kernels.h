@@ -77,6 +77,10 @@ struct Kernels {
                  int64_t SH, int64_t SW, int64_t PH, int64_t PW);
   void (*col2im)(float* dx, const float* col, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                  int64_t SH, int64_t SW, int64_t PH, int64_t PW);
+  // out is (OC, N, P), y (N, OC, P): y[n, o, :] = out[o, n, :] + bias[o] (bias may be null).
+  // g is (N, OC, P), gT (OC, N, P): gT[o, n, :] = g[n, o, :]; dbias (may be null) is g summed over N and P.
+  void (*conv_output)(float* y, const float* out, const float* bias, int64_t N, int64_t OC, int64_t P);
+  void (*conv_output_backward)(float* gT, float* dbias, const float* g, int64_t N, int64_t OC, int64_t P);
   // y, indices are (N, C, OH, OW); indices hold h*W + w of each maximum within its (H, W) plane.
   void (*max_pool2d)(float* y, int32_t* indices, const float* x, int64_t N, int64_t C, int64_t H, int64_t W,
                      int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW);

@@ -37,6 +37,8 @@ void im2col(float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, i
             int64_t);
 void col2im(float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
             int64_t);
+void conv_output(float*, const float*, const float*, int64_t, int64_t, int64_t);
+void conv_output_backward(float*, float*, const float*, int64_t, int64_t, int64_t);
 void max_pool2d(float*, int32_t*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                 int64_t, int64_t);
 void max_pool2d_backward(float*, const float*, const int32_t*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
@@ -54,7 +56,8 @@ extern const Kernels table = {
     tanh,                tanh_backward,  sum,                     sum_squares,            max_rows,
     gather_rows,
     softmax_xent_forward, softmax_xent_backward, sgd_step,        adam_step,              im2col,
-    col2im,              max_pool2d,     max_pool2d_backward,     fma_peak,               triad,
+    col2im,              conv_output,    conv_output_backward,
+    max_pool2d,          max_pool2d_backward,     fma_peak,       triad,
 };
 
 }  // namespace SG_NS

@@ -1,4 +1,4 @@
-/** im2col/col2im and 2-D max pooling: the specification of native/kernels/conv.cpp. */
+/** im2col/col2im, Conv2d's output layout and 2-D max pooling: the specification of native/kernels/conv.cpp. */
 import type { ConvDims } from '../validate.js';
 
 /**
@@ -34,6 +34,33 @@ export function col2im(dx: Float32Array, col: Float32Array, d: ConvDims): void {
   walkColumns(d, (o, xi) => {
     if (xi >= 0) dx[xi] += col[o];
   });
+}
+
+/** y (N, OC, P) = out (OC, N, P) with its first two dimensions swapped, plus bias[o] when given. */
+export function convOutput(y: Float32Array, out: Float32Array, bias: Float32Array | null, N: number, OC: number, P: number): void {
+  for (let o = 0; o < OC; o++)
+    for (let n = 0; n < N; n++) {
+      const src = (o * N + n) * P, dst = (n * OC + o) * P;
+      if (!bias) {
+        y.set(out.subarray(src, src + P), dst);
+        continue;
+      }
+      const b = bias[o];
+      for (let p = 0; p < P; p++) y[dst + p] = out[src + p] + b;
+    }
+}
+
+/** gT (OC, N, P) = g (N, OC, P) with its first two dimensions swapped; dbias[o] = g summed over N and P. */
+export function convOutputBackward(gT: Float32Array, dbias: Float32Array | null, g: Float32Array, N: number, OC: number, P: number): void {
+  for (let o = 0; o < OC; o++) {
+    let total = 0;
+    for (let n = 0; n < N; n++) {
+      const src = (n * OC + o) * P, dst = (o * N + n) * P;
+      gT.set(g.subarray(src, src + P), dst);
+      if (dbias) for (let p = 0; p < P; p++) total += g[src + p];
+    }
+    if (dbias) dbias[o] = total;
+  }
 }
 
 export function maxPool2d(y: Float32Array, indices: Int32Array, x: Float32Array, d: ConvDims): void {

@@ -6,7 +6,7 @@
 import type { Backend, Isa } from '../types.js';
 import { Args, checkLabelSmoothing, checkRowIndices, checkTargets, checkValuesPerChannel, convDims } from '../validate.js';
 import { batchnormBackward, batchnormForwardEval, batchnormForwardTrain } from './batchnorm.js';
-import { col2im, im2col, maxPool2d, maxPool2dBackward } from './conv.js';
+import { col2im, convOutput, convOutputBackward, im2col, maxPool2d, maxPool2dBackward } from './conv.js';
 import * as ew from './elementwise.js';
 import { gemmThreads, setGemmThreads, sgemmThreaded } from './gemm-threads.js';
 import { adamStep, sgdStep } from './optim.js';
@@ -212,6 +212,27 @@ export const tsBackend: Backend = {
     const dx = a.f32(0, 'dx', d.N * d.C * d.H * d.W), col = a.f32(1, 'col', d.N * d.C * d.KH * d.KW * d.OH * d.OW);
     a.noOverlap(0, 'dx', 1, 'col');
     col2im(dx, col, d);
+  },
+
+  convOutput(...args: Args3<Backend['convOutput']>) {
+    const a = new Args('convOutput', args, 6);
+    const N = a.size(3, 'N'), OC = a.size(4, 'OC'), P = a.size(5, 'P');
+    const y = a.f32(0, 'y', N * OC * P), out = a.f32(1, 'out', N * OC * P), bias = a.f32OrNull(2, 'bias', OC);
+    a.noOverlap(0, 'y', 1, 'out');
+    if (bias) a.noOverlap(0, 'y', 2, 'bias');
+    convOutput(y, out, bias, N, OC, P);
+  },
+
+  convOutputBackward(...args: Args3<Backend['convOutputBackward']>) {
+    const a = new Args('convOutputBackward', args, 6);
+    const N = a.size(3, 'N'), OC = a.size(4, 'OC'), P = a.size(5, 'P');
+    const gT = a.f32(0, 'gT', N * OC * P), dbias = a.f32OrNull(1, 'dbias', OC), g = a.f32(2, 'g', N * OC * P);
+    a.noOverlap(0, 'gT', 2, 'g');
+    if (dbias) {
+      a.noOverlap(1, 'dbias', 2, 'g');
+      a.noOverlap(1, 'dbias', 0, 'gT');
+    }
+    convOutputBackward(gT, dbias, g, N, OC, P);
   },
 
   maxPool2d(...args: Args3<Backend['maxPool2d']>) {
