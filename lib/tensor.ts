@@ -550,13 +550,13 @@ export const relu = (x: Tensor) => unary('relu', x, (o, v) => backend().relu(o, 
 });
 /** 1 / (1 + e ** -x) elementwise. @example sigmoid(x) */
 export const sigmoid = (x: Tensor) => unary('sigmoid', x, (o, v) => backend().sigmoid(o, v), (g, _, y) => {
-  const dx = new Float32Array(g.length);
+  const dx = gradScratch(g.length);
   backend().sigmoidBackward(dx, g, y);
   return dx;
 });
 /** tanh elementwise. @example tanh(x) */
 export const tanh = (x: Tensor) => unary('tanh', x, (o, v) => backend().tanh(o, v), (g, _, y) => {
-  const dx = new Float32Array(g.length);
+  const dx = gradScratch(g.length);
   backend().tanhBackward(dx, g, y);
   return dx;
 });
@@ -582,11 +582,11 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   return record('matmul', out, shape, [a, b], (g) => {
     let ga: Float32Array | null = null, gb: Float32Array | null = null;
     if (a.requiresGrad) {
-      ga = new Float32Array(M * K); // dA (M, K) = g (M, N) . B^T
+      ga = gradScratch(M * K); // dA (M, K) = g (M, N) . B^T (beta = 0: written whole)
       backend().sgemm(ga, g, b.data, M, K, N, false, true, 1, 0, Math.max(N, 1), Math.max(N, 1), Math.max(K, 1));
     }
     if (b.requiresGrad) {
-      gb = new Float32Array(K * N); // dB (K, N) = A^T . g (M, N)
+      gb = gradScratch(K * N); // dB (K, N) = A^T . g (M, N)
       backend().sgemm(gb, a.data, g, K, N, M, true, false, 1, 0, Math.max(K, 1), Math.max(N, 1), Math.max(N, 1));
     }
     return [ga, gb];

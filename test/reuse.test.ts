@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DataLoader, manualSeed, nn, noGrad, optim, Tensor, tensor, TensorDataset } from '../lib/index.js';
+import { gradScratch, recycle } from '../lib/tensor.js';
 
 function randomTensor(shape: number[], seed: number): Tensor {
   let s = seed >>> 0;
@@ -108,6 +109,39 @@ describe('memory reuse in the training step', () => {
     expect(second).toEqual(alone[1]);
     // and after a step's backward the array goes back and the next forward refills it
     expect(gradsOf([0, 1])).toEqual(alone);
+  });
+
+  it('pooling, activation, dropout and matmul gradients do not depend on what their reused scratch arrays held', () => {
+    // each op's backward takes its input gradient from the scratch pool: fill the pool's arrays of
+    // that size with 0, then with 7 (draining what it held first), and the gradients must not change
+    const pollute = (n: number, value: number) => {
+      const held = [0, 1, 2, 3].map(() => gradScratch(n)); // the pool keeps at most four per size
+      for (const a of held) recycle(a.fill(value));
+    };
+    const cases: [string, number, (x: Tensor) => Tensor][] = [
+      ['MaxPool2d', 2 * 3 * 8 * 8, (x) => new nn.MaxPool2d(2).forward(x.reshape([2, 3, 8, 8]))],
+      ['AvgPool2d', 2 * 3 * 8 * 8, (x) => new nn.AvgPool2d(2).forward(x.reshape([2, 3, 8, 8]))],
+      ['LeakyReLU', 40, (x) => new nn.LeakyReLU(0.1).forward(x)],
+      ['sigmoid', 40, (x) => x.sigmoid()],
+      ['tanh', 40, (x) => x.tanh()],
+      ['Dropout', 40, (x) => {
+        manualSeed(5);
+        return new nn.Dropout(0.3).forward(x);
+      }],
+      ['matmul', 40, (x) => x.reshape([5, 8]).matmul(randomTensor([8, 3], 16))],
+    ];
+    for (const [name, n, op] of cases) {
+      const gradient = (value: number) => {
+        pollute(n, value);
+        const x = randomTensor([n], 17);
+        x.requiresGrad = true;
+        // x.mul(1): the op's input is not a leaf, so its gradient goes through the engine and back to the pool
+        const y = op(x.mul(1));
+        y.mul(randomTensor(y.shape, 18)).sum().backward();
+        return [...x.grad!.data];
+      };
+      expect(gradient(7), name).toEqual(gradient(0));
+    }
   });
 
   it('Sequential fuses BatchNorm+ReLU with the values and gradients of the separate modules', () => {

@@ -136,7 +136,7 @@ export class MaxPool2d extends Pool2d {
     const y = new Float32Array(N * C * OH * OW), idx = new Int32Array(y.length);
     backend().maxPool2d(y, idx, x.data, N, C, H, W, ...this.kernelSize, ...this.stride, ...this.padding);
     return record('maxPool2d', y, [N, C, OH, OW], [x], (g) => {
-      const dx = new Float32Array(x.size);
+      const dx = gradScratch(x.size); // the kernel writes all of it
       backend().maxPool2dBackward(dx, g, idx, N, C, H, W, OH, OW);
       return [dx];
     });
@@ -168,7 +168,7 @@ export class AvgPool2d extends Pool2d {
     const scale = 1 / (KH * KW), y = new Float32Array(N * C * OH * OW);
     windows((o, i) => (y[o] += x.data[i] * scale));
     return record('avgPool2d', y, [N, C, OH, OW], [x], (g) => {
-      const dx = new Float32Array(x.size);
+      const dx = gradScratch(x.size).fill(0);
       windows((o, i) => (dx[i] += g[o] * scale));
       return [dx];
     });

@@ -1,6 +1,6 @@
 /** Layers: Sequential, Linear, BatchNorm1d/2d, activations, Flatten, Dropout. */
 import { uniform } from '../random.js';
-import { fmt, ones, record, relu, sigmoid, tanh, Tensor, zeros } from '../tensor.js';
+import { fmt, gradScratch, ones, record, relu, sigmoid, tanh, Tensor, zeros } from '../tensor.js';
 import { backend } from '../backend/index.js';
 import { batchNorm, linear } from './functional.js';
 import { Module } from './module.js';
@@ -198,7 +198,7 @@ export function leakyRelu(x: Tensor, slope = 0.01): Tensor {
   const out = new Float32Array(x.size);
   backend().leakyRelu(out, x.data, slope);
   return record('leakyRelu', out, [...x.shape], [x], (g) => {
-    const dx = new Float32Array(g.length);
+    const dx = gradScratch(g.length);
     backend().leakyReluBackward(dx, g, x.data, slope);
     return [dx];
   });
@@ -222,7 +222,7 @@ export class Dropout extends Module {
     const out = new Float32Array(x.size);
     backend().mul(out, x.data, mask);
     return record('dropout', out, [...x.shape], [x], (g) => {
-      const dx = new Float32Array(g.length);
+      const dx = gradScratch(g.length);
       backend().mul(dx, g, mask);
       return [dx];
     });
