@@ -30,7 +30,7 @@ constexpr int MR = 12, NV = 2;
 constexpr int64_t KC = 192, MC = 480, NC = 3072;
 #elif SG_ISA_AVX2
 constexpr int MR = 6, NV = 2;
-constexpr int64_t KC = 256, MC = 192, NC = 2048;
+constexpr int64_t KC = 384, MC = 192, NC = 2048;
 #else
 constexpr int MR = 4, NV = 2;
 constexpr int64_t KC = 256, MC = 128, NC = 2048;
@@ -393,7 +393,7 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
   bool par = threads > 1 && (double)M * (double)N * (double)K >= 262144.0;
   if (M == 1) return sgemm_row(C, A, B, N, K, trans_a, trans_b, alpha, beta, lda, ldb, par);
   if (use_dots(trans_a, trans_b, N, K)) return sgemm_dots(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, par);
-  // K in equal blocks of at most KC: 784 as 4 x 196, not 3 x 256 + 16 (a last pass over C for
+  // K in equal blocks of at most KC: 784 as 3 x 262, not 2 x 384 + 16 (a last pass over C for
   // almost no work)
   const int64_t kc_step = (K + (K + KC - 1) / KC - 1) / ((K + KC - 1) / KC);
   // One row block (a training batch) is split by columns when there are panels for every thread;
