@@ -35,7 +35,10 @@ describe('thread pool', () => {
       native.batchnormForwardTrain(y, mean, invstd, null, null, input, null, null, n, 37, S, 1e-5, 0.1, false);
       const dx = new Float32Array(input.length), dw = new Float32Array(37);
       native.batchnormBackward(dx, dw, null, grad, input, mean, invstd, Float32Array.from(mean, () => 1.5), null, n, 37, S, true);
-      return [y, mean, invstd, dx, dw];
+      // and with a fused ReLU (y masks the gradient; its sums take two rows per visit, not four)
+      const dxRelu = new Float32Array(input.length), dwRelu = new Float32Array(37);
+      native.batchnormBackward(dxRelu, dwRelu, null, grad, input, mean, invstd, null, y, n, 37, S, true);
+      return [y, mean, invstd, dx, dw, dxRelu, dwRelu];
     };
     const run = (threads: number) => {
       expect(native.setThreads(threads)).toBe(threads);
