@@ -162,51 +162,62 @@ void add_block_sums(double* out0, double* out1, const double* partial, int64_t b
     }
 }
 
-// out0 (C), out1 (C) = sums over the N rows of the two vectors values(n, c, lanes, v0, v1) gives
-// for channels [c, c + lanes) of row n, kRows rows per visit of the float lanes. More rows per
-// visit load and store the lanes less often, but when C is a multiple of 1024 the rows are a
-// multiple of 4 KiB apart, so every row's line at c falls in one 8-way L1 set: four rows of each
-// of three arrays (the fused-ReLU backward: dy, x, y) thrash it (its sums at (256, 1024) took 190
-// us on one thread with four rows, 80 with two); one or two arrays keep four.
-template <int64_t kRows, class Values>
-void row_sums(double* out0, double* out1, int64_t N, int64_t C, const Values& values) {
+// out0 (C), out1 (C) = sums over the N rows of the two vectors values(row(n), c, lanes, v0, v1)
+// gives for channels [c, c + lanes) of row n, where row(n) is that row's pointers (one per array),
+// kRows rows per visit of the float lanes. More rows per visit load and store the lanes less
+// often, but when C is a multiple of 1024 the rows are a multiple of 4 KiB apart, so every row's
+// line at c falls in one 8-way L1 set: four rows of each of three arrays (the fused-ReLU backward:
+// dy, x, y) thrash it (its sums at (256, 1024) took 190 us on one thread with four rows, 80 with
+// two); one or two arrays keep four. A visit's row pointers are taken once, into locals, and the
+// channel loop runs on whole vectors with lanes a constant: addressing each row as n * C + c
+// inside the loop, through the callers' captures, left GCC reloading spilled pointers and C from
+// the stack at every vector.
+template <int64_t kRows, class Row, class Values>
+void row_sums(double* out0, double* out1, int64_t N, int64_t C, const Row& row, const Values& values) {
   const int64_t block_rows = kFlushRows * imax(1, (N + kFlushRows * kMaxBlocks - 1) / (kFlushRows * kMaxBlocks));
   const int64_t blocks = (N + block_rows - 1) / block_rows;
   // per block: its double sums (2C); per thread: float lanes (2C)
   Buffer<double> partial(blocks * 2 * C);
   Buffer<float> lanes_all(num_threads() * 2 * C);
   parallel(blocks, imax(1, 32768 / imax(C * block_rows, 1)), [&](int64_t b0, int64_t b1, int tid) {
-    // a local copy: the stores below cannot alias it, so its pointers stay in registers
+    // local copies: the stores below cannot alias them, so they stay in registers
+    const Row row_of = row;
     const Values value_of = values;
-    float* f0 = lanes_all.data + (int64_t)tid * 2 * C;
-    float* f1 = f0 + C;
+    const int64_t cols = C;
+    float* f0 = lanes_all.data + (int64_t)tid * 2 * cols;
+    float* f1 = f0 + cols;
     for (int64_t blk = b0; blk < b1; blk++) {
-      double* d0 = partial.data + blk * 2 * C;
-      double* d1 = d0 + C;
+      double* d0 = partial.data + blk * 2 * cols;
+      double* d1 = d0 + cols;
       const int64_t end = imin(N, (blk + 1) * block_rows);
       for (int64_t r = blk * block_rows; r < end; r += kFlushRows) {
         const int64_t r_end = imin(end, r + kFlushRows);
         // four rows per visit of the float lanes where there are four: a one-row loop is bound by
         // the lanes' loads and stores (two stores per vector on a core that retires one), not the rows'
         auto add_rows = [&](int64_t n, auto rows) {
-          for (int64_t c = 0; c < C; c += VL) {
-            const int64_t lanes = imin(VL, C - c);
+          constexpr int64_t R = decltype(rows)::value;
+          decltype(row_of(n)) at[R];
+          for (int64_t q = 0; q < R; q++) at[q] = row_of(n + q);
+          auto add_vector = [&](int64_t c, int64_t lanes) {
             vf s0, s1;
-            value_of(n, c, lanes, s0, s1);
-            for (int64_t q = 1; q < decltype(rows)::value; q++) {
+            value_of(at[0], c, lanes, s0, s1);
+            for (int64_t q = 1; q < R; q++) {
               vf v0, v1;
-              value_of(n + q, c, lanes, v0, v1);
+              value_of(at[q], c, lanes, v0, v1);
               s0 = vadd(s0, v0);
               s1 = vadd(s1, v1);
             }
             vstore_n(f0 + c, vadd(vload_n(f0 + c, lanes), s0), lanes);
             vstore_n(f1 + c, vadd(vload_n(f1 + c, lanes), s1), lanes);
-          }
+          };
+          int64_t c = 0;
+          for (; c + VL <= cols; c += VL) add_vector(c, VL);
+          if (c < cols) add_vector(c, cols - c);
         };
         int64_t n = r;
         for (; n + kRows <= r_end; n += kRows) add_rows(n, std::integral_constant<int64_t, kRows>());
         for (; n < r_end; n++) add_rows(n, std::integral_constant<int64_t, 1>());
-        for (int64_t c = 0; c < C; c++) {
+        for (int64_t c = 0; c < cols; c++) {
           d0[c] += (double)f0[c];
           d1[c] += (double)f1[c];
           f0[c] = f1[c] = 0.0f;
@@ -249,19 +260,61 @@ inline ChannelStats shifted_stats(double k, double s1, double s2, int64_t M) {
   return ChannelStats{k + s1 / (double)M, var_sum > 0.0 ? var_sum : 0.0};
 }
 
-// Saves the statistics, updates the running ones and returns the affine (a, b) of channel c.
-inline void finish_channel(int64_t c, ChannelStats st, int64_t M, float eps, float momentum, const float* weight,
-                           const float* bias, float* save_mean, float* save_invstd, float* running_mean,
-                           float* running_var, float& a, float& b) {
-  const double invstd = 1.0 / std::sqrt(st.var_sum / (double)M + (double)eps);
-  save_mean[c] = (float)st.mean;
-  save_invstd[c] = (float)invstd;
-  if (running_mean) running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + (double)momentum * st.mean);
-  if (running_var)
-    running_var[c] = (float)((1.0 - momentum) * running_var[c] + (double)momentum * st.var_sum / (double)(M - 1));
-  const double w = weight ? (double)weight[c] : 1.0, bi = bias ? (double)bias[c] : 0.0;
-  a = (float)(invstd * w);
-  b = (float)(bi - st.mean * invstd * w);
+// For channels [0, C), from their shifts k (C) and shifted sums s1 (C), s2 (C) over M values:
+// saves the statistics, updates the running ones and returns the affine a (C), b (C). In chunks,
+// each step a loop over the chunk that the compiler vectorises (the operations are the same as
+// one channel at a time, so are the values): channel by channel, the square roots and divisions
+// of 1024 channels took 8-10 us on one thread, a tenth of the (256, 1024) forward.
+void finish_channels(int64_t C, const float* k, const double* s1, const double* s2, int64_t M, float eps,
+                     float momentum, const float* weight, const float* bias, float* save_mean, float* save_invstd,
+                     float* running_mean, float* running_var, float* a, float* b) {
+  constexpr int64_t kChunk = 256;
+  double mean[kChunk], var_sum[kChunk], invstd[kChunk];
+  for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
+    const int64_t n = imin(kChunk, C - c0);
+    for (int64_t i = 0; i < n; i++) {
+      const ChannelStats st = shifted_stats(k[c0 + i], s1[c0 + i], s2[c0 + i], M);
+      mean[i] = st.mean;
+      var_sum[i] = st.var_sum;
+      invstd[i] = 1.0 / std::sqrt(st.var_sum / (double)M + (double)eps);
+      save_mean[c0 + i] = (float)st.mean;
+      save_invstd[c0 + i] = (float)invstd[i];
+    }
+    if (running_mean)
+      for (int64_t i = 0; i < n; i++)
+        running_mean[c0 + i] = (float)((1.0 - momentum) * running_mean[c0 + i] + (double)momentum * mean[i]);
+    if (running_var)
+      for (int64_t i = 0; i < n; i++)
+        running_var[c0 + i] =
+            (float)((1.0 - momentum) * running_var[c0 + i] + (double)momentum * var_sum[i] / (double)(M - 1));
+    for (int64_t i = 0; i < n; i++) {
+      const double w = weight ? (double)weight[c0 + i] : 1.0, bi = bias ? (double)bias[c0 + i] : 0.0;
+      a[c0 + i] = (float)(invstd[i] * w);
+      b[c0 + i] = (float)(bi - mean[i] * invstd[i] * w);
+    }
+  }
+}
+
+// For channels [0, C), from their sums of dy' and of dy' * (x - mean) over M values: the parameter
+// gradients (either may be null) and the dx coefficients, dx = (dy' - gm - (x - mean)*k) * sc, in
+// loops the compiler vectorises (see finish_channels). mean and invstd are the saved statistics
+// when train, else the running ones (dx = dy' * sc).
+void grad_coefficients(int64_t C, const double* sum_dy, const double* dot, const float* invstd, const float* weight,
+                       int64_t M, bool train, float* dweight, float* dbias, float* gm, float* k, float* sc) {
+  if (dweight)
+    for (int64_t c = 0; c < C; c++) dweight[c] = (float)(dot[c] * (double)invstd[c]);
+  if (dbias)
+    for (int64_t c = 0; c < C; c++) dbias[c] = (float)sum_dy[c];
+  for (int64_t c = 0; c < C; c++) sc[c] = (float)((double)invstd[c] * (weight ? (double)weight[c] : 1.0));
+  if (!train) {
+    for (int64_t c = 0; c < C; c++) gm[c] = k[c] = 0.0f;
+    return;
+  }
+  for (int64_t c = 0; c < C; c++) gm[c] = (float)(sum_dy[c] / (double)M);
+  for (int64_t c = 0; c < C; c++) {
+    const double is = (double)invstd[c];
+    k[c] = (float)(dot[c] * is * is / (double)M);
+  }
 }
 
 }  // namespace
@@ -281,9 +334,8 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
     plane_sums(sums, sums + C, N, C, S, [=](int64_t n, int64_t c, double& s1, double& s2) {
       shifted_sums_run(x + (n * C + c) * S, S, k[c], s1, s2);
     });
-    for (int64_t c = 0; c < C; c++)
-      finish_channel(c, shifted_stats(k[c], sums[c], sums[C + c], M), M, eps, momentum, weight, bias, save_mean,
-                     save_invstd, running_mean, running_var, a[c], b[c]);
+    finish_channels(C, k, sums, sums + C, M, eps, momentum, weight, bias, save_mean, save_invstd, running_mean,
+                    running_var, a, b);
     write_affine(y, x, a, b, N, C, S, relu, stream);
     return;
   }
@@ -294,8 +346,9 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
         double s1 = 0, s2 = 0;
         for (int64_t n = 0; n < N; n++) shifted_sums_run(x + (n * C + c) * S, S, k, s1, s2);
         float a, b;
-        finish_channel(c, shifted_stats(k, s1, s2, M), M, eps, momentum, weight, bias, save_mean, save_invstd,
-                       running_mean, running_var, a, b);
+        finish_channels(1, &k, &s1, &s2, M, eps, momentum, weight ? weight + c : nullptr, bias ? bias + c : nullptr,
+                        save_mean + c, save_invstd + c, running_mean ? running_mean + c : nullptr,
+                        running_var ? running_var + c : nullptr, &a, &b);
         for (int64_t n = 0; n < N; n++) affine_run(y + (n * C + c) * S, x + (n * C + c) * S, S, a, b, relu, stream);
       }
       if (stream) stream_fence();
@@ -308,13 +361,13 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
   const float* k = x;
   Buffer<double> sums(2 * C);
   double *s1 = sums.data, *s2 = s1 + C;
-  row_sums<4>(s1, s2, N, C, [=](int64_t n, int64_t c, int64_t lanes, vf& v0, vf& v1) {
-    v0 = vsub(vload_n(x + n * C + c, lanes), vload_n(k + c, lanes));  // dead lanes: 0 - 0
-    v1 = vmul(v0, v0);
-  });
-  for (int64_t c = 0; c < C; c++)
-    finish_channel(c, shifted_stats(k[c], s1[c], s2[c], N), N, eps, momentum, weight, bias, save_mean, save_invstd,
-                   running_mean, running_var, a[c], b[c]);
+  row_sums<4>(s1, s2, N, C, [=](int64_t n) { return x + n * C; },
+              [=](const float* row, int64_t c, int64_t lanes, vf& v0, vf& v1) {
+                v0 = vsub(vload_n(row + c, lanes), vload_n(k + c, lanes));  // dead lanes: 0 - 0
+                v1 = vmul(v0, v0);
+              });
+  finish_channels(C, k, s1, s2, N, eps, momentum, weight, bias, save_mean, save_invstd, running_mean, running_var, a,
+                  b);
   write_affine(y, x, a, b, N, C, 1, relu, stream);
 }
 
@@ -339,15 +392,6 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
                         bool train) {
   const int64_t M = N * S;
   const bool stream = N * C * S * (int64_t)sizeof(float) >= kStreamBytes;
-  // per channel: from the two sums, the dx coefficients dx = (dy' - gm - (x - mean)*k) * sc
-  auto coefficients = [&](int64_t c, double sum_dy, double dot, float& gm, float& k, float& sc) {
-    if (dweight) dweight[c] = (float)(dot * (double)invstd[c]);
-    if (dbias) dbias[c] = (float)sum_dy;
-    const double is = (double)invstd[c];
-    sc = (float)(is * (weight ? (double)weight[c] : 1.0));
-    gm = train ? (float)(sum_dy / (double)M) : 0.0f;
-    k = train ? (float)(dot * is * is / (double)M) : 0.0f;
-  };
   if (S > 1 && S < kSmallPlane) {
     // sample-major (see plane_sums): both sums over every plane in memory order, then dx
     Buffer<float> arrays(3 * C);
@@ -359,7 +403,7 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
         const int64_t off = (n * C + c) * S;
         grad_sums_run(dy + off, x + off, y ? y + off : nullptr, S, mean[c], sum_dy, dot);
       });
-    for (int64_t c = 0; c < C; c++) coefficients(c, sums[c], sums[C + c], gm[c], k[c], sc[c]);
+    grad_coefficients(C, sums, sums + C, invstd, weight, M, train, dweight, dbias, gm, k, sc);
     if (!dx) return;
     parallel(N * C, channel_grain(S), [&](int64_t p0, int64_t p1, int) {
       for (int64_t p = p0; p < p1; p++) {
@@ -380,7 +424,8 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
             grad_sums_run(dy + off, x + off, y ? y + off : nullptr, S, mean[c], sum_dy, dot);
           }
         float gm, k, sc;
-        coefficients(c, sum_dy, dot, gm, k, sc);
+        grad_coefficients(1, &sum_dy, &dot, invstd + c, weight ? weight + c : nullptr, M, train,
+                          dweight ? dweight + c : nullptr, dbias ? dbias + c : nullptr, &gm, &k, &sc);
         if (dx)
           for (int64_t n = 0; n < N; n++) {
             const int64_t off = (n * C + c) * S;
@@ -391,38 +436,53 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
     });
     return;
   }
-  // (N, C): both per-channel sums in one pass over the rows, then dx over the rows
+  // (N, C): both per-channel sums in one pass over the rows, then dx over the rows. Whether dy is
+  // masked by a fused ReLU's y is a compile-time choice, so no inner loop tests y.
   Buffer<float> arrays(4 * C);
   float *m = arrays.data, *gm = m + C, *k = gm + C, *sc = k + C;
   for (int64_t c = 0; c < C; c++) m[c] = mean[c];
-  auto grad_at = [=](int64_t n, int64_t c, int64_t lanes) {
-    return grad_n(dy + n * C + c, y ? y + n * C + c : nullptr, lanes);
-  };
   Buffer<double> sums(2 * C);
   double *sum_dy = sums.data, *dot = sum_dy + C;
-  auto grad_values = [=](int64_t n, int64_t c, int64_t lanes, vf& v0, vf& v1) {
-    v0 = grad_at(n, c, lanes);
-    v1 = vmul(v0, vsub(vload_n(x + n * C + c, lanes), vload_n(m + c, lanes)));
+  auto rows_backward = [&](auto masked) {
+    constexpr bool kMasked = decltype(masked)::value;
+    struct Rows {
+      const float *dy, *x, *y;
+    };
+    auto rows_at = [=](int64_t n) { return Rows{dy + n * C, x + n * C, kMasked ? y + n * C : nullptr}; };
+    auto grad = [](const Rows& r, int64_t c, int64_t lanes) {  // dy'
+      const vf g = vload_n(r.dy + c, lanes);
+      return kMasked ? vselect_pos(vload_n(r.y + c, lanes), g) : g;
+    };
+    auto grad_values = [=](const Rows& r, int64_t c, int64_t lanes, vf& v0, vf& v1) {
+      v0 = grad(r, c, lanes);
+      v1 = vmul(v0, vsub(vload_n(r.x + c, lanes), vload_n(m + c, lanes)));
+    };
+    // with a fused ReLU three arrays stream (dy, x, y): two rows per visit (see row_sums)
+    if (dweight || dbias || (dx && train)) {
+      if (kMasked)
+        row_sums<2>(sum_dy, dot, N, C, rows_at, grad_values);
+      else
+        row_sums<4>(sum_dy, dot, N, C, rows_at, grad_values);
+    }
+    grad_coefficients(C, sum_dy, dot, invstd, weight, M, train, dweight, dbias, gm, k, sc);
+    if (!dx) return;
+    parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {
+      for (int64_t n = n0; n < n1; n++) {
+        const Rows r = rows_at(n);
+        write_run(dx + n * C, C, stream, [=](int64_t c, int64_t lanes) {
+          const vf g = grad(r, c, lanes), vsc = vload_n(sc + c, lanes);
+          const vf centered = vsub(vload_n(r.x + c, lanes), vload_n(m + c, lanes));
+          return train ? vmul(vsub(vsub(g, vload_n(gm + c, lanes)), vmul(centered, vload_n(k + c, lanes))), vsc)
+                       : vmul(g, vsc);
+        });
+      }
+      if (stream) stream_fence();
+    });
   };
-  // with a fused ReLU three arrays stream (dy, x, y): two rows per visit (see row_sums)
-  if (dweight || dbias || (dx && train)) {
-    if (y)
-      row_sums<2>(sum_dy, dot, N, C, grad_values);
-    else
-      row_sums<4>(sum_dy, dot, N, C, grad_values);
-  }
-  for (int64_t c = 0; c < C; c++) coefficients(c, sum_dy[c], dot[c], gm[c], k[c], sc[c]);
-  if (!dx) return;
-  parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {
-    for (int64_t n = n0; n < n1; n++)
-      write_run(dx + n * C, C, stream, [=](int64_t c, int64_t lanes) {
-        const vf g = grad_at(n, c, lanes), vsc = vload_n(sc + c, lanes);
-        const vf centered = vsub(vload_n(x + n * C + c, lanes), vload_n(m + c, lanes));
-        return train ? vmul(vsub(vsub(g, vload_n(gm + c, lanes)), vmul(centered, vload_n(k + c, lanes))), vsc)
-                     : vmul(g, vsc);
-      });
-    if (stream) stream_fence();
-  });
+  if (y)
+    rows_backward(std::true_type());
+  else
+    rows_backward(std::false_type());
 }
 
 }  // namespace SG_NS

@@ -311,11 +311,12 @@ constexpr int64_t kStreamBytes = (int64_t)8 << 20;  // outputs from this size on
 template <class Value>
 static inline void write_run(float* out, int64_t n, bool stream, const Value& value) {
   constexpr int64_t kLine = 64 / (int64_t)sizeof(float);
+  // whole vectors with lanes a constant (the loads in value() compile without their tail branch),
+  // then the masked tail
   auto plain = [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; i += VL) {
-      const int64_t lanes = imin(VL, end - i);
-      vstore_n(out + i, value(i, lanes), lanes);
-    }
+    int64_t i = begin;
+    for (; i + VL <= end; i += VL) vstore(out + i, value(i, VL));
+    if (i < end) vstore_n(out + i, value(i, end - i), end - i);
   };
   if (!stream) return plain(0, n);
   const int64_t misalign = (int64_t)(reinterpret_cast<uintptr_t>(out) % 64) / (int64_t)sizeof(float);
