@@ -98,35 +98,40 @@ void write_affine(float* y, const float* x, const float* a, const float* b, int6
     });
 }
 
-// dy' = dy masked by y > 0 when y (a fused ReLU's output) is given, for `lanes` values
+// dy' = dy masked by y > 0 when kMasked (y is a fused ReLU's output), for `lanes` values at dy (and y)
+template <bool kMasked>
 inline vf grad_n(const float* dy, const float* y, int64_t lanes) {
   const vf g = vload_n(dy, lanes);
-  return y ? vselect_pos(vload_n(y, lanes), g) : g;
+  return kMasked ? vselect_pos(vload_n(y, lanes), g) : g;
 }
 
 // sum(dy') and sum(dy' * (x - m)) over a run
+template <bool kMasked>
 void grad_sums_run(const float* dy, const float* x, const float* y, int64_t n, float m, double& sum_dy, double& dot) {
   const vf vm = vset1(m);
   for (int64_t b = 0; b < n; b += kFlush) {
     const int64_t e = imin(n, b + kFlush);
     vf s = vzero(), d = vzero();
-    for (int64_t i = b; i < e; i += VL) {
-      const int64_t lanes = imin(VL, e - i);
-      const vf g = grad_n(dy + i, y ? y + i : nullptr, lanes);
+    auto add = [&](int64_t i, int64_t lanes) {
+      const vf g = grad_n<kMasked>(dy + i, kMasked ? y + i : nullptr, lanes);
       s = vadd(s, g);
       d = vfma(g, vsub(vload_n(x + i, lanes), vm), d);  // g is 0 past the tail
-    }
+    };
+    int64_t i = b;
+    for (; i + VL <= e; i += VL) add(i, VL);  // whole vectors, lanes a constant
+    if (i < e) add(i, e - i);
     sum_dy += (double)vhsum(s);
     dot += (double)vhsum(d);
   }
 }
 
 // dx = (dy' - gm - (x - m)*k) * sc over a run (train), dx = dy' * sc (eval: x is not read)
+template <bool kMasked>
 void dx_run(float* dx, const float* dy, const float* x, const float* y, int64_t n, float m, float gm, float k, float sc,
             bool train, bool stream) {
   const vf vm = vset1(m), vgm = vset1(gm), vk = vset1(k), vsc = vset1(sc);
   write_run(dx, n, stream, [&](int64_t i, int64_t lanes) {
-    const vf g = grad_n(dy + i, y ? y + i : nullptr, lanes);
+    const vf g = grad_n<kMasked>(dy + i, kMasked ? y + i : nullptr, lanes);
     return train ? vmul(vsub(vsub(g, vgm), vmul(vsub(vload_n(x + i, lanes), vm), vk)), vsc) : vmul(g, vsc);
   });
 }
@@ -387,9 +392,13 @@ void batchnorm_forward_eval(float* y, const float* x, const float* running_mean,
   write_affine(y, x, a, b, N, C, S, relu, stream);
 }
 
-void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy, const float* x, const float* mean,
-                        const float* invstd, const float* weight, const float* y, int64_t N, int64_t C, int64_t S,
-                        bool train) {
+namespace {
+
+// batchnorm_backward, with kMasked = (y is given): whether dy is masked by a fused ReLU's output is
+// a compile-time choice, so no inner loop tests y
+template <bool kMasked>
+void backward(float* dx, float* dweight, float* dbias, const float* dy, const float* x, const float* mean,
+              const float* invstd, const float* weight, const float* y, int64_t N, int64_t C, int64_t S, bool train) {
   const int64_t M = N * S;
   const bool stream = N * C * S * (int64_t)sizeof(float) >= kStreamBytes;
   if (S > 1 && S < kSmallPlane) {
@@ -401,14 +410,15 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
     if (dweight || dbias || (dx && train))
       plane_sums(sums, sums + C, N, C, S, [=](int64_t n, int64_t c, double& sum_dy, double& dot) {
         const int64_t off = (n * C + c) * S;
-        grad_sums_run(dy + off, x + off, y ? y + off : nullptr, S, mean[c], sum_dy, dot);
+        grad_sums_run<kMasked>(dy + off, x + off, kMasked ? y + off : nullptr, S, mean[c], sum_dy, dot);
       });
     grad_coefficients(C, sums, sums + C, invstd, weight, M, train, dweight, dbias, gm, k, sc);
     if (!dx) return;
     parallel(N * C, channel_grain(S), [&](int64_t p0, int64_t p1, int) {
       for (int64_t p = p0; p < p1; p++) {
         const int64_t c = p % C;
-        dx_run(dx + p * S, dy + p * S, x + p * S, y ? y + p * S : nullptr, S, mean[c], gm[c], k[c], sc[c], train, stream);
+        dx_run<kMasked>(dx + p * S, dy + p * S, x + p * S, kMasked ? y + p * S : nullptr, S, mean[c], gm[c], k[c], sc[c],
+                        train, stream);
       }
       if (stream) stream_fence();
     });
@@ -421,7 +431,7 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
         if (dweight || dbias || (dx && train))
           for (int64_t n = 0; n < N; n++) {
             const int64_t off = (n * C + c) * S;
-            grad_sums_run(dy + off, x + off, y ? y + off : nullptr, S, mean[c], sum_dy, dot);
+            grad_sums_run<kMasked>(dy + off, x + off, kMasked ? y + off : nullptr, S, mean[c], sum_dy, dot);
           }
         float gm, k, sc;
         grad_coefficients(1, &sum_dy, &dot, invstd + c, weight ? weight + c : nullptr, M, train,
@@ -429,60 +439,60 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
         if (dx)
           for (int64_t n = 0; n < N; n++) {
             const int64_t off = (n * C + c) * S;
-            dx_run(dx + off, dy + off, x + off, y ? y + off : nullptr, S, mean[c], gm, k, sc, train, stream);
+            dx_run<kMasked>(dx + off, dy + off, x + off, kMasked ? y + off : nullptr, S, mean[c], gm, k, sc, train,
+                            stream);
           }
       }
       if (stream) stream_fence();
     });
     return;
   }
-  // (N, C): both per-channel sums in one pass over the rows, then dx over the rows. Whether dy is
-  // masked by a fused ReLU's y is a compile-time choice, so no inner loop tests y.
+  // (N, C): both per-channel sums in one pass over the rows, then dx over the rows
   Buffer<float> arrays(4 * C);
   float *m = arrays.data, *gm = m + C, *k = gm + C, *sc = k + C;
   for (int64_t c = 0; c < C; c++) m[c] = mean[c];
   Buffer<double> sums(2 * C);
   double *sum_dy = sums.data, *dot = sum_dy + C;
-  auto rows_backward = [&](auto masked) {
-    constexpr bool kMasked = decltype(masked)::value;
-    struct Rows {
-      const float *dy, *x, *y;
-    };
-    auto rows_at = [=](int64_t n) { return Rows{dy + n * C, x + n * C, kMasked ? y + n * C : nullptr}; };
-    auto grad = [](const Rows& r, int64_t c, int64_t lanes) {  // dy'
-      const vf g = vload_n(r.dy + c, lanes);
-      return kMasked ? vselect_pos(vload_n(r.y + c, lanes), g) : g;
-    };
-    auto grad_values = [=](const Rows& r, int64_t c, int64_t lanes, vf& v0, vf& v1) {
-      v0 = grad(r, c, lanes);
-      v1 = vmul(v0, vsub(vload_n(r.x + c, lanes), vload_n(m + c, lanes)));
-    };
-    // with a fused ReLU three arrays stream (dy, x, y): two rows per visit (see row_sums)
-    if (dweight || dbias || (dx && train)) {
-      if (kMasked)
-        row_sums<2>(sum_dy, dot, N, C, rows_at, grad_values);
-      else
-        row_sums<4>(sum_dy, dot, N, C, rows_at, grad_values);
-    }
-    grad_coefficients(C, sum_dy, dot, invstd, weight, M, train, dweight, dbias, gm, k, sc);
-    if (!dx) return;
-    parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {
-      for (int64_t n = n0; n < n1; n++) {
-        const Rows r = rows_at(n);
-        write_run(dx + n * C, C, stream, [=](int64_t c, int64_t lanes) {
-          const vf g = grad(r, c, lanes), vsc = vload_n(sc + c, lanes);
-          const vf centered = vsub(vload_n(r.x + c, lanes), vload_n(m + c, lanes));
-          return train ? vmul(vsub(vsub(g, vload_n(gm + c, lanes)), vmul(centered, vload_n(k + c, lanes))), vsc)
-                       : vmul(g, vsc);
-        });
-      }
-      if (stream) stream_fence();
-    });
+  struct Rows {
+    const float *dy, *x, *y;
   };
+  auto rows_at = [=](int64_t n) { return Rows{dy + n * C, x + n * C, kMasked ? y + n * C : nullptr}; };
+  auto grad_values = [=](const Rows& r, int64_t c, int64_t lanes, vf& v0, vf& v1) {
+    v0 = grad_n<kMasked>(r.dy + c, kMasked ? r.y + c : nullptr, lanes);
+    v1 = vmul(v0, vsub(vload_n(r.x + c, lanes), vload_n(m + c, lanes)));
+  };
+  // with a fused ReLU three arrays stream (dy, x, y): two rows per visit (see row_sums)
+  if (dweight || dbias || (dx && train)) {
+    if (kMasked)
+      row_sums<2>(sum_dy, dot, N, C, rows_at, grad_values);
+    else
+      row_sums<4>(sum_dy, dot, N, C, rows_at, grad_values);
+  }
+  grad_coefficients(C, sum_dy, dot, invstd, weight, M, train, dweight, dbias, gm, k, sc);
+  if (!dx) return;
+  parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {
+    for (int64_t n = n0; n < n1; n++) {
+      const Rows r = rows_at(n);
+      write_run(dx + n * C, C, stream, [=](int64_t c, int64_t lanes) {
+        const vf g = grad_n<kMasked>(r.dy + c, kMasked ? r.y + c : nullptr, lanes), vsc = vload_n(sc + c, lanes);
+        const vf centered = vsub(vload_n(r.x + c, lanes), vload_n(m + c, lanes));
+        return train ? vmul(vsub(vsub(g, vload_n(gm + c, lanes)), vmul(centered, vload_n(k + c, lanes))), vsc)
+                     : vmul(g, vsc);
+      });
+    }
+    if (stream) stream_fence();
+  });
+}
+
+}  // namespace
+
+void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy, const float* x, const float* mean,
+                        const float* invstd, const float* weight, const float* y, int64_t N, int64_t C, int64_t S,
+                        bool train) {
   if (y)
-    rows_backward(std::true_type());
+    backward<true>(dx, dweight, dbias, dy, x, mean, invstd, weight, y, N, C, S, train);
   else
-    rows_backward(std::false_type());
+    backward<false>(dx, dweight, dbias, dy, x, mean, invstd, weight, y, N, C, S, train);
 }
 
 }  // namespace SG_NS
