@@ -237,12 +237,14 @@ void sgemm_row(float* c, const float* A, const float* B, int64_t N, int64_t K, b
           vf a[R];
           for (int r = 0; r < R; r++) a[r] = vset1(A[(k + r) * a_step]);
           const float* b = B + k * ldb + j0;
-          for (int64_t j = 0; j < cols; j += VL) {
-            const int64_t lanes = imin(VL, cols - j);
+          auto add = [&](int64_t j, int64_t lanes) {
             vf s = vload_n(sums + j, lanes);
             for (int r = 0; r < R; r++) s = vfma(a[r], vload_n(b + r * ldb + j, lanes), s);
             vstore_n(sums + j, s, lanes);
-          }
+          };
+          int64_t j = 0;
+          for (; j + VL <= cols; j += VL) add(j, VL);  // whole vectors, lanes a constant
+          if (j < cols) add(j, cols - j);
         };
         int64_t k = 0;
         for (; k + 4 <= K; k += 4) add_rows(k, std::integral_constant<int, 4>());
@@ -300,14 +302,19 @@ void macro_kernel(const float* ap, const float* bp, int64_t kc, int64_t mc, int6
 // Narrow products C = A . B^T (A (M, K), B (N, K)) as dot products along K, both operands read
 // along their rows and nothing packed. Packed, such a C fills N of the microkernel's NR columns (9
 // or 10 of 16) and op(A) is transposed into panels on the way: a convolution's weight gradient,
-// 32 x 9 x 50176, ran at 14-17 GFLOP/s on one thread (as dots 38), the seed model's last layer,
-// 64 x 10 x 500, at 20-25 (as dots 30-36). Each output ends in a sum across a vector's lanes, so
-// short dot products stay packed unless nearly all of the panel would be padding: on one thread,
-// 1000 x 10 x 64 took 54 us packed and 73 as dots, 1000 x 10 x 512 405 and 317, 64 x 3 x 64 6.2 and 3.1.
-constexpr int64_t kDotMaxN = 15, kDotMinK = 384, kDotAnyKMaxN = 4;
+// 32 x 9 x 50176, ran at 14-17 GFLOP/s on one thread (as dots 58), the seed model's last layer,
+// 64 x 10 x 500, at 20-25 (as dots 48). Each output ends in a sum across a vector's lanes, so
+// short dot products stay packed unless much of the panel would be padding. On one thread,
+// packed against dots (us): 1000 x 10 x 64 42 and 39, 1000 x 10 x 128 77 and 55, 64 x 10 x 256
+// 12.5 and 6.2; 1000 x 15 x 64 53 and 74; 64 x 24 x 64 8.2 and 9.3, 512 x 24 x 128 64 and 67,
+// 64 x 24 x 500 38 and 22; 256 x 32 x 64 18 and 33, 64 x 32 x 500 44 and 37, 64 x 48 x 500 58 and
+// 56.
+constexpr int64_t kDotAnyKMaxN = 4, kDotShortMaxN = 12, kDotShortMinK = 128, kDotMaxN = 32, kDotMinK = 384;
 inline bool use_dots(bool trans_a, bool trans_b, int64_t N, int64_t K) {
-  return !trans_a && trans_b && (N <= kDotAnyKMaxN || (N <= kDotMaxN && K >= kDotMinK));
+  return !trans_a && trans_b &&
+         (N <= kDotAnyKMaxN || (N <= kDotShortMaxN && K >= kDotShortMinK) || (N <= kDotMaxN && K >= kDotMinK));
 }
+
 // the dot tile: RA rows of A against RB rows of B, RA*RB vector sums (12 of AVX2's 16 registers)
 constexpr int kDotRA = 4, kDotRB = 3;
 // K in blocks whose rows (kDotRows of A and N of B, 8 KiB each) stay in L2 for all their tiles
@@ -319,15 +326,17 @@ void dot_tile(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t 
   vf s[RA][RB];
   for (int i = 0; i < RA; i++)
     for (int j = 0; j < RB; j++) s[i][j] = acc[i * N + j];
-  for (int64_t k = k0; k < k1; k += VL) {
-    const int64_t lanes = imin(VL, k1 - k);
+  auto step = [&](int64_t k, int64_t lanes) {
     vf b[RB];
     for (int j = 0; j < RB; j++) b[j] = vload_n(B + j * ldb + k, lanes);
     for (int i = 0; i < RA; i++) {
       const vf a = vload_n(A + i * lda + k, lanes);
       for (int j = 0; j < RB; j++) s[i][j] = vfma(a, b[j], s[i][j]);
     }
-  }
+  };
+  int64_t k = k0;
+  for (; k + VL <= k1; k += VL) step(k, VL);  // whole vectors, lanes a constant
+  if (k < k1) step(k, k1 - k);
   for (int i = 0; i < RA; i++)
     for (int j = 0; j < RB; j++) acc[i * N + j] = s[i][j];
 }
