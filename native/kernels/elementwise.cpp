@@ -36,7 +36,10 @@ void map2(float* out, const float* a, const float* b, int64_t n, const Op& op) {
 }
 
 // sum over chunks of op(vector) in float lanes, flushed to double every 1024 values; the per-chunk
-// partial sums are added in chunk order, so a given thread count always gives the same result
+// partial sums are added in chunk order, so a given thread count always gives the same result.
+// Four vector sums, each added to every fourth vector: one sum waits on the previous add at every
+// vector (3-4 cycles), which held sum_squares of 1.5 MB at 55 us on one thread, half the speed of
+// reading it.
 template <class Op>
 double reduce(const float* x, int64_t n, const Op& op) {
   double partial[kMaxThreads] = {0};
@@ -44,11 +47,17 @@ double reduce(const float* x, int64_t n, const Op& op) {
     double total = 0;
     for (int64_t blk = b; blk < e; blk += 1024) {
       const int64_t end = imin(e, blk + 1024);
-      vf s = vzero();
+      vf s0 = vzero(), s1 = vzero(), s2 = vzero(), s3 = vzero();
       int64_t i = blk;
-      for (; i + VL <= end; i += VL) s = vadd(s, op(vload(x + i)));
-      if (i < end) s = vadd(s, op(vload_tail(x + i, (int)(end - i))));  // op(0) == 0 for both uses
-      total += (double)vhsum(s);
+      for (; i + 4 * VL <= end; i += 4 * VL) {
+        s0 = vadd(s0, op(vload(x + i)));
+        s1 = vadd(s1, op(vload(x + i + VL)));
+        s2 = vadd(s2, op(vload(x + i + 2 * VL)));
+        s3 = vadd(s3, op(vload(x + i + 3 * VL)));
+      }
+      for (; i + VL <= end; i += VL) s0 = vadd(s0, op(vload(x + i)));
+      if (i < end) s1 = vadd(s1, op(vload_tail(x + i, (int)(end - i))));  // op(0) == 0 for both uses
+      total += (double)vhsum(vadd(vadd(s0, s1), vadd(s2, s3)));
     }
     partial[tid] = total;
   });
