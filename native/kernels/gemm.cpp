@@ -317,8 +317,10 @@ inline bool use_dots(bool trans_a, bool trans_b, int64_t N, int64_t K) {
 
 // the dot tile: RA rows of A against RB rows of B, RA*RB vector sums (12 of AVX2's 16 registers)
 constexpr int kDotRA = 4, kDotRB = 3;
-// K in blocks whose rows (kDotRows of A and N of B, 8 KiB each) stay in L2 for all their tiles
-constexpr int64_t kDotKB = 2048, kDotRows = 64;
+// K in blocks whose rows (up to kDotRows of A and N of B, 8 KiB each) stay in L2 for all their
+// tiles; a thread's vector sums, kDotAcc of them on its stack, hold that many rows of C
+constexpr int64_t kDotKB = 2048, kDotRows = 64, kDotAcc = 1024;
+static_assert(kDotAcc >= kDotMaxN * kDotRA, "at least one tile of rows of C for the widest N");
 
 // acc[i*N + j] += the lane-wise products of A's row i and B's row j over [k0, k1), i < RA, j < RB
 template <int RA, int RB>
@@ -358,16 +360,17 @@ void dot_tile_any(const float* A, int64_t lda, const float* B, int64_t ldb, int6
 }
 
 // Rows of A split over the threads; each thread walks K block by block over up to kDotRows rows at a
-// time. Every output is one thread's vector sum over K in order, then summed across its lanes, so
+// time (fewer for N above kDotAcc / kDotRows, so that their sums fit in acc). Every output is one thread's vector sum over K in order, then summed across its lanes, so
 // the result does not depend on the thread count.
 void sgemm_dots(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, float alpha, float beta,
                 int64_t lda, int64_t ldb, int64_t ldc, bool par) {
   const int64_t row_blocks = (M + kDotRA - 1) / kDotRA;
+  const int64_t block_rows = imin(kDotRows, kDotAcc / N / kDotRA * kDotRA);
   auto rows = [&](int64_t b0, int64_t b1, int) {
-    vf acc[kDotRows * kDotMaxN];
+    vf acc[kDotAcc];
     const int64_t end = imin(M, b1 * kDotRA);  // rows [b0 * kDotRA, end) of C
-    for (int64_t i0 = b0 * kDotRA; i0 < end; i0 += kDotRows) {
-      const int64_t i1 = imin(end, i0 + kDotRows);
+    for (int64_t i0 = b0 * kDotRA; i0 < end; i0 += block_rows) {
+      const int64_t i1 = imin(end, i0 + block_rows);
       for (int64_t e = 0; e < (i1 - i0) * N; e++) acc[e] = vzero();
       for (int64_t k0 = 0; k0 < K; k0 += kDotKB)
         for (int64_t i = i0; i < i1; i += kDotRA)
