@@ -34,16 +34,27 @@ constexpr int64_t kFlush = 1024;  // float lanes are flushed into a double sum e
 // grain (channels per task) so that each task touches at least ~32K values
 inline int64_t channel_grain(int64_t per_channel) { return imax(1, 32768 / imax(1, per_channel)); }
 
+// (N, C, S) with large planes is walked one channel at a time, and a channel's planes are C*S
+// values apart, so each plane starts on a page of its own, where the hardware prefetchers stop (and
+// which misses the TLB). The first pass over a channel (its sums) therefore prefetches the plane
+// kPlanesAhead ahead: at (64, 64, 32, 32) on one thread, forward 2.8 -> 2.0 ms and backward
+// 4.4 -> 3.7 ms (1, 3 and 4 ahead measured the same as 2). The second pass (output, dx) re-reads
+// the channel and gained nothing from prefetching.
+constexpr int64_t kPlanesAhead = 2;
+
 // sum(x - k) and sum((x - k)^2) over a run, in one pass. Shifting by k, a value of the channel,
 // keeps sum((x-k)^2) - sum(x-k)^2/M from cancelling when |mean| >> std (the shifted-data
-// algorithm); float lanes are flushed into double every kFlush values.
-void shifted_sums_run(const float* x, int64_t n, float k, double& s1, double& s2) {
+// algorithm); float lanes are flushed into double every kFlush values. ahead > 0: the line `ahead`
+// values past each one read is prefetched (see kPlanesAhead).
+void shifted_sums_run(const float* x, int64_t n, float k, double& s1, double& s2, int64_t ahead = 0) {
   const vf vk = vset1(k);
   for (int64_t b = 0; b < n; b += kFlush) {
     const int64_t e = imin(n, b + kFlush);
     vf a0 = vzero(), a1 = vzero(), q0 = vzero(), q1 = vzero();
     int64_t i = b;
     for (; i + 2 * VL <= e; i += 2 * VL) {
+      if (ahead)
+        for (int64_t j = 0; j < 2 * VL; j += kLineFloats) __builtin_prefetch(x + i + j + ahead);
       const vf d0 = vsub(vload(x + i), vk), d1 = vsub(vload(x + i + VL), vk);
       a0 = vadd(a0, d0);
       a1 = vadd(a1, d1);
@@ -105,9 +116,10 @@ inline vf grad_n(const float* dy, const float* y, int64_t lanes) {
   return kMasked ? vselect_pos(vload_n(y, lanes), g) : g;
 }
 
-// sum(dy') and sum(dy' * (x - m)) over a run
+// sum(dy') and sum(dy' * (x - m)) over a run; ahead > 0 prefetches as in shifted_sums_run
 template <bool kMasked>
-void grad_sums_run(const float* dy, const float* x, const float* y, int64_t n, float m, double& sum_dy, double& dot) {
+void grad_sums_run(const float* dy, const float* x, const float* y, int64_t n, float m, double& sum_dy, double& dot,
+                   int64_t ahead = 0) {
   const vf vm = vset1(m);
   for (int64_t b = 0; b < n; b += kFlush) {
     const int64_t e = imin(n, b + kFlush);
@@ -118,6 +130,13 @@ void grad_sums_run(const float* dy, const float* x, const float* y, int64_t n, f
       d = vfma(g, vsub(vload_n(x + i, lanes), vm), d);  // g is 0 past the tail
     };
     int64_t i = b;
+    if (ahead)
+      for (; i + kLineFloats <= e; i += kLineFloats) {
+        __builtin_prefetch(dy + i + ahead);
+        __builtin_prefetch(x + i + ahead);
+        if (kMasked) __builtin_prefetch(y + i + ahead);
+        for (int64_t j = 0; j < kLineFloats; j += VL) add(i + j, VL);
+      }
     for (; i + VL <= e; i += VL) add(i, VL);  // whole vectors, lanes a constant
     if (i < e) add(i, e - i);
     sum_dy += (double)vhsum(s);
@@ -349,7 +368,8 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
       for (int64_t c = c0; c < c1; c++) {
         const float k = x[c * S];  // the shift: the channel's first value
         double s1 = 0, s2 = 0;
-        for (int64_t n = 0; n < N; n++) shifted_sums_run(x + (n * C + c) * S, S, k, s1, s2);
+        for (int64_t n = 0; n < N; n++)
+          shifted_sums_run(x + (n * C + c) * S, S, k, s1, s2, n + kPlanesAhead < N ? kPlanesAhead * C * S : 0);
         float a, b;
         finish_channels(1, &k, &s1, &s2, M, eps, momentum, weight ? weight + c : nullptr, bias ? bias + c : nullptr,
                         save_mean + c, save_invstd + c, running_mean ? running_mean + c : nullptr,
@@ -431,7 +451,8 @@ void backward(float* dx, float* dweight, float* dbias, const float* dy, const fl
         if (dweight || dbias || (dx && train))
           for (int64_t n = 0; n < N; n++) {
             const int64_t off = (n * C + c) * S;
-            grad_sums_run<kMasked>(dy + off, x + off, kMasked ? y + off : nullptr, S, mean[c], sum_dy, dot);
+            grad_sums_run<kMasked>(dy + off, x + off, kMasked ? y + off : nullptr, S, mean[c], sum_dy, dot,
+                                   n + kPlanesAhead < N ? kPlanesAhead * C * S : 0);
           }
         float gm, k, sc;
         grad_coefficients(1, &sum_dy, &dot, invstd + c, weight ? weight + c : nullptr, M, train,

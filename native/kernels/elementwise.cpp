@@ -130,7 +130,7 @@ void gather_rows(float* out, const float* src, const int32_t* indices, int64_t R
     for (int64_t r = r0; r < r1; r++) {
       if (r + kAhead < r1) {
         const float* next = src + (int64_t)indices[r + kAhead] * D;
-        for (int64_t i = 0; i < D; i += 16) __builtin_prefetch(next + i);
+        for (int64_t i = 0; i < D; i += kLineFloats) __builtin_prefetch(next + i);
       }
       std::memcpy(out + r * D, src + (int64_t)indices[r] * D, (size_t)D * sizeof(float));
     }

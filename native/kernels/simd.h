@@ -303,6 +303,7 @@ static inline void stream_fence() {
 #endif
 }
 constexpr int64_t kStreamBytes = (int64_t)8 << 20;  // outputs from this size on are streamed
+constexpr int64_t kLineFloats = 64 / (int64_t)sizeof(float);  // floats in a 64-byte cache line
 
 // out[i : i+lanes] = value(i, lanes) over [0, n) in vectors (masked at the end of a range). With
 // stream, the whole 64-byte lines in the middle are written non-temporally and the partial lines at
@@ -310,7 +311,6 @@ constexpr int64_t kStreamBytes = (int64_t)8 << 20;  // outputs from this size on
 // from the cache and the write-combining buffers in turn, slower than not streaming at all.
 template <class Value>
 static inline void write_run(float* out, int64_t n, bool stream, const Value& value) {
-  constexpr int64_t kLine = 64 / (int64_t)sizeof(float);
   // whole vectors with lanes a constant (the loads in value() compile without their tail branch),
   // then the masked tail
   auto plain = [&](int64_t begin, int64_t end) {
@@ -320,7 +320,8 @@ static inline void write_run(float* out, int64_t n, bool stream, const Value& va
   };
   if (!stream) return plain(0, n);
   const int64_t misalign = (int64_t)(reinterpret_cast<uintptr_t>(out) % 64) / (int64_t)sizeof(float);
-  const int64_t head = imin(n, misalign ? kLine - misalign : 0), body = head + (n - head) / kLine * kLine;
+  const int64_t head = imin(n, misalign ? kLineFloats - misalign : 0);
+  const int64_t body = head + (n - head) / kLineFloats * kLineFloats;
   plain(0, head);
   for (int64_t i = head; i < body; i += VL) vstream(out + i, value(i, VL));
   plain(body, n);
