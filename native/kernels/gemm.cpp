@@ -437,7 +437,8 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
     const int64_t round = imin(kblocks, kSharedKBlocks);
     ws.ensure_shared(m_pad * kc_step * round);
     const int64_t all_panels = (N + NR - 1) / NR;
-    const int64_t chunk_panels = imax(1, imin(kChunkPanels, imin(NC / threads / NR, all_panels / threads)));
+    const int64_t parts = par ? threads : 1;
+    const int64_t chunk_panels = imax(1, imin(kChunkPanels, imin(NC / parts / NR, all_panels / parts)));
     const int64_t chunks = (all_panels + chunk_panels - 1) / chunk_panels;
     for (int64_t q0 = 0; q0 < kblocks; q0 += round) {
       const int64_t q1 = imin(kblocks, q0 + round);
