@@ -175,8 +175,8 @@ void conv_output(float* y, const float* out, const float* bias, int64_t N, int64
           write_run(y + (n * OC + o) * P, P, stream, [&](int64_t i, int64_t lanes) { return vload_n(src + i, lanes); });
       }
     }
+    if (stream) stream_fence();  // each task's own streamed stores, before the pool's join (simd.h)
   });
-  if (stream) stream_fence();
 }
 
 void conv_output_backward(float* gT, float* dbias, const float* g, int64_t N, int64_t OC, int64_t P) {
@@ -200,8 +200,8 @@ void conv_output_backward(float* gT, float* dbias, const float* g, int64_t N, in
       }
       if (dbias) dbias[o] = (float)total;
     }
+    if (stream) stream_fence();  // as in conv_output
   });
-  if (stream) stream_fence();
 }
 
 // y (N, C, OH, OW) = max over each window (padding counts as -inf; NaN wins, as in PyTorch)
