@@ -361,8 +361,9 @@ void dot_tile_any(const float* A, int64_t lda, const float* B, int64_t ldb, int6
 }
 
 // Rows of A split over the threads; each thread walks K block by block over up to kDotRows rows at a
-// time (fewer for N above kDotAcc / kDotRows, so that their sums fit in acc). Every output is one thread's vector sum over K in order, then summed across its lanes, so
-// the result does not depend on the thread count.
+// time (fewer for N above kDotAcc / kDotRows, so that their sums fit in acc). Every output is one
+// thread's vector sum over K in order, then summed across its lanes, so the result does not depend
+// on the thread count.
 void sgemm_dots(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, float alpha, float beta,
                 int64_t lda, int64_t ldb, int64_t ldc, bool par) {
   const int64_t row_blocks = (M + kDotRA - 1) / kDotRA;
