@@ -242,9 +242,11 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
   it('sgemm: narrow A.B^T over a long K (native: dot products in K blocks), alpha/beta, padded leading dimensions', () => {
     withIsa(isa, () => {
       const rng = new Rng(10);
-      // N up to 15 (the dot path's limit) and 16 (packed again); M across the dot tile's and row
-      // blocks' edges; K across its blocks and vector widths, and short K with N <= 4
-      for (const [M, N, K] of [[32, 9, 50176], [70, 15, 4099], [5, 1, 2049], [131, 4, 37], [3, 16, 3000], [9, 10, 384]]) {
+      // N on both sides of the dot path's limits (N <= 32 at K >= 384, N <= 12 at K >= 128, N <= 4
+      // at any K; 33 and 13 are packed again); M across the dot tile's and row blocks' edges; K
+      // across its blocks and vector widths
+      for (const [M, N, K] of [[32, 9, 50176], [70, 15, 4099], [5, 1, 2049], [131, 4, 37], [3, 16, 3000], [9, 10, 384],
+        [3, 32, 3000], [3, 33, 3000], [9, 12, 128], [9, 13, 128]]) {
         const [alpha, beta] = M % 2 ? [-1.5, 0.25] : [1, 0];
         const lda = K + 3, ldb = K + 1, ldc = N + 2;
         // C0 large enough that beta * C0 stands out of the bound of a long K's rounding
