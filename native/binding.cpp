@@ -118,6 +118,14 @@ class Args {
   int32_t* i32(size_t i, const char* name, int64_t len) {
     return static_cast<int32_t*>(typed(i, name, napi_int32_array, "Int32Array", len, false, false));
   }
+  // A Uint8Array of exactly `len` elements; u8_length: the length of one of any length.
+  const uint8_t* u8(size_t i, const char* name, int64_t len) {
+    return static_cast<const uint8_t*>(typed(i, name, napi_uint8_array, "Uint8Array", len, false, false));
+  }
+  int64_t u8_length(size_t i, const char* name) {
+    typed(i, name, napi_uint8_array, "Uint8Array", 0, true, false);
+    return (int64_t)info_[i].As<Napi::TypedArray>().ElementLength();
+  }
 
   // Outputs that the kernel writes while it reads `b` must not share memory with it.
   void no_overlap(size_t out, const char* out_name, size_t in, const char* in_name) const {
@@ -329,6 +337,14 @@ Napi::Value MaxRows(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// each of indices (R) in [0, rows)
+void check_row_indices(const Args& a, const int32_t* idx, int64_t R, int64_t rows) {
+  for (int64_t r = 0; r < R; r++)
+    if (idx[r] < 0 || idx[r] >= rows)
+      a.range_error("indices[" + std::to_string(r) + "] = " + std::to_string(idx[r]) + " is out of range [0, " +
+                    std::to_string(rows) + ") (the rows of src)");
+}
+
 // gatherRows(out, src, indices, R, D)
 Napi::Value GatherRows(const Napi::CallbackInfo& info) {
   Args a(info, "gatherRows", 5);
@@ -338,12 +354,29 @@ Napi::Value GatherRows(const Napi::CallbackInfo& info) {
   const float* src = a.f32(1, "src", n);
   const int32_t* idx = a.i32(2, "indices", R);
   a.no_overlap(0, "out", 1, "src");
-  const int64_t rows = n / D;
-  for (int64_t r = 0; r < R; r++)
-    if (idx[r] < 0 || idx[r] >= rows)
-      a.range_error("indices[" + std::to_string(r) + "] = " + std::to_string(idx[r]) + " is out of range [0, " +
-                    std::to_string(rows) + ") (the rows of src)");
+  check_row_indices(a, idx, R, n / D);
   kernels().gather_rows(out, src, idx, R, D);
+  return info.Env().Undefined();
+}
+
+// gatherBytes(out, src, indices, R, D, offset, scale)
+Napi::Value GatherBytes(const Napi::CallbackInfo& info) {
+  Args a(info, "gatherBytes", 7);
+  const int64_t R = a.size(3, "R"), D = a.size(4, "D", 1);
+  float* out = a.f32(0, "out", mul_sat(R, D));
+  const int64_t n = a.u8_length(1, "src");
+  const uint8_t* src = a.u8(1, "src", n);
+  const int32_t* idx = a.i32(2, "indices", R);
+  a.f32(5, "offset", 1, true);
+  const int64_t channels = a.length(5, "offset");
+  const float* offset = a.f32(5, "offset", channels);
+  const float* scale = a.f32(6, "scale", channels);
+  if (D % channels != 0)
+    a.range_error("expected D to be a multiple of the channels (the length of offset) but received D = " +
+                  std::to_string(D) + " for " + std::to_string(channels) + " channels");
+  a.no_overlap(0, "out", 1, "src");
+  check_row_indices(a, idx, R, n / D);
+  kernels().gather_bytes(out, src, idx, R, D, offset, scale, channels);
   return info.Env().Undefined();
 }
 
@@ -616,6 +649,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   SG_EXPORT("sumSquares", SumSquares);
   SG_EXPORT("maxRows", MaxRows);
   SG_EXPORT("gatherRows", GatherRows);
+  SG_EXPORT("gatherBytes", GatherBytes);
   SG_EXPORT("softmaxCrossEntropy", SoftmaxCrossEntropy);
   SG_EXPORT("softmaxCrossEntropyBackward", SoftmaxCrossEntropyBackward);
   SG_EXPORT("sgdStep", SgdStep);

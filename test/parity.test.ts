@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Backend } from '../lib/backend/types.js';
-import { copy, maxAbs, maxError, native, Rng, runnableIsas, tsBackend, withIsa } from './helpers.js';
+import { copy, firstBitDifference, maxAbs, maxError, native, Rng, runnableIsas, tsBackend, withIsa } from './helpers.js';
 
 const SIZES = [1, 7, 17, 33, 100];
 
@@ -179,6 +179,37 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
           });
           expect(on).toEqual(ot);
           for (let r = 0; r < R; r++) expect(on.subarray(r * D, (r + 1) * D)).toEqual(src.subarray(indices[r] * D, (indices[r] + 1) * D));
+        }
+    });
+  });
+
+  it('gatherBytes: the same bits as the fallback, for one channel and several, every plane width', () => {
+    withIsa(isa, () => {
+      const rng = new Rng(10);
+      for (const [channels, plane] of [[1, 1], [1, 13], [1, 784], [3, 1024], [3, 17], [2, 40]])
+        for (const R of [0, 1, 7, 64]) {
+          const D = channels * plane, rows = 40;
+          const src = Uint8Array.from({ length: rows * D + 3 }, (_, i) => (i * 2654435761) >>> 24);
+          src[0] = 0;
+          src[1] = 255;
+          const indices = Int32Array.from(rng.int(R, rows));
+          if (R > 1) indices[1] = indices[0]; // a row taken twice
+          if (R > 2) indices[2] = 0;
+          // offsets and scales that are not round in binary, one of them negative
+          const offset = Float32Array.from({ length: channels }, (_, c) => 255 * [0.4914, 0.4822, 0.4465][c % 3]);
+          const scale = Float32Array.from({ length: channels }, (_, c) => (c === 1 ? -1 : 1) / (255 * [0.247, 0.2435, 0.2616][c % 3]));
+          const [on, ot] = both((k) => {
+            const out = new Float32Array(R * D).fill(NaN);
+            k.gatherBytes(out, src, indices, R, D, offset, scale);
+            return out;
+          });
+          expect(firstBitDifference(on, ot)).toBeNull();
+          // and each value is the float32 arithmetic of its byte
+          const expected = Float32Array.from({ length: R * D }, (_, i) => {
+            const r = Math.floor(i / D), j = i % D, c = Math.floor(j / plane);
+            return Math.fround(Math.fround(src[indices[r] * D + j] - offset[c]) * scale[c]);
+          });
+          expect(firstBitDifference(on, expected)).toBeNull();
         }
     });
   });

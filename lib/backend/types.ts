@@ -64,6 +64,13 @@ export interface Backend {
   maxRows(max: Float32Array, argmax: Int32Array, x: Float32Array, R: number, K: number): void;
   /** out (R, D) = the rows indices[r] of src (rows of D values): a batch gathered from a dataset. */
   gatherRows(out: Float32Array, src: Float32Array, indices: Int32Array, R: number, D: number): void;
+  /**
+   * out (R, D) = (the bytes of row indices[r] of src - offset[c]) * scale[c], c the value's plane
+   * when a row is offset.length equal planes (channels), each operation rounded to float: a batch
+   * of 8-bit images gathered and normalised.
+   */
+  gatherBytes(out: Float32Array, src: Uint8Array, indices: Int32Array, R: number, D: number, offset: Float32Array,
+    scale: Float32Array): void;
 
   /** logits (R, K), targets (R) in [0, K): per-row losses of softmax cross-entropy. */
   softmaxCrossEntropy(losses: Float32Array, logits: Float32Array, targets: Int32Array, R: number, K: number,

@@ -63,20 +63,30 @@ export class Args {
     return this.typed(i, name, Int32Array, len, false, false) as Int32Array;
   }
 
+  /** A Uint8Array of exactly len elements. */
+  u8(i: number, name: string, len: number): Uint8Array {
+    return this.typed(i, name, Uint8Array, len, false, false) as Uint8Array;
+  }
+
+  /** The length of a Uint8Array argument of any length. */
+  u8Length(i: number, name: string): number {
+    return this.typed(i, name, Uint8Array, 0, true, false)!.length;
+  }
+
   /** The length of a Float32Array argument (n for elementwise kernels). */
   length(i: number, name: string): number {
     return this.f32(i, name, 0, true).length;
   }
 
   noOverlap(out: number, outName: string, input: number, inName: string): void {
-    const a = this.args[out] as Float32Array | Int32Array, b = this.args[input] as Float32Array | Int32Array;
+    const a = this.args[out] as ArrayBufferView, b = this.args[input] as ArrayBufferView;
     if (a.buffer !== b.buffer || a.byteLength === 0 || b.byteLength === 0) return;
     if (a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength)
       this.rangeError(`${outName} must not overlap ${inName}`);
   }
 
-  private typed(i: number, name: string, type: typeof Float32Array | typeof Int32Array, len: number,
-    atLeast: boolean, nullable: boolean): Float32Array | Int32Array | null {
+  private typed(i: number, name: string, type: typeof Float32Array | typeof Int32Array | typeof Uint8Array, len: number,
+    atLeast: boolean, nullable: boolean): Float32Array | Int32Array | Uint8Array | null {
     const v = this.args[i];
     if (nullable && v === null) return null;
     if (!(v instanceof type))

@@ -5,7 +5,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { backend, backendInfo } from '../backend/index.js';
-import { DataLoader, type TensorDataset } from '../data/dataset.js';
+import { DataLoader, type ByteImageDataset } from '../data/dataset.js';
 import { loadCifar10, loadMnist } from '../data/mnist.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { load, save } from '../io/safetensors.js';
@@ -49,11 +49,11 @@ const TRAIN_FLAGS = {
 } satisfies Record<string, FlagSpec>;
 
 interface Data {
-  train: TensorDataset;
-  test: TensorDataset;
+  train: ByteImageDataset;
+  test: ByteImageDataset;
 }
 
-function loadData(model: ModelName, dataset: string, dataDir: string | undefined, train: boolean): Data | TensorDataset {
+function loadData(model: ModelName, dataset: string, dataDir: string | undefined, train: boolean): Data | ByteImageDataset {
   const flatten = model !== 'cnn';
   if (dataset === 'cifar10') {
     if (model !== 'cnn') throw new CliError(`model ${model} takes 28x28 MNIST images; use --model cnn with --dataset cifar10`);
@@ -236,7 +236,7 @@ function evalCommand(argv: string[]): number {
   } catch (e) {
     throw new CliError(`${f.checkpoint} does not fit model ${model}: ${(e as Error).message}`);
   }
-  const test = loadData(model, dataset, f['data-dir'] as string | undefined, false) as TensorDataset;
+  const test = loadData(model, dataset, f['data-dir'] as string | undefined, false) as ByteImageDataset;
   const r = evaluate(net, new DataLoader(test, { batchSize: (f['batch-size'] as number | undefined) ?? 1000 }), new CrossEntropyLoss());
   console.log(`test loss ${r.loss.toFixed(4)}, test accuracy ${(100 * r.accuracy).toFixed(2)}% (${test.length} images)`);
   return 0;

@@ -2,8 +2,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { Tensor } from '../tensor.js';
-import { TensorDataset } from './dataset.js';
+import { ByteImageDataset } from './dataset.js';
 import { readIdx } from './idx.js';
 
 export const MNIST_MEAN = 0.1307;
@@ -23,18 +22,19 @@ export interface MnistOptions {
   dir?: string;
   /** images as (N, 784) instead of (N, 1, 28, 28) */
   flatten?: boolean;
-  /** (x/255 - 0.1307) / 0.3081 (default), else x/255 */
+  /** (x/255 - 0.1307) / 0.3081 (default), else x/255, both in float32 arithmetic (see ByteImageDataset) */
   normalize?: boolean;
   /** only the first n samples */
   limit?: number;
 }
 
 /**
- * MNIST as a TensorDataset of float images and class indices.
+ * MNIST as a ByteImageDataset: the images' bytes (47 MB for the training split, not 188 as floats),
+ * normalised as each batch is gathered, and class indices.
  * @example const train = loadMnist({ train: true, flatten: true });
  * @throws {RangeError} naming the file when a file is missing, corrupt, or the images and labels disagree
  */
-export function loadMnist(options: MnistOptions = {}): TensorDataset {
+export function loadMnist(options: MnistOptions = {}): ByteImageDataset {
   const dir = options.dir ?? mnistDataDir(), prefix = options.train ?? true ? 'train' : 't10k';
   const imagesPath = join(dir, `${prefix}-images-idx3-ubyte`), labelsPath = join(dir, `${prefix}-labels-idx1-ubyte`);
   for (const p of [imagesPath, labelsPath])
@@ -49,25 +49,24 @@ export function loadMnist(options: MnistOptions = {}): TensorDataset {
   if (labels.shape.length !== 1 || labels.shape[0] !== images.shape[0])
     throw new RangeError(`loadMnist: ${labelsPath} has ${labels.shape[0]} labels for ${images.shape[0]} images`);
   const n = Math.min(images.shape[0], options.limit ?? Infinity), pixels = 784;
-  const x = new Float32Array(n * pixels);
-  const [scale, shift] = options.normalize ?? true ? [1 / (255 * MNIST_STD), -MNIST_MEAN / MNIST_STD] : [1 / 255, 0];
-  for (let i = 0; i < x.length; i++) x[i] = images.data[i] * scale + shift;
   const y = Int32Array.from(labels.data.subarray(0, n));
-  return new TensorDataset(new Tensor(x, options.flatten ? [n, pixels] : [n, 1, 28, 28]), y);
+  return new ByteImageDataset(images.data.subarray(0, n * pixels) as Uint8Array, options.flatten ? [pixels] : [1, 28, 28], y,
+    options.normalize ?? true ? { mean: [MNIST_MEAN], std: [MNIST_STD] } : { mean: [0], std: [1] });
 }
 
 const CIFAR_RECORD = 1 + 3072, CIFAR_FILE_BYTES = 10000 * CIFAR_RECORD;
 
 /**
  * CIFAR-10 (binary version) from dir: data_batch_1..5.bin (train) or test_batch.bin, each 10,000
- * records of 1 label byte and 3,072 pixel bytes (CHW), normalised per channel.
+ * records of 1 label byte and 3,072 pixel bytes (CHW), kept as bytes and normalised per channel as
+ * each batch is gathered (154 MB for the training split, not 614 as floats).
  * @example const test = loadCifar10('/data/cifar-10-batches-bin', { train: false });
  * @throws {RangeError} naming the file when a file is missing or not exactly 30,730,000 bytes
  */
-export function loadCifar10(dir: string, options: { train?: boolean; limit?: number } = {}): TensorDataset {
+export function loadCifar10(dir: string, options: { train?: boolean; limit?: number } = {}): ByteImageDataset {
   const files = options.train ?? true ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`) : ['test_batch.bin'];
   const total = Math.min(files.length * 10000, options.limit ?? Infinity);
-  const x = new Float32Array(total * 3072), y = new Int32Array(total);
+  const x = new Uint8Array(total * 3072), y = new Int32Array(total);
   let n = 0;
   for (const f of files) {
     if (n >= total) break;
@@ -84,10 +83,8 @@ export function loadCifar10(dir: string, options: { train?: boolean; limit?: num
       const o = r * CIFAR_RECORD;
       if (bytes[o] > 9) throw new RangeError(`loadCifar10: ${path} record ${r} has label ${bytes[o]}, not 0-9`);
       y[n] = bytes[o];
-      for (let c = 0; c < 3; c++)
-        for (let p = 0; p < 1024; p++)
-          x[n * 3072 + c * 1024 + p] = (bytes[o + 1 + c * 1024 + p] / 255 - CIFAR10_MEAN[c]) / CIFAR10_STD[c];
+      x.set(bytes.subarray(o + 1, o + CIFAR_RECORD), n * 3072);
     }
   }
-  return new TensorDataset(new Tensor(x, [total, 3, 32, 32]), y);
+  return new ByteImageDataset(x, [3, 32, 32], y, { mean: CIFAR10_MEAN, std: CIFAR10_STD });
 }

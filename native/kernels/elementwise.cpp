@@ -1,6 +1,6 @@
 // Elementwise maps, activations and their backward, and reductions, over n contiguous floats:
-// out, a, b, x, y, dx, dy are (n). max_rows: x is (R, K), max and argmax are (R). gather_rows: out
-// is (R, D), src (rows, D), indices (R).
+// out, a, b, x, y, dx, dy are (n). max_rows: x is (R, K), max and argmax are (R). gather_rows and
+// gather_bytes: out is (R, D), src (rows, D), indices (R).
 // Large arrays are split over the thread pool in contiguous chunks; each chunk runs full vectors
 // and one masked tail.
 #include "kernels.h"
@@ -11,6 +11,7 @@ namespace SG_NS {
 namespace {
 
 constexpr int64_t kGrain = 1 << 15;  // items per task: below this a second core does not pay
+constexpr int64_t kGatherAheadBytes = 32768;  // gather_bytes prefetches the rows this far ahead
 
 // out[i] = op(x[i]) as vectors
 template <class Op>
@@ -133,6 +134,37 @@ void gather_rows(float* out, const float* src, const int32_t* indices, int64_t R
         for (int64_t i = 0; i < D; i += kLineFloats) __builtin_prefetch(next + i);
       }
       std::memcpy(out + r * D, src + (int64_t)indices[r] * D, (size_t)D * sizeof(float));
+    }
+  });
+}
+
+// out (R, D) = (the bytes of row indices[r] of src - offset[c]) * scale[c], where a row is
+// `channels` planes of D / channels values and c is a value's plane: a batch of 8-bit images, kept
+// as bytes (a quarter of the memory and of the traffic of floats), normalised as it is gathered.
+// The difference and the product are each rounded to float (no FMA), so every ISA and the fallback
+// give the same bits. As in gather_rows, the rows ahead are prefetched: random rows are bound by
+// memory latency.
+void gather_bytes(float* out, const uint8_t* src, const int32_t* indices, int64_t R, int64_t D, const float* offset,
+                  const float* scale, int64_t channels) {
+  const int64_t plane = D / channels, ahead = imax(4, kGatherAheadBytes / D);
+  auto prefetch_row = [&](int64_t r) {
+    const uint8_t* row = src + (int64_t)indices[r] * D;
+    for (int64_t i = 0; i < D; i += kLineBytes) __builtin_prefetch(row + i);
+  };
+  parallel(R, imax(1, 8192 / D), [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < imin(r1, r0 + ahead); r++) prefetch_row(r);
+    for (int64_t r = r0; r < r1; r++) {
+      if (r + ahead < r1) prefetch_row(r + ahead);
+      const uint8_t* row = src + (int64_t)indices[r] * D;
+      for (int64_t c = 0; c < channels; c++) {
+        const uint8_t* in = row + c * plane;
+        float* y = out + r * D + c * plane;
+        const float off = offset[c], sc = scale[c];
+        const vf voff = vset1(off), vsc = vset1(sc);
+        int64_t i = 0;
+        for (; i + VL <= plane; i += VL) vstore(y + i, vmul(vsub(vload_u8(in + i), voff), vsc));
+        for (; i < plane; i++) y[i] = ((float)in[i] - off) * sc;
+      }
     }
   });
 }

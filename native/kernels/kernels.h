@@ -58,6 +58,10 @@ struct Kernels {
   void (*max_rows)(float* max, int32_t* argmax, const float* x, int64_t R, int64_t K);
   // out (R, D) = the rows indices[r] of src (rows of D floats); the indices are validated.
   void (*gather_rows)(float* out, const float* src, const int32_t* indices, int64_t R, int64_t D);
+  // out (R, D) = (the bytes of row indices[r] of src - offset[c]) * scale[c], c the value's plane of
+  // the row's `channels` equal planes, each operation rounded to float; the indices are validated.
+  void (*gather_bytes)(float* out, const uint8_t* src, const int32_t* indices, int64_t R, int64_t D,
+                       const float* offset, const float* scale, int64_t channels);
 
   // logits is (R, K), targets (R) in [0, K). losses (R) = logsumexp(row) - (1-ls)*row[t] - ls*mean(row)
   // with ls the label smoothing. dlogits (R, K) = dlosses[r] * (softmax(row) - (1-ls)*onehot(t) - ls/K).

@@ -74,6 +74,10 @@ static inline vf vleaky_grad(vf x, vf dy, vf slope) {
   return _mm512_mask_mul_ps(dy, neg, dy, slope);
 }
 static inline vf vload_tail(const float* p, int n) { return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p); }
+// VL bytes at p, each as a float
+static inline vf vload_u8(const uint8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
 static inline void vstore_tail(float* p, vf v, int n) { _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v); }
 // 2^n * x for integral-valued n
 static inline vf vscale2(vf x, vf n) { return _mm512_scalef_ps(x, n); }
@@ -118,6 +122,9 @@ static inline vf vleaky_grad(vf x, vf dy, vf slope) {
   return _mm256_blendv_ps(dy, _mm256_mul_ps(dy, slope), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LE_OQ));
 }
 static inline vf vload_tail(const float* p, int n) { return _mm256_maskload_ps(p, tail_mask(n)); }
+static inline vf vload_u8(const uint8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
 static inline void vstore_tail(float* p, vf v, int n) { _mm256_maskstore_ps(p, tail_mask(n), v); }
 static inline vf vscale2(vf x, vf n) {
   __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
@@ -156,6 +163,12 @@ static inline vf vselect_pos(vf a, vf b) { return _mm_and_ps(_mm_cmpgt_ps(a, _mm
 static inline vf vleaky(vf a, vf slope) { return blendv(a, _mm_mul_ps(a, slope), _mm_cmple_ps(a, _mm_setzero_ps())); }
 static inline vf vleaky_grad(vf x, vf dy, vf slope) {
   return blendv(dy, _mm_mul_ps(dy, slope), _mm_cmple_ps(x, _mm_setzero_ps()));
+}
+static inline vf vload_u8(const uint8_t* p) {
+  int32_t four;
+  std::memcpy(&four, p, sizeof four);
+  const __m128i zero = _mm_setzero_si128();
+  return _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(four), zero), zero));
 }
 static inline vf vload_tail(const float* p, int n) {
   float t[4] = {0, 0, 0, 0};
@@ -200,6 +213,7 @@ static inline vf vselect_pos(vf a, vf b) { SG_LANES(a.v[i] > 0.0f ? b.v[i] : 0.0
 static inline vf vleaky(vf a, vf s) { SG_LANES(a.v[i] <= 0.0f ? a.v[i] * s.v[i] : a.v[i]); }
 static inline vf vleaky_grad(vf x, vf dy, vf s) { SG_LANES(x.v[i] <= 0.0f ? dy.v[i] * s.v[i] : dy.v[i]); }
 static inline vf vload_tail(const float* p, int n) { SG_LANES(i < n ? p[i] : 0.0f); }
+static inline vf vload_u8(const uint8_t* p) { SG_LANES((float)p[i]); }
 static inline void vstore_tail(float* p, vf a, int n) { for (int i = 0; i < n; i++) p[i] = a.v[i]; }
 static inline vf vscale2(vf x, vf n) { SG_LANES(std::ldexp(x.v[i], (int)n.v[i])); }
 static inline vf vround(vf x) { SG_LANES(std::nearbyint(x.v[i])); }
@@ -303,7 +317,8 @@ static inline void stream_fence() {
 #endif
 }
 constexpr int64_t kStreamBytes = (int64_t)8 << 20;  // outputs from this size on are streamed
-constexpr int64_t kLineFloats = 64 / (int64_t)sizeof(float);  // floats in a 64-byte cache line
+constexpr int64_t kLineBytes = 64;  // a cache line
+constexpr int64_t kLineFloats = kLineBytes / (int64_t)sizeof(float);
 
 // out[i : i+lanes] = value(i, lanes) over [0, n) in vectors (masked at the end of a range). With
 // stream, the whole 64-byte lines in the middle are written non-temporally and the partial lines at

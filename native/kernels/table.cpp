@@ -29,6 +29,7 @@ double sum(const float*, int64_t);
 double sum_squares(const float*, int64_t);
 void max_rows(float*, int32_t*, const float*, int64_t, int64_t);
 void gather_rows(float*, const float*, const int32_t*, int64_t, int64_t);
+void gather_bytes(float*, const uint8_t*, const int32_t*, int64_t, int64_t, const float*, const float*, int64_t);
 void softmax_xent_forward(float*, const float*, const int32_t*, int64_t, int64_t, float);
 void softmax_xent_backward(float*, const float*, const int32_t*, const float*, int64_t, int64_t, float);
 void sgd_step(float*, float*, const float*, int64_t, float, float, float, float, bool, bool);
@@ -54,7 +55,7 @@ extern const Kernels table = {
     add,                 mul,            scale,                   axpy,                   relu,
     relu_backward,       leaky_relu,     leaky_relu_backward,     sigmoid,                sigmoid_backward,
     tanh,                tanh_backward,  sum,                     sum_squares,            max_rows,
-    gather_rows,
+    gather_rows,         gather_bytes,
     softmax_xent_forward, softmax_xent_backward, sgd_step,        adam_step,              im2col,
     col2im,              conv_output,    conv_output_backward,
     max_pool2d,          max_pool2d_backward,     fma_peak,       triad,

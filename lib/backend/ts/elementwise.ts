@@ -76,6 +76,19 @@ export function sumSquares(x: Float32Array): number {
 export function gatherRows(out: Float32Array, src: Float32Array, indices: Int32Array, R: number, D: number): void {
   for (let r = 0; r < R; r++) out.set(src.subarray(indices[r] * D, (indices[r] + 1) * D), r * D);
 }
+/** (byte - offset) then * scale, each rounded to float32 as the native kernel does (no FMA). */
+export function gatherBytes(out: Float32Array, src: Uint8Array, indices: Int32Array, R: number, D: number,
+  offset: Float32Array, scale: Float32Array): void {
+  const plane = D / offset.length;
+  for (let r = 0; r < R; r++) {
+    const row = indices[r] * D;
+    for (let c = 0; c < offset.length; c++) {
+      const off = offset[c], sc = scale[c], o = r * D + c * plane, s = row + c * plane;
+      // a product of two floats is exact in double, so storing it rounds once, as float arithmetic does
+      for (let i = 0; i < plane; i++) out[o + i] = Math.fround(src[s + i] - off) * sc;
+    }
+  }
+}
 export function maxRows(max: Float32Array, argmax: Int32Array, x: Float32Array, R: number, K: number): void {
   for (let r = 0; r < R; r++) {
     const o = r * K;

@@ -159,6 +159,19 @@ export const tsBackend: Backend = {
     checkRowIndices(a, indices, R, Math.floor(src.length / D));
     ew.gatherRows(out, src, indices, R, D);
   },
+  gatherBytes(...args: Args3<Backend['gatherBytes']>) {
+    const a = new Args('gatherBytes', args, 7);
+    const R = a.size(3, 'R'), D = a.size(4, 'D', 1);
+    const out = a.f32(0, 'out', R * D), src = a.u8(1, 'src', a.u8Length(1, 'src')), indices = a.i32(2, 'indices', R);
+    a.f32(5, 'offset', 1, true);
+    const channels = a.length(5, 'offset');
+    const offset = a.f32(5, 'offset', channels), scale = a.f32(6, 'scale', channels);
+    if (D % channels !== 0)
+      a.rangeError(`expected D to be a multiple of the channels (the length of offset) but received D = ${D} for ${channels} channels`);
+    a.noOverlap(0, 'out', 1, 'src');
+    checkRowIndices(a, indices, R, Math.floor(src.length / D));
+    ew.gatherBytes(out, src, indices, R, D, offset, scale);
+  },
 
   softmaxCrossEntropy(...args: Args3<Backend['softmaxCrossEntropy']>) {
     const a = new Args('softmaxCrossEntropy', args, 6);
