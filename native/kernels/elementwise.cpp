@@ -122,6 +122,11 @@ void max_rows(float* max, int32_t* argmax, const float* x, int64_t R, int64_t K)
   });
 }
 
+// every line of bytes [p, p + bytes), ahead of a gather's copy of it
+inline void prefetch_lines(const void* p, int64_t bytes) {
+  for (int64_t i = 0; i < bytes; i += kLineBytes) __builtin_prefetch(static_cast<const char*>(p) + i);
+}
+
 // out (R, D) = the rows indices[r] of src. A batch of random dataset rows is bound by memory
 // latency (each row on pages of its own), so the rows a few ahead are prefetched while one is copied,
 // and the rows are split over the threads.
@@ -129,10 +134,7 @@ void gather_rows(float* out, const float* src, const int32_t* indices, int64_t R
   constexpr int64_t kAhead = 4;
   parallel(R, imax(1, 8192 / D), [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; r++) {
-      if (r + kAhead < r1) {
-        const float* next = src + (int64_t)indices[r + kAhead] * D;
-        for (int64_t i = 0; i < D; i += kLineFloats) __builtin_prefetch(next + i);
-      }
+      if (r + kAhead < r1) prefetch_lines(src + (int64_t)indices[r + kAhead] * D, D * (int64_t)sizeof(float));
       std::memcpy(out + r * D, src + (int64_t)indices[r] * D, (size_t)D * sizeof(float));
     }
   });
@@ -147,10 +149,7 @@ void gather_rows(float* out, const float* src, const int32_t* indices, int64_t R
 void gather_bytes(float* out, const uint8_t* src, const int32_t* indices, int64_t R, int64_t D, const float* offset,
                   const float* scale, int64_t channels) {
   const int64_t plane = D / channels, ahead = imax(4, kGatherAheadBytes / D);
-  auto prefetch_row = [&](int64_t r) {
-    const uint8_t* row = src + (int64_t)indices[r] * D;
-    for (int64_t i = 0; i < D; i += kLineBytes) __builtin_prefetch(row + i);
-  };
+  auto prefetch_row = [&](int64_t r) { prefetch_lines(src + (int64_t)indices[r] * D, D); };
   parallel(R, imax(1, 8192 / D), [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < imin(r1, r0 + ahead); r++) prefetch_row(r);
     for (int64_t r = r0; r < r1; r++) {
