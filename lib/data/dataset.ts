@@ -17,18 +17,15 @@ export interface Dataset {
 }
 
 /**
- * Samples as rows of one input tensor with one class index each.
- * @example const ds = new TensorDataset(tensor(images, [n, 784]), labels);
- * @throws {RangeError} when the counts differ
+ * Samples of one shape, stored as rows, with one class index each: a batch is one kernel call that
+ * gathers the rows (random rows of a large dataset are latency-bound, and the kernels prefetch
+ * ahead) and the targets picked alongside.
  */
-export class TensorDataset implements Dataset {
-  private readonly rowSize: number;
-  constructor(readonly inputs: Tensor, readonly targets: Int32Array) {
-    if (!(inputs instanceof Tensor) || inputs.ndim < 1) throw new TypeError('TensorDataset: expected inputs to be a Tensor with a batch dimension');
-    if (!(targets instanceof Int32Array)) throw new TypeError('TensorDataset: expected targets to be an Int32Array of class indices');
-    if (targets.length !== inputs.shape[0])
-      throw new RangeError(`TensorDataset: inputs of shape ${fmt(inputs.shape)} hold ${inputs.shape[0]} samples but there are ${targets.length} targets`);
-    this.rowSize = inputs.size / Math.max(inputs.shape[0], 1);
+abstract class RowDataset implements Dataset {
+  /** values per sample */
+  protected readonly rowSize: number;
+  protected constructor(readonly targets: Int32Array, readonly sampleShape: readonly number[]) {
+    this.rowSize = sampleShape.reduce((p, d) => p * d, 1);
   }
   get length(): number {
     return this.targets.length;
@@ -38,16 +35,35 @@ export class TensorDataset implements Dataset {
   }
   batchInto(indices: ArrayLike<number>, x: Float32Array, y: Int32Array): [Tensor, Int32Array] {
     const n = indices.length, at = indices instanceof Int32Array ? indices : Int32Array.from(indices);
-    // one kernel: random rows of a large dataset are latency-bound, and it prefetches ahead
-    if (this.rowSize > 0) backend().gatherRows(x, this.inputs.data, at, n, this.rowSize);
+    if (this.rowSize > 0) this.gatherRows(x, at, n);
     for (let i = 0; i < n; i++) y[i] = this.targets[at[i]];
-    return [new Tensor(x, [n, ...this.inputs.shape.slice(1)]), y];
+    return [new Tensor(x, [n, ...this.sampleShape]), y];
+  }
+  /** x (n, rowSize) = the rows at[0..n) as floats */
+  protected abstract gatherRows(x: Float32Array, at: Int32Array, n: number): void;
+}
+
+/**
+ * Samples as rows of one input tensor with one class index each.
+ * @example const ds = new TensorDataset(tensor(images, [n, 784]), labels);
+ * @throws {RangeError} when the counts differ
+ */
+export class TensorDataset extends RowDataset {
+  constructor(readonly inputs: Tensor, targets: Int32Array) {
+    if (!(inputs instanceof Tensor) || inputs.ndim < 1) throw new TypeError('TensorDataset: expected inputs to be a Tensor with a batch dimension');
+    if (!(targets instanceof Int32Array)) throw new TypeError('TensorDataset: expected targets to be an Int32Array of class indices');
+    if (targets.length !== inputs.shape[0])
+      throw new RangeError(`TensorDataset: inputs of shape ${fmt(inputs.shape)} hold ${inputs.shape[0]} samples but there are ${targets.length} targets`);
+    super(targets, inputs.shape.slice(1));
+  }
+  protected gatherRows(x: Float32Array, at: Int32Array, n: number): void {
+    backend().gatherRows(x, this.inputs.data, at, n, this.rowSize);
   }
   /** The first n samples (a view, no copy). */
   slice(n: number): TensorDataset {
     const m = Math.min(n, this.length);
     return new TensorDataset(
-      new Tensor(this.inputs.data.subarray(0, m * this.rowSize), [m, ...this.inputs.shape.slice(1)]), this.targets.subarray(0, m));
+      new Tensor(this.inputs.data.subarray(0, m * this.rowSize), [m, ...this.sampleShape]), this.targets.subarray(0, m));
   }
 }
 
@@ -68,21 +84,20 @@ export interface ByteNormalization {
  * @throws {TypeError} when images is not a Uint8Array or targets not an Int32Array
  * @throws {RangeError} when the sample shape, the byte count or the normalisation does not fit
  */
-export class ByteImageDataset implements Dataset {
+export class ByteImageDataset extends RowDataset {
   /** per channel: 255*mean and 1/(255*std), as float32 */
   readonly offset: Float32Array;
   readonly scale: Float32Array;
-  private readonly sampleSize: number;
-  constructor(readonly images: Uint8Array, readonly sampleShape: readonly number[], readonly targets: Int32Array,
+  constructor(readonly images: Uint8Array, sampleShape: readonly number[], targets: Int32Array,
     readonly normalize: ByteNormalization = { mean: [0], std: [1] }) {
     const name = 'ByteImageDataset';
     if (!(images instanceof Uint8Array)) throw new TypeError(`${name}: expected images to be a Uint8Array but received ${describe(images)}`);
     if (!(targets instanceof Int32Array)) throw new TypeError(`${name}: expected targets to be an Int32Array of class indices but received ${describe(targets)}`);
     if (!Array.isArray(sampleShape) || sampleShape.length === 0 || !sampleShape.every((d) => Number.isInteger(d) && d > 0))
       throw new RangeError(`${name}: expected sampleShape to be a non-empty array of positive integers but received ${JSON.stringify(sampleShape)}`);
-    this.sampleSize = sampleShape.reduce((p, d) => p * d, 1);
-    if (images.length !== targets.length * this.sampleSize)
-      throw new RangeError(`${name}: ${targets.length} targets need ${targets.length * this.sampleSize} bytes of images of shape ` +
+    const sampleSize = sampleShape.reduce((p, d) => p * d, 1);
+    if (images.length !== targets.length * sampleSize)
+      throw new RangeError(`${name}: ${targets.length} targets need ${targets.length * sampleSize} bytes of images of shape ` +
         `${fmt(sampleShape)} but there are ${images.length}`);
     const { mean, std } = normalize, channels = sampleShape[0];
     if (!Array.isArray(mean) || !Array.isArray(std) || mean.length !== std.length || (mean.length !== 1 && mean.length !== channels))
@@ -90,20 +105,12 @@ export class ByteImageDataset implements Dataset {
         `${JSON.stringify(mean)} and ${JSON.stringify(std)}`);
     if (!mean.every(Number.isFinite) || !std.every((v) => Number.isFinite(v) && v > 0))
       throw new RangeError(`${name}: expected finite means and positive finite stds but received mean ${JSON.stringify(mean)}, std ${JSON.stringify(std)}`);
+    super(targets, sampleShape);
     this.offset = Float32Array.from(mean, (m) => 255 * m);
     this.scale = Float32Array.from(std, (v) => 1 / (255 * v));
   }
-  get length(): number {
-    return this.targets.length;
-  }
-  batch(indices: ArrayLike<number>): [Tensor, Int32Array] {
-    return this.batchInto(indices, new Float32Array(indices.length * this.sampleSize), new Int32Array(indices.length));
-  }
-  batchInto(indices: ArrayLike<number>, x: Float32Array, y: Int32Array): [Tensor, Int32Array] {
-    const n = indices.length, at = indices instanceof Int32Array ? indices : Int32Array.from(indices);
-    backend().gatherBytes(x, this.images, at, n, this.sampleSize, this.offset, this.scale);
-    for (let i = 0; i < n; i++) y[i] = this.targets[at[i]];
-    return [new Tensor(x, [n, ...this.sampleShape]), y];
+  protected gatherRows(x: Float32Array, at: Int32Array, n: number): void {
+    backend().gatherBytes(x, this.images, at, n, this.rowSize, this.offset, this.scale);
   }
   /** Every sample as one float tensor (length, ...sampleShape), made by each call: four times the bytes. */
   toTensor(): Tensor {
@@ -112,7 +119,7 @@ export class ByteImageDataset implements Dataset {
   /** The first n samples (a view of the same bytes, no copy). */
   slice(n: number): ByteImageDataset {
     const m = Math.min(n, this.length);
-    return new ByteImageDataset(this.images.subarray(0, m * this.sampleSize), this.sampleShape, this.targets.subarray(0, m),
+    return new ByteImageDataset(this.images.subarray(0, m * this.rowSize), this.sampleShape, this.targets.subarray(0, m),
       this.normalize);
   }
 }
