@@ -39,7 +39,10 @@ inline int64_t channel_grain(int64_t per_channel) { return imax(1, 32768 / imax(
 // which misses the TLB). The first pass over a channel (its sums) therefore prefetches the plane
 // kPlanesAhead ahead: at (64, 64, 32, 32) on one thread, forward 2.8 -> 2.0 ms and backward
 // 4.4 -> 3.7 ms (1, 3 and 4 ahead measured the same as 2). The second pass (output, dx) re-reads
-// the channel and gained nothing from prefetching.
+// the channel and gained nothing from prefetching; it walks the planes last first instead, so it
+// starts on those the first pass left in L2 (a channel's planes are a multiple of 64 KiB apart
+// when C*S is, all in the same L2 sets, so only the last few stay): (64, 64, 32, 32) train
+// forward+backward 4.46-4.56 -> 4.09-4.15 ms on one thread, 2.45-2.48 -> 2.35-2.39 on two.
 constexpr int64_t kPlanesAhead = 2;
 
 // sum(x - k) and sum((x - k)^2) over a run, in one pass. Shifting by k, a value of the channel,
@@ -374,7 +377,8 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
         finish_channels(1, &k, &s1, &s2, M, eps, momentum, weight ? weight + c : nullptr, bias ? bias + c : nullptr,
                         save_mean + c, save_invstd + c, running_mean ? running_mean + c : nullptr,
                         running_var ? running_var + c : nullptr, &a, &b);
-        for (int64_t n = 0; n < N; n++) affine_run(y + (n * C + c) * S, x + (n * C + c) * S, S, a, b, relu, stream);
+        for (int64_t n = N - 1; n >= 0; n--)  // last plane first (see kPlanesAhead)
+          affine_run(y + (n * C + c) * S, x + (n * C + c) * S, S, a, b, relu, stream);
       }
       if (stream) stream_fence();
     });
@@ -458,7 +462,7 @@ void backward(float* dx, float* dweight, float* dbias, const float* dy, const fl
         grad_coefficients(1, &sum_dy, &dot, invstd + c, weight ? weight + c : nullptr, M, train,
                           dweight ? dweight + c : nullptr, dbias ? dbias + c : nullptr, &gm, &k, &sc);
         if (dx)
-          for (int64_t n = 0; n < N; n++) {
+          for (int64_t n = N - 1; n >= 0; n--) {  // last plane first (see kPlanesAhead)
             const int64_t off = (n * C + c) * S;
             dx_run<kMasked>(dx + off, dy + off, x + off, kMasked ? y + off : nullptr, S, mean[c], gm, k, sc, train,
                             stream);
