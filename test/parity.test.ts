@@ -112,6 +112,43 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
     });
   });
 
+  // Streamed outputs (8 MiB and more) a few bytes ahead of their inputs modulo 4 KiB are written
+  // from the end down (simd.h, write_run): here the arrays are carved from one buffer so that each
+  // output is 16-76 bytes ahead of every array it reads, whatever the buffer's own address.
+  it.each([1, 2])('batchnorm on streamed outputs just ahead of their inputs (walked down), relu %#', (variant) => {
+    const relu = variant === 2;
+    withIsa(isa, () => {
+      const rng = new Rng(11 + variant);
+      for (const [N, C, S] of [[16, 3, 45001], [40000, 8, 7], [2100, 1031, 1]]) {
+        const n = N * C * S, stride = Math.ceil((n + 64) / 1024) * 1024; // 4 KiB apart, plus the offsets
+        const offsets = { x: 0, dy: 1, y: 4, dx: 12, ye: 16, dxe: 19 }; // floats past a multiple of 4 KiB
+        const w = rng.f32(C), bias = rng.f32(C), x0 = rng.f32(n, 2, 1), dy0 = rng.f32(n);
+        const rm0 = rng.f32(C), rv0 = Float32Array.from(rng.f32(C), (v) => Math.abs(v) + 0.5);
+        const [rn, rt] = both((b) => {
+          const buffer = new Float32Array(6 * stride);
+          const at = (k: number, key: keyof typeof offsets) => buffer.subarray(k * stride + offsets[key], k * stride + offsets[key] + n);
+          const x = at(0, 'x'), dy = at(1, 'dy'), y = at(2, 'y'), dx = at(3, 'dx'), ye = at(4, 'ye'), dxe = at(5, 'dxe');
+          x.set(x0);
+          dy.set(dy0);
+          const mean = new Float32Array(C), invstd = new Float32Array(C), rm = copy(rm0), rv = copy(rv0);
+          b.batchnormForwardTrain(y, mean, invstd, rm, rv, x, w, bias, N, C, S, 1e-5, 0.1, relu);
+          const dw = new Float32Array(C), db = new Float32Array(C);
+          b.batchnormBackward(dx, dw, db, dy, x, mean, invstd, w, relu ? y : null, N, C, S, true);
+          b.batchnormForwardEval(ye, x, rm, rv, w, bias, N, C, S, 1e-5, relu);
+          const invRun = Float32Array.from(rv, (v) => 1 / Math.sqrt(v + 1e-5));
+          b.batchnormBackward(dxe, null, null, dy, x, rm, invRun, w, relu ? ye : null, N, C, S, false);
+          return { y: copy(y), mean, invstd, dx: copy(dx), dw, db, ye: copy(ye), dxe: copy(dxe) };
+        });
+        const dxScale = maxAbs(dy0) * maxAbs(rt.invstd) * maxAbs(w);
+        for (const key of Object.keys(rn) as (keyof typeof rn)[]) {
+          const atol = key === 'dx' || key === 'dxe' ? 0.01 * dxScale : undefined;
+          const err = maxError(rn[key], rt[key], atol);
+          if (err > 1e-4) expect.fail(`N=${N} C=${C} S=${S} ${key}: error ${err}`);
+        }
+      }
+    });
+  });
+
   it('elementwise maps, activations and their backward', () => {
     withIsa(isa, () => {
       const rng = new Rng(5);

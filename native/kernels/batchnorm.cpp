@@ -81,7 +81,7 @@ void shifted_sums_run(const float* x, int64_t n, float k, double& s1, double& s2
 
 // y (C) = x (C) * a (C) + b (C) (then max(0, .) when relu): one row of the (N, C) layout
 void write_affine_row(float* y, const float* x, const float* a, const float* b, int64_t C, bool relu, bool stream) {
-  write_run(y, C, stream, [=](int64_t c, int64_t lanes) {
+  write_run(y, C, stream, {x, a, b}, [=](int64_t c, int64_t lanes) {
     const vf r = vfma(vload_n(x + c, lanes), vload_n(a + c, lanes), vload_n(b + c, lanes));
     return relu ? vmax(vzero(), r) : r;
   });
@@ -90,7 +90,7 @@ void write_affine_row(float* y, const float* x, const float* a, const float* b, 
 // y = x*a + b (then max(0, .) when relu) over a run; stream: non-temporal stores (see simd.h)
 void affine_run(float* y, const float* x, int64_t n, float a, float b, bool relu, bool stream) {
   const vf va = vset1(a), vb = vset1(b), zero = vzero();
-  write_run(y, n, stream, [&](int64_t i, int64_t lanes) {
+  write_run(y, n, stream, {x}, [&](int64_t i, int64_t lanes) {
     const vf r = vfma(vload_n(x + i, lanes), va, vb);
     return relu ? vmax(zero, r) : r;
   });
@@ -100,14 +100,22 @@ void affine_run(float* y, const float* x, int64_t n, float a, float b, bool relu
 // relu) over every plane of (N, C, S), or every row of (N, C) when S = 1
 void write_affine(float* y, const float* x, const float* a, const float* b, int64_t N, int64_t C, int64_t S, bool relu,
                   bool stream) {
+  // when each run is walked down (simd.h), so are the runs: one descending stream for the prefetchers
+  const bool down = stream && walk_down(y, {x});
   if (S > 1)
     parallel(N * C, channel_grain(S), [&](int64_t p0, int64_t p1, int) {
-      for (int64_t p = p0; p < p1; p++) affine_run(y + p * S, x + p * S, S, a[p % C], b[p % C], relu, stream);
+      for (int64_t q = p0; q < p1; q++) {
+        const int64_t p = down ? p0 + p1 - 1 - q : q;
+        affine_run(y + p * S, x + p * S, S, a[p % C], b[p % C], relu, stream);
+      }
       if (stream) stream_fence();
     });
   else
     parallel(N, channel_grain(C), [=](int64_t n0, int64_t n1, int) {
-      for (int64_t n = n0; n < n1; n++) write_affine_row(y + n * C, x + n * C, a, b, C, relu, stream);
+      for (int64_t q = n0; q < n1; q++) {
+        const int64_t n = down ? n0 + n1 - 1 - q : q;
+        write_affine_row(y + n * C, x + n * C, a, b, C, relu, stream);
+      }
       if (stream) stream_fence();
     });
 }
@@ -152,7 +160,7 @@ template <bool kMasked>
 void dx_run(float* dx, const float* dy, const float* x, const float* y, int64_t n, float m, float gm, float k, float sc,
             bool train, bool stream) {
   const vf vm = vset1(m), vgm = vset1(gm), vk = vset1(k), vsc = vset1(sc);
-  write_run(dx, n, stream, [&](int64_t i, int64_t lanes) {
+  write_run(dx, n, stream, {dy, train ? x : nullptr, kMasked ? y : nullptr}, [&](int64_t i, int64_t lanes) {
     const vf g = grad_n<kMasked>(dy + i, kMasked ? y + i : nullptr, lanes);
     return train ? vmul(vsub(vsub(g, vgm), vmul(vsub(vload_n(x + i, lanes), vm), vk)), vsc) : vmul(g, vsc);
   });
@@ -498,7 +506,7 @@ void backward(float* dx, float* dweight, float* dbias, const float* dy, const fl
   parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {
     for (int64_t n = n0; n < n1; n++) {
       const Rows r = rows_at(n);
-      write_run(dx + n * C, C, stream, [=](int64_t c, int64_t lanes) {
+      write_run(dx + n * C, C, stream, {r.dy, r.x, kMasked ? r.y : nullptr, sc, m, gm, k}, [=](int64_t c, int64_t lanes) {
         const vf g = grad_n<kMasked>(r.dy + c, kMasked ? r.y + c : nullptr, lanes), vsc = vload_n(sc + c, lanes);
         const vf centered = vsub(vload_n(r.x + c, lanes), vload_n(m + c, lanes));
         return train ? vmul(vsub(vsub(g, vload_n(gm + c, lanes)), vmul(centered, vload_n(k + c, lanes))), vsc)

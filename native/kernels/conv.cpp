@@ -170,9 +170,9 @@ void conv_output(float* y, const float* out, const float* bias, int64_t N, int64
       for (int64_t n = 0; n < N; n++) {
         const float* src = out + (o * N + n) * P;
         if (bias)
-          write_run(y + (n * OC + o) * P, P, stream, [&](int64_t i, int64_t lanes) { return vadd(vload_n(src + i, lanes), b); });
+          write_run(y + (n * OC + o) * P, P, stream, {src}, [&](int64_t i, int64_t lanes) { return vadd(vload_n(src + i, lanes), b); });
         else
-          write_run(y + (n * OC + o) * P, P, stream, [&](int64_t i, int64_t lanes) { return vload_n(src + i, lanes); });
+          write_run(y + (n * OC + o) * P, P, stream, {src}, [&](int64_t i, int64_t lanes) { return vload_n(src + i, lanes); });
       }
     }
     if (stream) stream_fence();  // each task's own streamed stores, before the pool's join (simd.h)
@@ -190,7 +190,8 @@ void conv_output_backward(float* gT, float* dbias, const float* g, int64_t N, in
         // float lanes flushed to double every 1024 values, as sum() does
         for (int64_t blk = 0; blk < P; blk += 1024) {
           vf lanes_sum = vzero();
-          write_run(dst + blk, imin(1024, P - blk), stream, [&](int64_t i, int64_t lanes) {
+          // no reads named: the lane sums add in index order, so this run never walks down
+          write_run(dst + blk, imin(1024, P - blk), stream, {}, [&](int64_t i, int64_t lanes) {
             const vf v = vload_n(src + blk + i, lanes);
             lanes_sum = vadd(lanes_sum, v);
             return v;
