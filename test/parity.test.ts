@@ -114,7 +114,9 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
 
   // Streamed outputs (8 MiB and more) a few bytes ahead of their inputs modulo 4 KiB are written
   // from the end down (simd.h, write_run): here the arrays are carved from one buffer so that each
-  // output is 16-76 bytes ahead of every array it reads, whatever the buffer's own address.
+  // output is 12-72 bytes ahead of every array of the test it reads, whatever the buffer's own
+  // address. (The (N, C) rows also read the kernel's own per-channel buffers, so whether those rows
+  // walk down depends on where the buffers are; the (N, C, S) shapes always do.)
   it.each([1, 2])('batchnorm on streamed outputs just ahead of their inputs (walked down), relu %#', (variant) => {
     const relu = variant === 2;
     withIsa(isa, () => {
