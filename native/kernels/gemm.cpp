@@ -415,9 +415,10 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
   bool par = threads > 1 && (double)M * (double)N * (double)K >= 262144.0;
   if (M == 1) return sgemm_row(C, A, B, N, K, trans_a, trans_b, alpha, beta, lda, ldb, par);
   if (use_dots(trans_a, trans_b, N, K)) return sgemm_dots(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, par);
-  // K in equal blocks of at most KC: 784 as 3 x 262, not 2 x 384 + 16 (a last pass over C for
-  // almost no work); rounded up to 8, so that packing transposes whole 8 x 8 blocks (with KC 192,
-  // 784 as 4 x 160 + 144 rather than 5 x 157, which left 5 rows of every B^T panel to a scalar loop)
+  // K in blocks of at most KC, equal but for rounding up to 8: with AVX2's KC 384, 784 as 264 +
+  // 264 + 256, not 2 x 384 + 16 (a last pass over C for almost no work). The 8 lets packing
+  // transpose whole 8 x 8 blocks: with KC 192, 784 as 4 x 160 + 144 rather than 5 x 157 left 5 rows
+  // of every B^T panel to a scalar loop.
   const int64_t k_blocks = (K + KC - 1) / KC;
   const int64_t kc_step = imin(KC, ((K + k_blocks - 1) / k_blocks + 7) / 8 * 8);
   // One row block (a training batch) is split by columns when there are panels for every thread;
