@@ -8,8 +8,8 @@
 // there, so the microkernel only ever sees full panels and masks its store.
 // Threads: the row blocks are claimed one at a time by the free thread, sharing each packed B block;
 // a product with one row block (a training batch) packs op(A) once and hands out its columns in
-// chunks instead, each thread packing the panels of the chunks it claims (by rows into smaller
-// blocks when there are fewer column panels than threads). One thread goes by column chunks too when
+// chunks instead, a contiguous run of them to each thread, which packs their panels (by rows into
+// smaller blocks when there are fewer column panels than threads). One thread goes by column chunks too when
 // B is transposed. One-row products are not packed at all, nor are narrow A . B^T products (dot
 // products along K; see sgemm_dots).
 #include <cstdlib>
@@ -26,10 +26,12 @@ namespace {
 // MR x (NV vectors) accumulators: 24 of 32 zmm on AVX-512, 12 of 16 ymm on AVX2, 8 of 16 xmm on SSE2.
 // AVX-512 as 8 x 48 rather than 12 x 32: a step of k loads 11 values for its 24 FMAs, not 14. On a
 // Xeon with two 512-bit FMA pipes (peak 232-240 GFLOP/s a core) the k loop alone ran the same either
-// way (185-207 GFLOP/s from L1), but in sgemm on one thread 1024^3 and 2048^3 went 147-161 -> 156-167
-// GFLOP/s and the seed model's three products 6-10% faster.
-// KC keeps a B micro-panel (KC x NR floats) near half of a 48 KiB L1, MC*KC of packed A near half of
-// a 1 MiB L2, NC*KC of packed B in L3.
+// way (185-207 GFLOP/s from L1), but in sgemm on one thread, four alternating pairs, 1024^3 went
+// 153-162 -> 157-167 GFLOP/s, 2048^3 147-156 -> 156-163, and the seed model's forward and input
+// gradient products 7-12% faster.
+// KC keeps a B micro-panel (KC x NR floats) near half of a 48 KiB L1 (AVX-512's, 36 KiB, three
+// quarters of it: KC 128 and 256 measured the same), MC*KC of packed A near half of a 1 MiB L2,
+// NC*KC of packed B in L3.
 #if SG_ISA_AVX512
 constexpr int MR = 8, NV = 3;
 constexpr int64_t KC = 192, MC = 480, NC = 3072;
@@ -41,6 +43,8 @@ constexpr int MR = 4, NV = 2;
 constexpr int64_t KC = 256, MC = 128, NC = 2048;
 #endif
 constexpr int NR = NV * VL;
+// a packed (KC, NC) block holds whole panels: NC 1024 with NR 48 wrote past it
+static_assert(NC % NR == 0, "NC must be a multiple of NR");
 // One row block split by columns: K blocks of op(A) packed at once, and B panels per column chunk
 constexpr int64_t kSharedKBlocks = 16, kChunkPanels = 4;
 
@@ -441,10 +445,15 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
 
   if (split_columns) {
     // One row block (a training batch): op(A) is packed once, K block by K block, into a buffer all
-    // threads read; then the columns go out in chunks of a few panels, each claimed by the next free
-    // thread, which packs the chunk's B panels and runs all of K for its columns. Two hand-offs a
-    // product, and a thread slowed down by another process does fewer chunks. (K past
-    // kSharedKBlocks blocks goes in rounds.)
+    // threads read; then the columns go out in chunks of a few panels, one contiguous run of chunks
+    // per thread, which packs each chunk's B panels and runs all of K for its columns. Two hand-offs
+    // a product. The runs, rather than chunks claimed one at a time by whichever thread is free:
+    // with x . W^T, each thread then reads the rows of W that the optimizer's step (its halves of
+    // the weight, parallel) and the weight gradient's row blocks wrote on its own core. The seed
+    // model's forward product, weight gradient, sums of squares and SGD step in a loop on two
+    // threads: forward 219-221 -> 211-212 us, SGD 49-51 -> 43-44 (best), the weight gradient
+    // 207-215 -> 199-200 (average); a whole epoch 2-7% faster. (K past kSharedKBlocks blocks goes
+    // in rounds.)
     const int64_t m_pad = (M + MR - 1) / MR * MR, kblocks = (K + kc_step - 1) / kc_step;
     const int64_t round = imin(kblocks, kSharedKBlocks);
     ws.ensure_shared(m_pad * kc_step * round);
@@ -478,7 +487,7 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
       };
       if (par) {
         parallel_items(q1 - q0, pack_shared);
-        parallel_items(chunks, run_chunks);
+        parallel(chunks, 1, run_chunks);
       } else {
         pack_shared(0, q1 - q0, 0);
         run_chunks(0, chunks, 0);
