@@ -9,9 +9,9 @@
 // Threads: the row blocks are claimed one at a time by the free thread, sharing each packed B block;
 // a product with one row block (a training batch) packs op(A) once and hands out its columns in
 // chunks instead, a contiguous run of them to each thread, which packs their panels (by rows into
-// smaller blocks when there are fewer column panels than threads). One thread goes by column chunks too when
-// B is transposed. One-row products are not packed at all, nor are narrow A . B^T products (dot
-// products along K; see sgemm_dots).
+// smaller blocks when there are fewer column panels than threads). One thread goes by column chunks
+// too when B is transposed. One-row products are not packed at all, nor are narrow A . B^T products
+// (dot products along K; see sgemm_dots).
 #include <cstdlib>
 #include <new>
 #include <type_traits>
