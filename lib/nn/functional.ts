@@ -5,7 +5,7 @@
  */
 import { backend } from '../backend/index.js';
 import { describe } from '../backend/validate.js';
-import { fmt, gradScratch, gradTarget, mean, pow, record, sizeOf, sub, sum, Tensor } from '../tensor.js';
+import { fmt, gradScratch, gradTarget, mean, pow, record, sizeOf, sub, sum, Tensor, uninitialized } from '../tensor.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -26,7 +26,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   if (x.ndim !== 2 || x.shape[1] !== inF)
     throw new RangeError(`linear: expected input of shape [N, ${inF}] but received ${fmt(x.shape)}`);
   const N = x.shape[0];
-  const y = new Float32Array(N * out);
+  const y = uninitialized(N * out); // every value written: the bias rows, or the product with beta 0
   if (bias) for (let n = 0; n < N; n++) y.set(bias.data, n * out);
   // y (N, out) = x (N, in) . W^T (+ the bias already in y)
   backend().sgemm(y, x.data, weight.data, N, out, inF, false, true, 1, bias ? 1 : 0, Math.max(inF, 1), Math.max(inF, 1), Math.max(out, 1));
@@ -74,7 +74,7 @@ export function batchNorm(x: Tensor, a: BatchNormArgs): Tensor {
   const [N, C] = x.shape;
   const S = sizeOf(x.shape.slice(2));
   const k = backend();
-  const y = new Float32Array(x.size);
+  const y = uninitialized(x.size); // the kernels write every value
   const w = a.weight?.data ?? null, b = a.bias?.data ?? null, relu = a.relu ?? false;
   let mean: Float32Array, invstd: Float32Array;
   if (a.training) {
