@@ -7,11 +7,11 @@
 // registers for the whole KC loop. Transposes are folded into the packing; edges are zero-padded
 // there, so the microkernel only ever sees full panels and masks its store.
 // Threads: the row blocks are claimed one at a time by the free thread, sharing each packed B block;
-// a product with one row block (a training batch) packs op(A) once and hands out its columns in
-// chunks instead, a contiguous run of them to each thread, which packs their panels (by rows into
-// smaller blocks when there are fewer column panels than threads). One thread goes by column chunks
-// too when B is transposed. One-row products are not packed at all, nor are narrow A . B^T products
-// (dot products along K; see sgemm_dots).
+// a product with one row block (a training batch) packs op(A) once and gives each thread an equal
+// run of its column panels instead, splitting the panels left over by rows (one with fewer column
+// panels than threads goes by rows, in smaller blocks). One thread goes by column chunks too when B
+// is transposed. One-row products are not packed at all, nor are narrow A . B^T products (dot
+// products along K; see sgemm_dots).
 #include <cstdlib>
 #include <new>
 #include <type_traits>
@@ -445,26 +445,30 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
 
   if (split_columns) {
     // One row block (a training batch): op(A) is packed once, K block by K block, into a buffer all
-    // threads read; then the columns go out in chunks of a few panels, one contiguous run of chunks
-    // per thread, which packs each chunk's B panels and runs all of K for its columns. Two hand-offs
-    // a product. The runs, rather than chunks claimed one at a time by whichever thread is free:
-    // with x . W^T, each thread then reads the rows of W that the optimizer's step (its halves of
-    // the weight, parallel) and the weight gradient's row blocks wrote on its own core. The seed
-    // model's forward product, weight gradient, sums of squares and SGD step in a loop on two
-    // threads: forward 219-221 -> 211-212 us, SGD 49-51 -> 43-44 (best), the weight gradient
-    // 207-215 -> 199-200 (average); a whole epoch 2-7% faster. (K past kSharedKBlocks blocks goes
+    // threads read; then each thread takes an equal run of whole column panels, in order, packing
+    // them a few at a time just before use and running all of K for them, and the panels left over
+    // are split between the threads by rows. Two hand-offs a product. Runs, rather than chunks
+    // claimed one at a time by whichever thread is free: with x . W^T each thread then reads the
+    // rows of W that the optimizer's step (its halves of the weight) and the weight gradient's row
+    // blocks wrote on its own core. The seed model's forward product, weight gradient, sums of
+    // squares and SGD step in a loop on two threads: forward 219-221 -> 211-212 us and SGD 49-51 ->
+    // 43-44 (best), the weight gradient 207-215 -> 199-200 (average); a whole epoch 2-7% faster.
+    // The leftover split by rows: the forward's 11 panels went 6 : 5, now 5 and a half each,
+    // 186-190 -> 179-182 us (best; 216-223 -> 209-212 average). (K past kSharedKBlocks blocks goes
     // in rounds.)
     const int64_t m_pad = (M + MR - 1) / MR * MR, kblocks = (K + kc_step - 1) / kc_step;
     const int64_t round = imin(kblocks, kSharedKBlocks);
     ws.ensure_shared(m_pad * kc_step * round);
     const int64_t all_panels = (N + NR - 1) / NR;
     const int64_t parts = par ? threads : 1;
-    // chunks of at most kChunkPanels, as many as a multiple of the thread count and equal in size (to
-    // a panel): 11 panels on two threads as 3 + 3 + 3 + 2, not 4 + 4 + 3 (one thread doing 8)
-    int64_t chunks = (all_panels + kChunkPanels - 1) / kChunkPanels;
-    chunks = (chunks + parts - 1) / parts * parts;
-    const int64_t chunk_panels = imax(1, imin(NC / parts / NR, (all_panels + chunks - 1) / chunks));
-    chunks = (all_panels + chunk_panels - 1) / chunk_panels;
+    // panels packed at a time: at most kChunkPanels, and each thread's within its share of ws.b
+    const int64_t chunk_panels = imax(1, imin(kChunkPanels, NC / parts / NR));
+    // each thread's run of panels, the panels left over, and each thread's rows of those (whole
+    // MR-row panels of op(A)); when the leftover does not fit a thread's buffer, the last thread
+    // takes all of it
+    const int64_t per = all_panels / parts, left = all_panels - per * parts;
+    const int64_t left_rows = ((M + parts - 1) / parts + MR - 1) / MR * MR;
+    const bool split_left = left > 0 && left <= chunk_panels;
     for (int64_t q0 = 0; q0 < kblocks; q0 += round) {
       const int64_t q1 = imin(kblocks, q0 + round);
       auto pack_shared = [&](int64_t b0, int64_t b1, int) {
@@ -472,25 +476,38 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
           pack_a(ws.a_shared + (q - q0) * m_pad * kc_step, A, lda, trans_a, 0, M, q * kc_step,
                  imin(kc_step, K - q * kc_step));
       };
-      auto run_chunks = [&](int64_t c0, int64_t c1, int tid) {
-        float* bp = ws.b + (int64_t)tid * KC * chunk_panels * NR;
-        for (int64_t chunk = c0; chunk < c1; chunk++) {
-          const int64_t p0 = chunk * chunk_panels, p1 = imin(all_panels, p0 + chunk_panels);
-          const int64_t jc = p0 * NR, nc = imin(N, p1 * NR) - jc;
-          for (int64_t q = q0; q < q1; q++) {
-            const int64_t pc = q * kc_step, kc = imin(kc_step, K - pc);
-            pack_b_panels(bp, B, ldb, trans_b, pc, kc, jc, nc, 0, p1 - p0);
-            macro_kernel(ws.a_shared + (q - q0) * m_pad * kc_step, bp, kc, M, nc, C, ldc, 0, jc, alpha,
-                         pc == 0 ? beta : 1.0f);
-          }
+      // C[i0 : i0+rows, the columns of panels p0 .. p1-1] over this round's K blocks; slot: which
+      // thread's part of ws.b holds the packed panels
+      auto run_panels = [&](int64_t p0, int64_t p1, int64_t i0, int64_t rows, int64_t slot) {
+        float* bp = ws.b + slot * KC * chunk_panels * NR;
+        const int64_t jc = p0 * NR, nc = imin(N, p1 * NR) - jc;
+        for (int64_t q = q0; q < q1; q++) {
+          const int64_t pc = q * kc_step, kc = imin(kc_step, K - pc);
+          pack_b_panels(bp, B, ldb, trans_b, pc, kc, jc, nc, 0, p1 - p0);
+          // op(A)'s MR-row panels for rows i0.. start i0 * kc into the block
+          macro_kernel(ws.a_shared + (q - q0) * m_pad * kc_step + i0 * kc, bp, kc, rows, nc, C, ldc, i0, jc,
+                       alpha, pc == 0 ? beta : 1.0f);
         }
+      };
+      // every row of panels p0 .. p1-1, chunk_panels at a time (each chunk packed just before use)
+      auto run_columns = [&](int64_t p0, int64_t p1, int64_t slot) {
+        for (int64_t p = p0; p < p1; p += chunk_panels) run_panels(p, imin(p1, p + chunk_panels), 0, M, slot);
       };
       if (par) {
         parallel_items(q1 - q0, pack_shared);
-        parallel(chunks, 1, run_chunks);
+        parallel(parts, 1, [&](int64_t t0, int64_t t1, int) {
+          for (int64_t t = t0; t < t1; t++) {
+            run_columns(t * per, (t + 1) * per, t);
+            const int64_t i0 = t * left_rows;
+            if (split_left && i0 < M)
+              run_panels(parts * per, all_panels, i0, imin(left_rows, M - i0), t);
+            else if (!split_left && t == parts - 1)
+              run_columns(parts * per, all_panels, t);
+          }
+        });
       } else {
         pack_shared(0, q1 - q0, 0);
-        run_chunks(0, chunks, 0);
+        run_columns(0, all_panels, 0);
       }
     }
     return;
