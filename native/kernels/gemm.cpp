@@ -463,12 +463,9 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
     const int64_t parts = par ? threads : 1;
     // panels packed at a time: at most kChunkPanels, and each thread's within its share of ws.b
     const int64_t chunk_panels = imax(1, imin(kChunkPanels, NC / parts / NR));
-    // each thread's run of panels, the panels left over, and each thread's rows of those (whole
-    // MR-row panels of op(A)); when the leftover does not fit a thread's buffer, the last thread
-    // takes all of it
-    const int64_t per = all_panels / parts, left = all_panels - per * parts;
+    // each thread's run of panels, and its rows (whole MR-row panels of op(A)) of the panels left over
+    const int64_t per = all_panels / parts;
     const int64_t left_rows = ((M + parts - 1) / parts + MR - 1) / MR * MR;
-    const bool split_left = left > 0 && left <= chunk_panels;
     for (int64_t q0 = 0; q0 < kblocks; q0 += round) {
       const int64_t q1 = imin(kblocks, q0 + round);
       auto pack_shared = [&](int64_t b0, int64_t b1, int) {
@@ -489,25 +486,23 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
                        alpha, pc == 0 ? beta : 1.0f);
         }
       };
-      // every row of panels p0 .. p1-1, chunk_panels at a time (each chunk packed just before use)
-      auto run_columns = [&](int64_t p0, int64_t p1, int64_t slot) {
-        for (int64_t p = p0; p < p1; p += chunk_panels) run_panels(p, imin(p1, p + chunk_panels), 0, M, slot);
+      // rows i0 .. i0+rows-1 of panels p0 .. p1-1, chunk_panels at a time (each chunk packed just
+      // before use)
+      auto run_columns = [&](int64_t p0, int64_t p1, int64_t i0, int64_t rows, int64_t slot) {
+        for (int64_t p = p0; p < p1; p += chunk_panels) run_panels(p, imin(p1, p + chunk_panels), i0, rows, slot);
       };
       if (par) {
         parallel_items(q1 - q0, pack_shared);
         parallel(parts, 1, [&](int64_t t0, int64_t t1, int) {
           for (int64_t t = t0; t < t1; t++) {
-            run_columns(t * per, (t + 1) * per, t);
+            run_columns(t * per, (t + 1) * per, 0, M, t);
             const int64_t i0 = t * left_rows;
-            if (split_left && i0 < M)
-              run_panels(parts * per, all_panels, i0, imin(left_rows, M - i0), t);
-            else if (!split_left && t == parts - 1)
-              run_columns(parts * per, all_panels, t);
+            if (i0 < M) run_columns(parts * per, all_panels, i0, imin(left_rows, M - i0), t);
           }
         });
       } else {
         pack_shared(0, q1 - q0, 0);
-        run_columns(0, all_panels, 0);
+        run_columns(0, all_panels, 0, M, 0);
       }
     }
     return;
