@@ -309,6 +309,30 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
     });
   });
 
+  it('sgemm: a few rows of A against a wide B^T (native: C^T = B . A^T with B read in place), alpha/beta, padded leading dimensions', () => {
+    withIsa(isa, () => {
+      const rng = new Rng(11);
+      // M across the panels of A^T (8, 16 and 64 wide) and past the path's 64; N across the row
+      // tiles (4, 6), the chunks (96) and the threads' runs, and just past the dot path; K across
+      // its blocks of 128 and the 8 x 8 transposes
+      for (const [M, N, K] of [[64, 500, 784], [2, 12, 64], [7, 13, 65], [9, 97, 127], [63, 1001, 129], [33, 250, 1000],
+        [64, 33, 3000], [17, 2049, 300], [8, 95, 200], [65, 100, 200], [64, 11, 64]]) {
+        const [alpha, beta] = M % 2 ? [-1.5, 0.25] : [1, 0];
+        const lda = K + 3, ldb = K + 5, ldc = N + 2;
+        const A = rng.f32(M * lda), B = rng.f32(N * ldb), C0 = rng.f32(M * ldc, 100);
+        const [cn, ct] = both((b) => {
+          const C = copy(C0);
+          b.sgemm(C, A, B, M, N, K, false, true, alpha, beta, lda, ldb, ldc);
+          return C;
+        });
+        const err = gemmBoundRatio(cn, ct, A, B, C0, M, N, K, false, true, alpha, beta, lda, ldb, ldc);
+        if (err > 2) expect.fail(`M=${M} N=${N} K=${K}: error ${err}`);
+        for (let i = 0; i < M; i++) // the padding of C is not written
+          for (let j = N; j < ldc; j++) expect(cn[i * ldc + j]).toBe(C0[i * ldc + j]);
+      }
+    });
+  });
+
   it('sgemm: narrow A.B^T over a long K (native: dot products in K blocks), alpha/beta, padded leading dimensions', () => {
     withIsa(isa, () => {
       const rng = new Rng(10);

@@ -23,7 +23,8 @@ describe('thread pool', () => {
     const rng = new Rng(21);
     const [M, N, K] = [257, 190, 301];
     const A = rng.f32(M * K), B = rng.f32(K * N), x = rng.f32(64 * 37 * 49), dy = rng.f32(x.length);
-    // a batch-sized product (one row block: split by columns), a narrow one (one column panel: split
+    // a batch-sized product (one row block: split by columns), a batch through a wide A.B^T (rows of B
+    // split: C^T = B . A^T), a narrow one (one column panel: split
     // by rows), narrow A.B^T ones (dot products, rows split), one-row products (walked without
     // packing) both ways, and BatchNorm's (N, C) layout over many row blocks
     const A2 = rng.f32(64 * 300), B2 = rng.f32(300 * 500), B3 = rng.f32(10 * 500), x2 = rng.f32(1000 * 37), dy2 = rng.f32(x2.length);
@@ -46,6 +47,8 @@ describe('thread pool', () => {
       const row = new Float32Array(500), rowT = new Float32Array(500);
       native.sgemm(C, A, B, M, N, K, false, true, 1, 0, K, K, N);
       native.sgemm(C2, A2, B2, 64, 500, 300, false, false, 1, 0, 300, 500, 500);
+      const Cw = new Float32Array(64 * 500); // x (64, 300) . W^T, W (500, 300)
+      native.sgemm(Cw, A2, B2, 64, 500, 300, false, true, 1, 0, 300, 300, 500);
       native.sgemm(C3, B2.subarray(0, 64 * 500), B3, 64, 10, 500, false, true, 1, 0, 500, 500, 10);
       native.sgemm(row, A2, B2, 1, 500, 300, false, false, 1, 0, 300, 500, 500);
       native.sgemm(rowT, A2, B2, 1, 500, 300, false, true, 1, 0, 300, 300, 500);
@@ -54,7 +57,7 @@ describe('thread pool', () => {
       native.sgemm(C5, B2.subarray(0, 64 * 500), B3, 64, 10, 500, false, false, 1, 0, 500, 10, 10);
       const gT = new Float32Array(g.length), dbias = new Float32Array(7);
       native.convOutputBackward(gT, dbias, g, 64, 7, 196);
-      return [C, C2, C3, row, rowT, C4, C5, dbias, ...batchnorm(x, dy, 64, 49), ...batchnorm(x2, dy2, 1000, 1), ...batchnorm(x3, dy3, 3, 1024)];
+      return [C, C2, Cw, C3, row, rowT, C4, C5, dbias, ...batchnorm(x, dy, 64, 49), ...batchnorm(x2, dy2, 1000, 1), ...batchnorm(x3, dy3, 3, 1024)];
     };
     const one = run(1);
     for (const t of [2, 3, 5]) {

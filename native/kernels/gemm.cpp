@@ -11,7 +11,8 @@
 // run of its column panels instead, splitting the panels left over by rows (one with fewer column
 // panels than threads goes by rows, in smaller blocks). One thread goes by column chunks too when B
 // is transposed. One-row products are not packed at all, nor are narrow A . B^T products (dot
-// products along K; see sgemm_dots).
+// products along K; see sgemm_dots); a batch of up to 64 rows against a wide B^T packs only A (see
+// sgemm_wide).
 #include <cstdlib>
 #include <new>
 #include <type_traits>
@@ -125,8 +126,11 @@ void pack_a(float* ap, const float* A, int64_t lda, bool trans_a, int64_t i0, in
 
 // bp <- op(B)[p0 : p0+kc, jc + first*NR : jc + last*NR] as panels first..last-1 of the (kc, nc)
 // block, each (kc, NR) at bp + p*kc*NR; columns past nc are 0.
+// (W: the panel width, NR but for sgemm_wide's panels of op(A)^T)
+template <int64_t W = NR>
 void pack_b_panels(float* bp, const float* B, int64_t ldb, bool trans_b, int64_t p0, int64_t kc, int64_t jc,
                    int64_t nc, int64_t first, int64_t last) {
+  static_assert(W % VL == 0 && W % 8 == 0, "whole vectors, and whole 8 x 8 transposes");
   if (!trans_b) {
     // Row by row of B, each panel's piece of it in turn: a B with long rows (a batch of conv patches
     // is 12,544 columns wide) has its rows pages apart, and walking one panel down the rows missed
@@ -135,14 +139,14 @@ void pack_b_panels(float* bp, const float* B, int64_t ldb, bool trans_b, int64_t
     for (int64_t k = 0; k < kc; k++) {
       const float* src = B + (p0 + k) * ldb + jc;
       for (int64_t p = first; p < last; p++) {
-        float* dst = bp + p * kc * NR + k * NR;
-        const int64_t j = p * NR, nr = imin(NR, nc - j);
-        if (nr == NR) {
-          for (int v = 0; v < NV; v++) vstore(dst + v * VL, vload(src + j + v * VL));
+        float* dst = bp + p * kc * W + k * W;
+        const int64_t j = p * W, nr = imin(W, nc - j);
+        if (nr == W) {
+          for (int64_t v = 0; v < W / VL; v++) vstore(dst + v * VL, vload(src + j + v * VL));
         } else {
           int64_t jj = 0;
           for (; jj < nr; jj++) dst[jj] = src[j + jj];
-          for (; jj < NR; jj++) dst[jj] = 0.0f;
+          for (; jj < W; jj++) dst[jj] = 0.0f;
         }
       }
     }
@@ -151,18 +155,18 @@ void pack_b_panels(float* bp, const float* B, int64_t ldb, bool trans_b, int64_t
   // op(B)[k][j] = B[j][k], whose rows run along k: panel by panel, 8 x 8 blocks transposed in
   // registers, the edges one float at a time
   for (int64_t p = first; p < last; p++) {
-    float* panel = bp + p * kc * NR;
-    const int64_t j = jc + p * NR, nr = imin(NR, nc - p * NR);
+    float* panel = bp + p * kc * W;
+    const int64_t j = jc + p * W, nr = imin(W, nc - p * W);
     const int64_t nr8 = nr / 8 * 8, kc8 = kc / 8 * 8;
     for (int64_t jj = 0; jj < nr8; jj += 8)
-      for (int64_t k = 0; k < kc8; k += 8) transpose8x8(panel + k * NR + jj, NR, B + (j + jj) * ldb + p0 + k, ldb);
+      for (int64_t k = 0; k < kc8; k += 8) transpose8x8(panel + k * W + jj, W, B + (j + jj) * ldb + p0 + k, ldb);
     // the zero padding in a loop of its own, which compiles to vector stores (one loop with the
     // copy did not: 4% of the seed model's forward product went to padding its last panel)
     for (int64_t k = 0; k < kc; k++) {
-      float* dst = panel + k * NR;
+      float* dst = panel + k * W;
       int64_t jj = k < kc8 ? nr8 : 0;
       for (; jj < nr; jj++) dst[jj] = B[(j + jj) * ldb + p0 + k];
-      for (; jj < NR; jj++) dst[jj] = 0.0f;
+      for (; jj < W; jj++) dst[jj] = 0.0f;
     }
   }
 }
@@ -405,6 +409,157 @@ void sgemm_dots(float* C, const float* A, const float* B, int64_t M, int64_t N, 
     rows(0, row_blocks, 0);
 }
 
+// A few rows of A against a wide B^T (a training batch through a linear layer: x (M, K) . W^T with
+// W (N, K)), computed as its transpose C^T = B . A^T. Packed the usual way, W is the operand
+// transposed into panels, and for a batch of 64 it is packed for 64 rows' use of it: a fifth of
+// the seed model's forward product went to packing. Here A^T is packed (small) and W is read in
+// place: the kernel only broadcasts its values, one row of W per accumulator row, so its rows can
+// be any distance apart. Each thread takes a run of W's rows, a chunk of them at a time through
+// every K block, its (chunk, M) piece of C^T in a buffer on its stack, then transposed into C.
+// The tile: R rows of W x NVA vectors of A's rows, R*NVA accumulators (at least 8 for two FMA pipes
+// of latency 4), by M so that little of a panel is padding. The next tile's rows are prefetched, a
+// line per 16 k: with W's rows 16 KiB apart, 64 x 4096 x 4096 fell from 107-121 GFLOP/s packed to
+// 93 without (152 with). On a Xeon with AVX-512, one thread, packed -> here (GFLOP/s):
+// 64 x 500 x 784 151-176 -> 172-197 (two threads 272-300 -> 300-326); 48 x 500 x 784 154 -> 195;
+// 32 x 500 x 784 134-142 -> 160-182; 16 x 500 x 784 111 -> 145; 64 x 1000 x 1000 148-165 -> 168-172;
+// but 8 x 500 x 784 77 -> 72 (a 16-wide panel half padding: AVX-512 starts at M = 9) and at M = 80
+// (two panels, one mostly padding) 170 -> 114; at M = 128 and 256 the two ways ran the same. AVX2
+// (6 x 16) on the same machine: 64 x 500 x 784 104 -> 111-120, 16 x 500 x 784 74 -> 111,
+// 8 x 500 x 784 (8 x 8) 48 -> 93; SSE2 (4 x 8) 64 x 500 x 784 35 -> 37.
+#if SG_ISA_AVX512
+#define SG_WIDE_TILES(X) X(12, 1, 16) X(8, 2, 32) X(8, 3, 48) X(6, 4, 64)
+constexpr int64_t kWideMinM = 9;
+#elif SG_ISA_AVX2
+#define SG_WIDE_TILES(X) X(8, 1, 8) X(6, 2, 64)
+constexpr int64_t kWideMinM = 2;
+#else
+#define SG_WIDE_TILES(X) X(4, 2, 64)
+constexpr int64_t kWideMinM = 2;
+#endif
+// M up to kWideMaxM; kWideKC floats of K at a time (a block's panels of A^T stay in L1);
+// kWideChunk rows of W at a time (a multiple of every tile's R and of the transposes' 8)
+constexpr int64_t kWideMaxM = 64, kWideKC = 128, kWideChunk = 96;
+inline bool use_wide(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
+  return !trans_a && trans_b && M >= kWideMinM && M <= kWideMaxM && N >= 12 && K >= 64;
+}
+
+// ct (R, panels * NVA*VL) (+)= rows w[0 .. R-1] (each kc floats, read in place) . the packed panels
+// at ap, each (kc, NVA*VL); add: onto what ct holds (the K blocks after the first)
+template <int R, int NVA>
+__attribute__((noinline)) void wide_kernel(int64_t kc, const float* const* w, const float* const* next,
+                                           const float* ap, int64_t panels, float* ct, int64_t ldct, bool add) {
+  constexpr int64_t cols = NVA * VL;
+  const float* rows[R];
+  for (int r = 0; r < R; r++) rows[r] = w[r];
+  for (int64_t p = 0; p < panels; p++, ap += kc * cols, ct += cols) {
+    vf acc[R][NVA];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+      for (int v = 0; v < NVA; v++) acc[r][v] = add ? vload(ct + r * ldct + v * VL) : vzero();
+    const float* a = ap;
+    for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+      // a line of each of the next tile's rows per 16 k (on the first panel)
+      if (p == 0)
+        for (int r = 0; r < R; r++) __builtin_prefetch(next[r] + k0);
+      for (int64_t k = k0; k < imin(kc, k0 + 16); k++, a += cols) {
+        vf av[NVA];
+#pragma GCC unroll 4
+        for (int v = 0; v < NVA; v++) av[v] = vload(a + v * VL);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+          const vf wv = vset1(rows[r][k]);
+#pragma GCC unroll 4
+          for (int v = 0; v < NVA; v++) acc[r][v] = vfma(wv, av[v], acc[r][v]);
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+      for (int v = 0; v < NVA; v++) vstore(ct + r * ldct + v * VL, acc[r][v]);
+  }
+}
+
+template <int R, int NVA>
+void sgemm_wide(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, float alpha, float beta,
+                int64_t lda, int64_t ldb, int64_t ldc, bool par) {
+  constexpr int64_t cols = NVA * VL;  // a panel of packed A^T: (kc, cols)
+  static_assert(kWideChunk % R == 0 && kWideChunk % 8 == 0, "whole tiles and whole transposes");
+  const int64_t panels = (M + cols - 1) / cols, m_pad = panels * cols;
+  const int64_t k_blocks = (K + kWideKC - 1) / kWideKC;
+  const int64_t kc_step = ((K + k_blocks - 1) / k_blocks + 7) / 8 * 8;  // equal blocks, whole transposes
+  // A^T packed once, K block by K block, each block's panels together
+  Workspace& ws = workspace;
+  ws.ensure_shared(m_pad * k_blocks * kc_step);
+  float* at = ws.a_shared;
+  auto pack = [&](int64_t q0, int64_t q1, int) {
+    for (int64_t q = q0; q < q1; q++)
+      pack_b_panels<cols>(at + q * m_pad * kc_step, A, lda, true, q * kc_step, imin(kc_step, K - q * kc_step), 0, M,
+                          0, panels);
+  };
+  // each thread's rows of W (of C's columns): whole tiles, as even as they come
+  const int64_t parts = par ? num_threads() : 1;
+  const int64_t per = ((N + parts - 1) / parts + R - 1) / R * R;
+  const vf valpha = vset1(alpha), vbeta = vset1(beta);
+  auto run = [&](int64_t t0, int64_t t1, int) {
+    alignas(64) float ct[kWideChunk * kWideMaxM];  // C^T's rows j0 .. j0+rows-1: (rows, m_pad)
+    const int64_t end = imin(N, t1 * per);
+    for (int64_t j0 = t0 * per; j0 < end; j0 += kWideChunk) {
+      const int64_t rows = imin(kWideChunk, end - j0);
+      const int64_t tiled = (rows + R - 1) / R * R;  // rows of ct computed
+      for (int64_t q = 0; q < k_blocks; q++) {
+        const int64_t pc = q * kc_step, kc = imin(kc_step, K - pc);
+        for (int64_t r = 0; r < tiled; r += R) {
+          // rows past N repeat the last one (computed, never stored); next: the next tile's rows, or
+          // this chunk's first rows in the next K block
+          const float *w[R], *next[R];
+          const bool last = r + R >= tiled;
+          for (int i = 0; i < R; i++) {
+            w[i] = B + imin(j0 + r + i, N - 1) * ldb + pc;
+            next[i] = last ? B + imin(j0 + i, N - 1) * ldb + imin(pc + kc, K - 1) : B + imin(j0 + r + R + i, N - 1) * ldb + pc;
+          }
+          wide_kernel<R, NVA>(kc, w, next, at + q * m_pad * kc_step, panels, ct + r * m_pad, m_pad, q > 0);
+        }
+      }
+      // C[i][j0 + r] = alpha * ct[r][i] + beta * C[i][j0 + r], 8 x 8 blocks through a transpose
+      for (int64_t r = 0; r < rows; r += 8) {
+        const int64_t nr = imin(8, rows - r);
+        for (int64_t i = 0; i < M; i += 8) {
+          alignas(64) float block[8][8];  // block[ii][rr] = ct[r + rr][i + ii]
+          if (r + 8 <= tiled) {
+            transpose8x8(&block[0][0], 8, ct + r * m_pad + i, m_pad);
+          } else {
+            for (int64_t rr = 0; rr < nr; rr++)
+              for (int ii = 0; ii < 8; ii++) block[ii][rr] = ct[(r + rr) * m_pad + i + ii];
+          }
+          for (int64_t ii = 0; ii < imin(8, M - i); ii++)
+            for (int64_t l = 0; l < nr; l += VL)  // one vector of 8 lanes, or two of SSE's 4
+              store_c(C + (i + ii) * ldc + j0 + r + l, vload_n(block[ii] + l, imin(VL, nr - l)), imin(VL, nr - l),
+                      valpha, vbeta, beta);
+        }
+      }
+    }
+  };
+  const int64_t work = (N + per - 1) / per;
+  if (par) {
+    parallel_items(k_blocks, pack);
+    parallel(work, 1, run);
+  } else {
+    pack(0, k_blocks, 0);
+    run(0, work, 0);
+  }
+}
+
+// sgemm_wide with the first tile (in SG_WIDE_TILES' order) whose panel is at least M wide
+void sgemm_wide_any(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, float alpha, float beta,
+                    int64_t lda, int64_t ldb, int64_t ldc, bool par) {
+#define SG_WIDE_CASE(R, NVA, MAX_M) \
+  if (M <= MAX_M) return sgemm_wide<R, NVA>(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, par);
+  SG_WIDE_TILES(SG_WIDE_CASE)
+#undef SG_WIDE_CASE
+}
+
 }  // namespace
 
 void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
@@ -419,6 +574,7 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
   bool par = threads > 1 && (double)M * (double)N * (double)K >= 262144.0;
   if (M == 1) return sgemm_row(C, A, B, N, K, trans_a, trans_b, alpha, beta, lda, ldb, par);
   if (use_dots(trans_a, trans_b, N, K)) return sgemm_dots(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, par);
+  if (use_wide(trans_a, trans_b, M, N, K)) return sgemm_wide_any(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, par);
   // K in blocks of at most KC, equal but for rounding up to 8: with AVX2's KC 384, 784 as 264 +
   // 264 + 256, not 2 x 384 + 16 (a last pass over C for almost no work). The 8 lets packing
   // transpose whole 8 x 8 blocks: with KC 192, 784 as 4 x 160 + 144 rather than 5 x 157 left 5 rows
