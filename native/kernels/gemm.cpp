@@ -178,43 +178,46 @@ inline void store_c(float* c, vf acc, int64_t lanes, vf valpha, vf vbeta, float 
   vstore_n(c, r, lanes);
 }
 
-// c (mr, nr) = alpha * a-panel . b-panel + beta * c, with (MR, NR) computed in registers.
+// c (mr, nr) = alpha * a-panel . b-panel + beta * c, with (MR, NVK*VL) computed in registers: NVK
+// is NV but for a panel at the edge of C whose columns fit in fewer vectors (784 = 16 panels of 48
+// and one of 16, which would otherwise be two thirds padding).
 // A function of its own: inlined into the block loops, GCC ran out of ymm registers and kept an
 // AVX2 accumulator on the stack (35 instead of 85 GFLOP/s).
+template <int NVK>
 __attribute__((noinline)) void microkernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                            float alpha, float beta, int64_t mr, int64_t nr) {
   // C's tile is touched once per KC block, long after it left the caches: ask for it now so that it
   // has arrived by the time the KC loop (hundreds of cycles) ends
   for (int64_t i = 0; i < mr; i++) {
-    __builtin_prefetch(c + i * ldc, 1);
-    __builtin_prefetch(c + i * ldc + NR - 1, 1);
+    for (int j = 0; j < NVK * VL; j += 16) __builtin_prefetch(c + i * ldc + j, 1);  // each line of the row
+    __builtin_prefetch(c + i * ldc + NVK * VL - 1, 1);
   }
-  vf acc[MR][NV];
+  vf acc[MR][NVK];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; i++)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) acc[i][v] = vzero();
+    for (int v = 0; v < NVK; v++) acc[i][v] = vzero();
   for (int64_t k = 0; k < kc; k++, a += MR, b += NR) {
-    vf bv[NV];
+    vf bv[NVK];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) bv[v] = vload(b + v * VL);
+    for (int v = 0; v < NVK; v++) bv[v] = vload(b + v * VL);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
       const vf av = vset1(a[i]);
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; v++) acc[i][v] = vfma(av, bv[v], acc[i][v]);
+      for (int v = 0; v < NVK; v++) acc[i][v] = vfma(av, bv[v], acc[i][v]);
     }
   }
   const vf valpha = vset1(alpha), vbeta = vset1(beta);
-  if (mr == MR && nr == NR) {
+  if (mr == MR && nr == NVK * VL) {
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++)
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; v++) store_c(c + i * ldc + v * VL, acc[i][v], VL, valpha, vbeta, beta);
+      for (int v = 0; v < NVK; v++) store_c(c + i * ldc + v * VL, acc[i][v], VL, valpha, vbeta, beta);
     return;
   }
   for (int64_t i = 0; i < mr; i++)
-    for (int v = 0; v < NV && v * VL < nr; v++) store_c(c + i * ldc + v * VL, acc[i][v], imin(VL, nr - v * VL), valpha, vbeta, beta);
+    for (int v = 0; v < NVK && v * VL < nr; v++) store_c(c + i * ldc + v * VL, acc[i][v], imin(VL, nr - v * VL), valpha, vbeta, beta);
 }
 
 // C (M, N) *= beta, where beta == 0 writes zeros without reading C.
@@ -311,8 +314,16 @@ void macro_kernel(const float* ap, const float* bp, int64_t kc, int64_t mc, int6
   for (int64_t p = 0; p * NR < nc; p++) {
     const float* b_panel = bp + p * kc * NR;
     const int64_t j = jc + p * NR, nr = imin(NR, nc - p * NR);
-    for (int64_t ir = 0; ir < mc; ir += MR)
-      microkernel(kc, ap + ir * kc, b_panel, C + (i0 + ir) * ldc + j, ldc, alpha, beta, imin(MR, mc - ir), nr);
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      float* c = C + (i0 + ir) * ldc + j;
+      const int64_t mr = imin(MR, mc - ir);
+      if (nr > (NV - 1) * VL)
+        microkernel<NV>(kc, ap + ir * kc, b_panel, c, ldc, alpha, beta, mr, nr);
+      else if (NV > 2 && nr > VL)
+        microkernel<NV - 1 < 1 ? 1 : NV - 1>(kc, ap + ir * kc, b_panel, c, ldc, alpha, beta, mr, nr);
+      else
+        microkernel<1>(kc, ap + ir * kc, b_panel, c, ldc, alpha, beta, mr, nr);
+    }
   }
 }
 
