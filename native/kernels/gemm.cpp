@@ -7,9 +7,9 @@
 // registers for the whole KC loop. Transposes are folded into the packing; edges are zero-padded
 // there, so the microkernel only ever sees full panels and masks its store.
 // Threads: the row blocks are claimed one at a time by the free thread, sharing each packed B block;
-// a product with one row block (a training batch) packs op(A) once and gives each thread an equal
-// run of its column panels instead, splitting the panels left over by rows (one with fewer column
-// panels than threads goes by rows, in smaller blocks). One thread goes by column chunks too when B
+// in a product with one row block (a training batch) each thread packs op(A) for itself and takes
+// an equal run of the column panels instead, the panels left over split by rows (one with fewer
+// column panels than threads goes by rows, in smaller blocks). One thread goes by column chunks too when B
 // is transposed. One-row products are not packed at all, nor are narrow A . B^T products (dot
 // products along K; see sgemm_dots); a batch of up to 64 rows against a wide B^T packs only A (see
 // sgemm_wide).
@@ -54,7 +54,7 @@ constexpr int64_t kSharedKBlocks = 16, kChunkPanels = 4;
 struct Workspace {
   float* b = nullptr;  // (KC, NC) packed op(B)
   float* a = nullptr;  // one (MC, KC) slot of packed op(A) per thread
-  float* a_shared = nullptr;  // one row block's op(A), several K blocks of it, read by every thread
+  float* a_shared = nullptr;  // a batch's packed op(A) (or A^T), several K blocks of it, a slot per thread
   int64_t b_floats = 0, a_floats = 0, a_shared_floats = 0;
   ~Workspace() {
     std::free(b);
@@ -500,20 +500,25 @@ void sgemm_wide(float* C, const float* A, const float* B, int64_t M, int64_t N, 
   const int64_t panels = (M + cols - 1) / cols, m_pad = panels * cols;
   const int64_t k_blocks = (K + kWideKC - 1) / kWideKC;
   const int64_t kc_step = ((K + k_blocks - 1) / k_blocks + 7) / 8 * 8;  // equal blocks, whole transposes
-  // A^T packed once, K block by K block, each block's panels together
+  // each thread's rows of W (of C's columns): whole tiles, as even as they come
+  const int64_t parts = par ? num_threads() : 1;
+  // Each thread packs all of A^T for itself, K block by K block, each block's panels together, into
+  // its own slot. One copy packed by both threads and read by both cost more: every call its lines
+  // moved between the cores (written by one, read by the other, then written again), and `perf` put
+  // 12% of a two-thread 64 x 500 x 784 in the packing against 3% of one thread's.
   Workspace& ws = workspace;
-  ws.ensure_shared(m_pad * k_blocks * kc_step);
-  float* at = ws.a_shared;
-  auto pack = [&](int64_t q0, int64_t q1, int) {
-    for (int64_t q = q0; q < q1; q++)
+  const int64_t slot_floats = m_pad * k_blocks * kc_step;
+  ws.ensure_shared(parts * slot_floats);
+  auto pack = [&](float* at) {
+    for (int64_t q = 0; q < k_blocks; q++)
       pack_b_panels<cols>(at + q * m_pad * kc_step, A, lda, true, q * kc_step, imin(kc_step, K - q * kc_step), 0, M,
                           0, panels);
   };
-  // each thread's rows of W (of C's columns): whole tiles, as even as they come
-  const int64_t parts = par ? num_threads() : 1;
   const int64_t per = ((N + parts - 1) / parts + R - 1) / R * R;
   const vf valpha = vset1(alpha), vbeta = vset1(beta);
-  auto run = [&](int64_t t0, int64_t t1, int) {
+  auto run = [&](int64_t t0, int64_t t1, int tid) {
+    float* at = ws.a_shared + tid * slot_floats;
+    pack(at);
     alignas(64) float ct[kWideChunk * kWideMaxM];  // C^T's rows j0 .. j0+rows-1: (rows, m_pad)
     const int64_t end = imin(N, t1 * per);
     for (int64_t j0 = t0 * per; j0 < end; j0 += kWideChunk) {
@@ -553,13 +558,10 @@ void sgemm_wide(float* C, const float* A, const float* B, int64_t M, int64_t N, 
     }
   };
   const int64_t work = (N + per - 1) / per;
-  if (par) {
-    parallel_items(k_blocks, pack);
+  if (par)
     parallel(work, 1, run);
-  } else {
-    pack(0, k_blocks, 0);
+  else
     run(0, work, 0);
-  }
 }
 
 // sgemm_wide with the first tile (in SG_WIDE_TILES' order) whose panel is at least M wide
@@ -611,10 +613,11 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
   ws.ensure(split_columns ? 0 : par ? threads : 1);
 
   if (split_columns) {
-    // One row block (a training batch): op(A) is packed once, K block by K block, into a buffer all
-    // threads read; then each thread takes an equal run of whole column panels, in order, packing
-    // them a few at a time just before use and running all of K for them, and the panels left over
-    // are split between the threads by rows. Two hand-offs a product. Runs, rather than chunks
+    // One row block (a training batch): each thread packs op(A), K block by K block, into a buffer
+    // of its own (see sgemm_wide: one copy packed by both threads and read by both moved its lines
+    // between the cores every call), then takes an equal run of whole column panels, in order,
+    // packing them a few at a time just before use and running all of K for them, and the panels
+    // left over are split between the threads by rows. One hand-off a product. Runs, rather than chunks
     // claimed one at a time by whichever thread is free: with x . W^T each thread then reads the
     // rows of W that the optimizer's step (its halves of the weight) and the weight gradient's row
     // blocks wrote on its own core. The seed model's forward product, weight gradient, sums of
@@ -625,7 +628,8 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
     // in rounds.)
     const int64_t m_pad = (M + MR - 1) / MR * MR, kblocks = (K + kc_step - 1) / kc_step;
     const int64_t round = imin(kblocks, kSharedKBlocks);
-    ws.ensure_shared(m_pad * kc_step * round);
+    const int64_t a_slot = m_pad * kc_step * round;  // one thread's packed op(A)
+    ws.ensure_shared(a_slot * (par ? threads : 1));
     const int64_t all_panels = (N + NR - 1) / NR;
     const int64_t parts = par ? threads : 1;
     // panels packed at a time: at most kChunkPanels, and each thread's within its share of ws.b
@@ -635,13 +639,14 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
     const int64_t left_rows = ((M + parts - 1) / parts + MR - 1) / MR * MR;
     for (int64_t q0 = 0; q0 < kblocks; q0 += round) {
       const int64_t q1 = imin(kblocks, q0 + round);
-      auto pack_shared = [&](int64_t b0, int64_t b1, int) {
-        for (int64_t q = q0 + b0; q < q0 + b1; q++)
-          pack_a(ws.a_shared + (q - q0) * m_pad * kc_step, A, lda, trans_a, 0, M, q * kc_step,
+      // this round's K blocks of op(A) into thread `slot`'s buffer
+      auto pack_round = [&](int64_t slot) {
+        for (int64_t q = q0; q < q1; q++)
+          pack_a(ws.a_shared + slot * a_slot + (q - q0) * m_pad * kc_step, A, lda, trans_a, 0, M, q * kc_step,
                  imin(kc_step, K - q * kc_step));
       };
       // C[i0 : i0+rows, the columns of panels p0 .. p1-1] over this round's K blocks; slot: which
-      // thread's part of ws.b holds the packed panels
+      // thread's parts of ws.a_shared and ws.b hold the packed op(A) and panels
       auto run_panels = [&](int64_t p0, int64_t p1, int64_t i0, int64_t rows, int64_t slot) {
         float* bp = ws.b + slot * KC * chunk_panels * NR;
         const int64_t jc = p0 * NR, nc = imin(N, p1 * NR) - jc;
@@ -649,8 +654,8 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
           const int64_t pc = q * kc_step, kc = imin(kc_step, K - pc);
           pack_b_panels(bp, B, ldb, trans_b, pc, kc, jc, nc, 0, p1 - p0);
           // op(A)'s MR-row panels for rows i0.. start i0 * kc into the block
-          macro_kernel(ws.a_shared + (q - q0) * m_pad * kc_step + i0 * kc, bp, kc, rows, nc, C, ldc, i0, jc,
-                       alpha, pc == 0 ? beta : 1.0f);
+          macro_kernel(ws.a_shared + slot * a_slot + (q - q0) * m_pad * kc_step + i0 * kc, bp, kc, rows, nc, C, ldc,
+                       i0, jc, alpha, pc == 0 ? beta : 1.0f);
         }
       };
       // rows i0 .. i0+rows-1 of panels p0 .. p1-1, chunk_panels at a time (each chunk packed just
@@ -659,16 +664,16 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
         for (int64_t p = p0; p < p1; p += chunk_panels) run_panels(p, imin(p1, p + chunk_panels), i0, rows, slot);
       };
       if (par) {
-        parallel_items(q1 - q0, pack_shared);
         parallel(parts, 1, [&](int64_t t0, int64_t t1, int) {
           for (int64_t t = t0; t < t1; t++) {
+            pack_round(t);
             run_columns(t * per, (t + 1) * per, 0, M, t);
             const int64_t i0 = t * left_rows;
             if (i0 < M) run_columns(parts * per, all_panels, i0, imin(left_rows, M - i0), t);
           }
         });
       } else {
-        pack_shared(0, q1 - q0, 0);
+        pack_round(0);
         run_columns(0, all_panels, 0, M, 0);
       }
     }
