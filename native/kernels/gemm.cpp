@@ -1,12 +1,12 @@
 // Single-precision GEMM, the BLIS way: C (M, N) = alpha * op(A) (M, K) . op(B) (K, N) + beta * C.
 //
 // Loops, outermost first: jc over NC columns of C; pc over KC of the K dimension, packing op(B)'s
-// (KC, NC) block into NR-wide micro-panels (shared by all threads); ic over MC rows, each thread
+// (KC, NC) block into NR-wide micro-panels (each thread its own copy); ic over MC rows, each thread
 // packing its op(A) (MC, KC) block into MR-tall micro-panels; jr over the B micro-panels (one stays
 // in L1 while ir sweeps the A panels out of L2); the MR x NR microkernel keeps its C tile in
 // registers for the whole KC loop. Transposes are folded into the packing; edges are zero-padded
 // there, so the microkernel only ever sees full panels and masks its store.
-// Threads: the row blocks are claimed one at a time by the free thread, sharing each packed B block;
+// Threads: the row blocks are claimed one at a time by the free thread, each packing B's block itself;
 // in a product with one row block (a training batch) each thread packs op(A) for itself and takes
 // an equal run of the column panels instead, the panels left over split by rows (one with fewer
 // column panels than threads goes by rows, in smaller blocks). One thread goes by column chunks too when B
@@ -52,7 +52,7 @@ constexpr int64_t kSharedKBlocks = 16, kChunkPanels = 4;
 // Packing buffers, owned by the calling thread and reused across calls (a training step calls GEMM
 // with the same shapes thousands of times; fresh multi-megabyte allocations would page-fault).
 struct Workspace {
-  float* b = nullptr;  // (KC, NC) packed op(B)
+  float* b = nullptr;  // one (KC, NC) slot of packed op(B) per thread
   float* a = nullptr;  // one (MC, KC) slot of packed op(A) per thread
   float* a_shared = nullptr;  // a batch's packed op(A) (or A^T), several K blocks of it, a slot per thread
   int64_t b_floats = 0, a_floats = 0, a_shared_floats = 0;
@@ -61,10 +61,10 @@ struct Workspace {
     std::free(a);
     std::free(a_shared);
   }
-  // packed B, and `a_slots` slots of packed A (0 where op(A) goes to a_shared)
-  void ensure(int a_slots) {
-    grow(b, b_floats, KC * NC);
-    grow(a, a_floats, MC * KC * a_slots);
+  // `slots` slots of packed B and of packed A (none of A where op(A) goes to a_shared)
+  void ensure(int slots, bool a_slots) {
+    grow(b, b_floats, KC * NC * slots);
+    grow(a, a_floats, MC * KC * (a_slots ? slots : 0));
   }
   void ensure_shared(int64_t floats) { grow(a_shared, a_shared_floats, floats); }
   // p <- at least `floats`, replacing a smaller buffer; when the allocation throws, p is null and
@@ -610,7 +610,7 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
   const int64_t mc_step = ((M + mblocks - 1) / mblocks + MR - 1) / MR * MR;
   mblocks = (M + mc_step - 1) / mc_step;
   Workspace& ws = workspace;
-  ws.ensure(split_columns ? 0 : par ? threads : 1);
+  ws.ensure(par && !split_columns ? threads : 1, !split_columns);
 
   if (split_columns) {
     // One row block (a training batch): each thread packs op(A), K block by K block, into a buffer
@@ -686,15 +686,19 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
     for (int64_t pc = 0; pc < K; pc += kc_step) {
       const int64_t kc = imin(kc_step, K - pc);
       const float beta_now = pc == 0 ? beta : 1.0f;  // later K blocks accumulate onto the first
-      float* bp = ws.b;
-      auto pack_b = [&](int64_t begin, int64_t end, int) { pack_b_panels(bp, B, ldb, trans_b, pc, kc, jc, nc, begin, end); };
-      if (par)
-        parallel(panels, 4, pack_b);
-      else
-        pack_b(0, panels, 0);
-      // MC row blocks over the threads, all sharing the packed B block, each claimed by the next free
-      // thread (tid: its slot of packed A): a thread slowed down by another process does fewer
+      // MC row blocks over the threads, each claimed by the next free thread (tid: its slots of
+      // packed A and B): a thread slowed down by another process does fewer. Each thread packs the
+      // (kc, nc) block of op(B) for itself, before its first row block: one copy packed by both
+      // threads and read by both moved its lines between the cores (as in the batch products
+      // above). Two threads, alternating: the seed weight gradient 500 x 784 x 64 151-154 -> 140-141
+      // us; 512^3 to 2048^3 within the noise (the packing is the same work, twice).
+      bool packed[kMaxThreads] = {};
       auto compute = [&](int64_t begin, int64_t end, int tid) {
+        float* bp = ws.b + (int64_t)tid * KC * NC;
+        if (!packed[tid]) {
+          pack_b_panels(bp, B, ldb, trans_b, pc, kc, jc, nc, 0, panels);
+          packed[tid] = true;
+        }
         float* ap = ws.a + (int64_t)tid * MC * KC;
         for (int64_t mb = begin; mb < end; mb++) {
           const int64_t i0 = mb * mc_step, mc = imin(mc_step, M - i0);
