@@ -34,8 +34,8 @@ int available_cores() {
 // Workers spin briefly on the job counter (a training step issues kernels microseconds apart, and
 // waking a sleeping thread costs tens of microseconds), then sleep on a condition variable.
 //
-// A job's chunks are claimed, not assigned: the caller and the workers take the next unclaimed chunk
-// until none is left, so a worker that is late (descheduled by the OS or the hypervisor, or busy
+// A job's chunks are claimed, not assigned: the caller runs chunk 0, then it and the workers take
+// the next unclaimed chunk until none is left, so a worker that is late (descheduled by the OS or the hypervisor, or busy
 // waking up) costs the job nothing: the caller runs its chunk too. Before, each thread waited for
 // its own chunk's thread, and in a training step on a shared 2-vCPU machine about 1% of the jobs
 // waited ~0.5 ms for a descheduled worker, doubling the mean time of the small products. A chunk's
@@ -75,12 +75,21 @@ class Pool {
     n_ = n;
     by_slot_ = by_slot;
     done_.store(0, std::memory_order_relaxed);
-    claim_.store(++serial_ << kSerialShift | (uint64_t)chunks << kChunksShift, std::memory_order_release);
+    // chunk 0 is the caller's, not claimed (the counter starts at 1): it runs it below
+    claim_.store(++serial_ << kSerialShift | (uint64_t)chunks << kChunksShift | 1u, std::memory_order_release);
     {
       std::lock_guard<std::mutex> lock(sleep_mutex_);
       job_.fetch_add(1, std::memory_order_release);
     }
     sleep_cv_.notify_all();
+    // The caller runs chunk 0 itself, then claims with the workers. When the first free thread took
+    // chunk 0, a worker spinning on the job count won it from the caller 7 times in 10 with jobs 0-20
+    // us apart (a C++ loop of two-chunk jobs), so the half of an array that a kernel gave to a core
+    // changed from kernel to kernel at random, and with it which core's L2 held it: the seed model's
+    // forward product, weight gradient, sums of squares and SGD step each split the weight in halves
+    // meant to stay on one core.
+    fn_(ctx_, 0, n / chunks, 0);
+    done_.fetch_add(1, std::memory_order_acq_rel);
     run_claimed(0);
     // spin while the workers are likely running their chunks; then yield, so that on an
     // oversubscribed machine (more runnable threads than cores) a descheduled worker gets the core
