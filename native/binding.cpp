@@ -162,29 +162,55 @@ class Args {
 
 // ---- GEMM ----------------------------------------------------------------------------------------
 
+// The arguments both GEMM bindings share: C, A, B at 0, 1, 2, then M, N, K, transA, transB, alpha
+// from `at` on, and lda, ldb, ldc from `ld_at`. Checks the leading dimensions, the lengths and that
+// C overlaps neither operand; beta is read by the caller.
+struct GemmArgs {
+  float* C;
+  const float *A, *B;
+  int64_t M, N, K, lda, ldb, ldc;
+  bool ta, tb;
+  float alpha;
+  GemmArgs(Args& a, size_t at, size_t ld_at) {
+    M = a.size(at, "M"), N = a.size(at + 1, "N"), K = a.size(at + 2, "K");
+    ta = a.flag(at + 3, "transA"), tb = a.flag(at + 4, "transB");
+    alpha = a.number(at + 5, "alpha");
+    lda = a.size(ld_at, "lda"), ldb = a.size(ld_at + 1, "ldb"), ldc = a.size(ld_at + 2, "ldc");
+    // stored shapes: A is (K, M) when transposed, else (M, K); B is (N, K) when transposed, else (K, N)
+    auto check_ld = [&](const char* name, int64_t ld, int64_t cols) {
+      const int64_t need = cols > 1 ? cols : 1;
+      if (ld < need) a.range_error(std::string("expected ") + name + " >= " + std::to_string(need) + " but received " + std::to_string(ld));
+    };
+    auto extent = [](int64_t rows, int64_t cols, int64_t ld) { return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols; };
+    const int64_t a_rows = ta ? K : M, a_cols = ta ? M : K, b_rows = tb ? N : K, b_cols = tb ? K : N;
+    check_ld("lda", lda, a_cols);
+    check_ld("ldb", ldb, b_cols);
+    check_ld("ldc", ldc, N);
+    C = a.f32(0, "C", extent(M, N, ldc), true);
+    A = a.f32(1, "A", extent(a_rows, a_cols, lda), true);
+    B = a.f32(2, "B", extent(b_rows, b_cols, ldb), true);
+    a.no_overlap(0, "C", 1, "A");
+    a.no_overlap(0, "C", 2, "B");
+  }
+};
+
 // sgemm(C, A, B, M, N, K, transA, transB, alpha, beta, lda, ldb, ldc)
 Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   Args a(info, "sgemm", 13);
-  const int64_t M = a.size(3, "M"), N = a.size(4, "N"), K = a.size(5, "K");
-  const bool ta = a.flag(6, "transA"), tb = a.flag(7, "transB");
-  const float alpha = a.number(8, "alpha"), beta = a.number(9, "beta");
-  const int64_t lda = a.size(10, "lda"), ldb = a.size(11, "ldb"), ldc = a.size(12, "ldc");
-  // stored shapes: A is (K, M) when transposed, else (M, K); B is (N, K) when transposed, else (K, N)
-  auto check_ld = [&](const char* name, int64_t ld, int64_t cols) {
-    const int64_t need = cols > 1 ? cols : 1;
-    if (ld < need) a.range_error(std::string("expected ") + name + " >= " + std::to_string(need) + " but received " + std::to_string(ld));
-  };
-  auto extent = [](int64_t rows, int64_t cols, int64_t ld) { return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols; };
-  const int64_t a_rows = ta ? K : M, a_cols = ta ? M : K, b_rows = tb ? N : K, b_cols = tb ? K : N;
-  check_ld("lda", lda, a_cols);
-  check_ld("ldb", ldb, b_cols);
-  check_ld("ldc", ldc, N);
-  float* C = a.f32(0, "C", extent(M, N, ldc), true);
-  const float* A = a.f32(1, "A", extent(a_rows, a_cols, lda), true);
-  const float* B = a.f32(2, "B", extent(b_rows, b_cols, ldb), true);
-  a.no_overlap(0, "C", 1, "A");
-  a.no_overlap(0, "C", 2, "B");
-  kernels().sgemm(C, A, B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc);
+  const float beta = a.number(9, "beta");
+  const GemmArgs g(a, 3, 10);
+  kernels().sgemm(g.C, g.A, g.B, g.M, g.N, g.K, g.ta, g.tb, g.alpha, beta, g.lda, g.ldb, g.ldc, nullptr);
+  return info.Env().Undefined();
+}
+
+// sgemmBias(C, A, B, bias, M, N, K, transA, transB, alpha, lda, ldb, ldc): C = alpha * op(A) . op(B)
+// + bias on every row (a linear layer's forward); C is only written
+Napi::Value SgemmBias(const Napi::CallbackInfo& info) {
+  Args a(info, "sgemmBias", 13);
+  const GemmArgs g(a, 4, 10);
+  const float* bias = a.f32(3, "bias", g.N);
+  a.no_overlap(0, "C", 3, "bias");
+  kernels().sgemm(g.C, g.A, g.B, g.M, g.N, g.K, g.ta, g.tb, g.alpha, 0.0f, g.lda, g.ldb, g.ldc, bias);
   return info.Env().Undefined();
 }
 
@@ -630,6 +656,7 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   SG_EXPORT("sgemm", Sgemm);
+  SG_EXPORT("sgemmBias", SgemmBias);
   SG_EXPORT("batchnormForwardTrain", BatchnormForwardTrain);
   SG_EXPORT("batchnormForwardEval", BatchnormForwardEval);
   SG_EXPORT("batchnormBackward", BatchnormBackward);

@@ -26,6 +26,8 @@ const conv = [size('N', 1), size('C', 2), size('H', 4), size('W', 4), size('KH',
 const CALLS: Record<KernelName, Arg[]> = {
   sgemm: [f('C', 8, true), f('A', 6, true), f('B', 12, true), size('M', 2), size('N', 4), size('K', 3),
     bool('transA', false), bool('transB', false), num('alpha', 1), num('beta', 0), size('lda', 3), size('ldb', 4), size('ldc', 4)],
+  sgemmBias: [f('C', 8, true), f('A', 6, true), f('B', 12, true), f('bias', 4), size('M', 2), size('N', 4), size('K', 3),
+    bool('transA', false), bool('transB', false), num('alpha', 1), size('lda', 3), size('ldb', 4), size('ldc', 4)],
   batchnormForwardTrain: [f('y', 24), f('saveMean', 3), f('saveInvstd', 3), fn('runningMean', 3), fn('runningVar', 3),
     f('x', 24), fn('weight', 3), fn('bias', 3), size('N', 2), size('C', 3), size('S', 4), num('eps', 1e-5),
     num('momentum', 0.1), bool('relu', false)],
@@ -164,6 +166,10 @@ describe('bad input gives the same TypeError/RangeError from native and the fall
     const buf = z(20);
     expectBoth('sgemm', [buf.subarray(0, 8), buf.subarray(4, 10), z(12), 2, 4, 3, false, false, 1, 0, 3, 4, 4], 'RangeError',
       /^sgemm: C must not overlap A$/);
+    expectBoth('sgemmBias', [z(6), z(6), z(12), z(4), 2, 4, 3, false, false, 1, 3, 4, 4], 'RangeError',
+      /^sgemmBias: expected C to have at least 8 elements but received 6$/);
+    expectBoth('sgemmBias', [buf.subarray(0, 8), z(6), z(12), buf.subarray(6, 10), 2, 4, 3, false, false, 1, 3, 4, 4],
+      'RangeError', /^sgemmBias: C must not overlap bias$/);
     expectBoth('softmaxCrossEntropy', [z(2), z(6), Int32Array.of(0, 3), 2, 3, 0], 'RangeError',
       /^softmaxCrossEntropy: targets\[1\] = 3 is out of range \[0, 3\)$/);
     expectBoth('softmaxCrossEntropy', [z(2), z(6), Int32Array.of(-1, 0), 2, 3, 0], 'RangeError',

@@ -333,6 +333,33 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
     });
   });
 
+  it('sgemmBias: the bias on every row, on every path (one row, dot products, a batch against a wide B^T, a batch, row blocks, K = 0, alpha = 0), padded leading dimensions', () => {
+    withIsa(isa, () => {
+      const rng = new Rng(12);
+      for (const [M, N, K, ta, tb, alpha] of [[1, 37, 50, false, true, 1], [1, 37, 50, false, false, 1], [9, 10, 384, false, true, 1],
+        [64, 500, 784, false, true, 1], [7, 13, 65, false, true, -0.5], [64, 100, 70, false, false, 1], [300, 70, 90, true, false, 2],
+        [200, 60, 50, false, true, 1], [5, 6, 0, false, true, 1], [5, 6, 7, false, false, 0]] as const) {
+        const lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+        const A = rng.f32((ta ? K : M) * lda), B = rng.f32((tb ? N : K) * ldb), bias = rng.f32(N, 10);
+        const C0 = rng.f32(M * ldc, 100);
+        const [cn, ct] = both((b) => {
+          const C = copy(C0);
+          b.sgemmBias(C, A, B, bias, M, N, K, ta, tb, alpha, lda, ldb, ldc);
+          return C;
+        });
+        // the bound of a product with beta 1 onto C's rows filled with the bias
+        const rows = copy(C0);
+        for (let i = 0; i < M; i++) rows.set(bias, i * ldc);
+        const err = gemmBoundRatio(cn, ct, A, B, rows, M, N, K, ta, tb, alpha, 1, lda, ldb, ldc);
+        if (err > 2) expect.fail(`M=${M} N=${N} K=${K} ta=${ta} tb=${tb}: error ${err}`);
+        for (let i = 0; i < M; i++) { // the padding of C is not written
+          for (let j = N; j < ldc; j++) expect(cn[i * ldc + j]).toBe(C0[i * ldc + j]);
+          if (K === 0 || alpha === 0) for (let j = 0; j < N; j++) expect(cn[i * ldc + j]).toBe(bias[j]);
+        }
+      }
+    });
+  });
+
   it('sgemm: narrow A.B^T over a long K (native: dot products in K blocks), alpha/beta, padded leading dimensions', () => {
     withIsa(isa, () => {
       const rng = new Rng(10);

@@ -29,6 +29,12 @@ export interface Backend {
   /** C (M, N) = alpha * op(A) (M, K) . op(B) (K, N) + beta * C; beta = 0 never reads C. */
   sgemm(C: Float32Array, A: Float32Array, B: Float32Array, M: number, N: number, K: number, transA: boolean,
     transB: boolean, alpha: number, beta: number, lda: number, ldb: number, ldc: number): void;
+  /**
+   * C (M, N) = alpha * op(A) . op(B) + bias (N) on every row (a linear layer's forward, PyTorch's
+   * addmm with beta 1); C is only written. The native backend adds the bias where it stores C.
+   */
+  sgemmBias(C: Float32Array, A: Float32Array, B: Float32Array, bias: Float32Array, M: number, N: number, K: number,
+    transA: boolean, transB: boolean, alpha: number, lda: number, ldb: number, ldc: number): void;
 
   /** x, y (N, C, S); statistics (C). Updates runningMean/runningVar (unbiased) by the factor momentum. */
   batchnormForwardTrain(y: Float32Array, saveMean: Float32Array, saveInvstd: Float32Array,

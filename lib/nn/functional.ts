@@ -26,10 +26,12 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   if (x.ndim !== 2 || x.shape[1] !== inF)
     throw new RangeError(`linear: expected input of shape [N, ${inF}] but received ${fmt(x.shape)}`);
   const N = x.shape[0];
-  const y = uninitialized(N * out); // every value written: the bias rows, or the product with beta 0
-  if (bias) for (let n = 0; n < N; n++) y.set(bias.data, n * out);
-  // y (N, out) = x (N, in) . W^T (+ the bias already in y)
-  backend().sgemm(y, x.data, weight.data, N, out, inF, false, true, 1, bias ? 1 : 0, Math.max(inF, 1), Math.max(inF, 1), Math.max(out, 1));
+  const y = uninitialized(N * out); // every value written by the product (beta 0, or with the bias)
+  // y (N, out) = x (N, in) . W^T (+ b on every row, added where the product stores y)
+  if (bias)
+    backend().sgemmBias(y, x.data, weight.data, bias.data, N, out, inF, false, true, 1, Math.max(inF, 1), Math.max(inF, 1), Math.max(out, 1));
+  else
+    backend().sgemm(y, x.data, weight.data, N, out, inF, false, true, 1, 0, Math.max(inF, 1), Math.max(inF, 1), Math.max(out, 1));
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record('linear', y, [N, out], inputs, (g) => {
     let dx: Float32Array | null = null, dw: Float32Array | null = null, db: Float32Array | null = null;

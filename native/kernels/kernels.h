@@ -17,10 +17,11 @@ namespace sg {
 struct Kernels {
   const char* isa;
 
-  // C (M, N) = alpha * op(A) (M, K) . op(B) (K, N) + beta * C; op(A) = A^T when trans_a, so A is
-  // stored (K, M) with leading dimension lda, else (M, K). beta == 0 never reads C.
+  // C (M, N) = alpha * op(A) (M, K) . op(B) (K, N) + beta * C (+ bias (N) on every row, unless
+  // null); op(A) = A^T when trans_a, so A is stored (K, M) with leading dimension lda, else (M, K).
+  // beta == 0 never reads C.
   void (*sgemm)(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a,
-                bool trans_b, float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc);
+                bool trans_b, float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc, const float* bias);
 
   // x, y are (N, C, S); weight, bias, means and variances are (C). weight/bias may be null (affine
   // = false), running_mean/var may be null (no tracked statistics). momentum is the factor of the

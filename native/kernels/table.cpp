@@ -6,7 +6,7 @@ namespace sg {
 namespace SG_NS {
 
 void sgemm(float*, const float*, const float*, int64_t, int64_t, int64_t, bool, bool, float, float, int64_t, int64_t,
-           int64_t);
+           int64_t, const float*);
 void batchnorm_forward_train(float*, float*, float*, float*, float*, const float*, const float*, const float*, int64_t,
                              int64_t, int64_t, float, float, bool);
 void batchnorm_forward_eval(float*, const float*, const float*, const float*, const float*, const float*, int64_t,

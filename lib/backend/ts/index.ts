@@ -51,6 +51,33 @@ function reduction(fn: string, kernel: (x: Float32Array) => number) {
   };
 }
 
+/**
+ * The arguments both GEMM kernels share (as the binding's GemmArgs): C, A, B at 0, 1, 2, then M, N,
+ * K, transA, transB, alpha from `at` on and lda, ldb, ldc from `ldAt`; checks the leading
+ * dimensions, the lengths, and that C overlaps neither operand.
+ */
+function gemmArgs(a: Args, at: number, ldAt: number) {
+  const M = a.size(at, 'M'), N = a.size(at + 1, 'N'), K = a.size(at + 2, 'K');
+  const ta = a.flag(at + 3, 'transA'), tb = a.flag(at + 4, 'transB');
+  const alpha = a.number(at + 5, 'alpha');
+  const lda = a.size(ldAt, 'lda'), ldb = a.size(ldAt + 1, 'ldb'), ldc = a.size(ldAt + 2, 'ldc');
+  const checkLd = (name: string, ld: number, cols: number): void => {
+    const need = Math.max(cols, 1);
+    if (ld < need) a.rangeError(`expected ${name} >= ${need} but received ${ld}`);
+  };
+  const extent = (rows: number, cols: number, ld: number): number => (rows === 0 || cols === 0 ? 0 : (rows - 1) * ld + cols);
+  const aRows = ta ? K : M, aCols = ta ? M : K, bRows = tb ? N : K, bCols = tb ? K : N;
+  checkLd('lda', lda, aCols);
+  checkLd('ldb', ldb, bCols);
+  checkLd('ldc', ldc, N);
+  const C = a.f32(0, 'C', extent(M, N, ldc), true);
+  const A = a.f32(1, 'A', extent(aRows, aCols, lda), true);
+  const B = a.f32(2, 'B', extent(bRows, bCols, ldb), true);
+  a.noOverlap(0, 'C', 1, 'A');
+  a.noOverlap(0, 'C', 2, 'B');
+  return { C, A, B, M, N, K, ta, tb, alpha, lda, ldb, ldc };
+}
+
 export const tsBackend: Backend = {
   name: 'ts',
   info: () => ({ isa: 'none', detectedIsa: 'none', threads: gemmThreads() }),
@@ -70,25 +97,19 @@ export const tsBackend: Backend = {
 
   sgemm(...args: Args3<Backend['sgemm']>) {
     const a = new Args('sgemm', args, 13);
-    const M = a.size(3, 'M'), N = a.size(4, 'N'), K = a.size(5, 'K');
-    const ta = a.flag(6, 'transA'), tb = a.flag(7, 'transB');
-    const alpha = a.number(8, 'alpha'), beta = a.number(9, 'beta');
-    const lda = a.size(10, 'lda'), ldb = a.size(11, 'ldb'), ldc = a.size(12, 'ldc');
-    const checkLd = (name: string, ld: number, cols: number): void => {
-      const need = Math.max(cols, 1);
-      if (ld < need) a.rangeError(`expected ${name} >= ${need} but received ${ld}`);
-    };
-    const extent = (rows: number, cols: number, ld: number): number => (rows === 0 || cols === 0 ? 0 : (rows - 1) * ld + cols);
-    const aRows = ta ? K : M, aCols = ta ? M : K, bRows = tb ? N : K, bCols = tb ? K : N;
-    checkLd('lda', lda, aCols);
-    checkLd('ldb', ldb, bCols);
-    checkLd('ldc', ldc, N);
-    const C = a.f32(0, 'C', extent(M, N, ldc), true);
-    const A = a.f32(1, 'A', extent(aRows, aCols, lda), true);
-    const B = a.f32(2, 'B', extent(bRows, bCols, ldb), true);
-    a.noOverlap(0, 'C', 1, 'A');
-    a.noOverlap(0, 'C', 2, 'B');
-    sgemmThreaded(C, A, B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc);
+    const beta = a.number(9, 'beta');
+    const g = gemmArgs(a, 3, 10);
+    sgemmThreaded(g.C, g.A, g.B, g.M, g.N, g.K, g.ta, g.tb, g.alpha, beta, g.lda, g.ldb, g.ldc);
+  },
+
+  sgemmBias(...args: Args3<Backend['sgemmBias']>) {
+    const a = new Args('sgemmBias', args, 13);
+    const g = gemmArgs(a, 4, 10);
+    const bias = a.f32(3, 'bias', g.N);
+    a.noOverlap(0, 'C', 3, 'bias');
+    // the bias in every row, then the product added onto it
+    for (let i = 0; i < g.M; i++) g.C.set(bias, i * g.ldc);
+    sgemmThreaded(g.C, g.A, g.B, g.M, g.N, g.K, g.ta, g.tb, g.alpha, 1, g.lda, g.ldb, g.ldc);
   },
 
   batchnormForwardTrain(...args: Args3<Backend['batchnormForwardTrain']>) {
