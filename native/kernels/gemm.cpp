@@ -6,13 +6,13 @@
 // in L1 while ir sweeps the A panels out of L2); the MR x NR microkernel keeps its C tile in
 // registers for the whole KC loop. Transposes are folded into the packing; edges are zero-padded
 // there, so the microkernel only ever sees full panels and masks its store.
-// Threads: the row blocks are claimed one at a time by the free thread, each packing B's block itself;
-// in a product with one row block (a training batch) each thread packs op(A) for itself and takes
-// an equal run of the column panels instead, the panels left over split by rows (one with fewer
-// column panels than threads goes by rows, in smaller blocks). One thread goes by column chunks too when B
-// is transposed. One-row products are not packed at all, nor are narrow A . B^T products (dot
-// products along K; see sgemm_dots); a batch of up to 64 rows against a wide B^T packs only A (see
-// sgemm_wide).
+// Threads: the row blocks are claimed one at a time by the free thread, each thread packing B's
+// block for itself; in a product with one row block (a training batch) each thread packs op(A) for
+// itself and takes an equal run of the column panels instead, the panels left over split by rows
+// (one with fewer column panels than threads goes by rows, in smaller blocks). One thread goes by
+// column chunks too when B is transposed. One-row products are not packed at all, nor are narrow
+// A . B^T products (dot products along K; see sgemm_dots); a batch of up to 64 rows against a wide
+// B^T packs only A (see sgemm_wide).
 #include <cstdlib>
 #include <new>
 #include <type_traits>
@@ -61,10 +61,10 @@ struct Workspace {
     std::free(a);
     std::free(a_shared);
   }
-  // `slots` slots of packed B and of packed A (none of A where op(A) goes to a_shared)
-  void ensure(int slots, bool a_slots) {
+  // `slots` slots of packed B, and as many of packed A when with_a (not where op(A) goes to a_shared)
+  void ensure(int slots, bool with_a) {
     grow(b, b_floats, KC * NC * slots);
-    grow(a, a_floats, MC * KC * (a_slots ? slots : 0));
+    grow(a, a_floats, MC * KC * (with_a ? slots : 0));
   }
   void ensure_shared(int64_t floats) { grow(a_shared, a_shared_floats, floats); }
   // p <- at least `floats`, replacing a smaller buffer; when the allocation throws, p is null and
@@ -412,7 +412,8 @@ void sgemm_dots(float* C, const float* A, const float* B, int64_t M, int64_t N, 
         for (int64_t j = 0; j < N; j++) {
           const float dot = vhsum(acc[(i - i0) * N + j]);
           float& c = C[i * ldc + j];
-          c = (beta == 0.0f ? alpha * dot : alpha * dot + beta * c) + (bias ? bias[j] : 0.0f);  // beta = 0 never reads C
+          // beta = 0 never reads C
+          c = (beta == 0.0f ? alpha * dot : alpha * dot + beta * c) + (bias ? bias[j] : 0.0f);
         }
     }
   };
@@ -535,7 +536,8 @@ void sgemm_wide(float* C, const float* A, const float* B, int64_t M, int64_t N, 
           const bool last = r + R >= tiled;
           for (int i = 0; i < R; i++) {
             w[i] = B + imin(j0 + r + i, N - 1) * ldb + pc;
-            next[i] = last ? B + imin(j0 + i, N - 1) * ldb + imin(pc + kc, K - 1) : B + imin(j0 + r + R + i, N - 1) * ldb + pc;
+            next[i] = last ? B + imin(j0 + i, N - 1) * ldb + imin(pc + kc, K - 1)
+                           : B + imin(j0 + r + R + i, N - 1) * ldb + pc;
           }
           wide_kernel<R, NVA>(kc, w, next, at + q * m_pad * kc_step, panels, ct + r * m_pad, m_pad, q > 0);
         }
