@@ -37,6 +37,29 @@ function both<T>(fn: (b: Backend) => T): [T, T] {
   return [fn(native), fn(tsBackend)];
 }
 
+/**
+ * sgemm C = alpha * A . B^T + beta * C for each (M, N, K), native against the fallback within the
+ * rounding bound, with lda = K + 3, ldb = K + ldbPad, ldc = N + 2 (the padding of C must stay as it
+ * was); odd M with alpha -1.5 and beta 0.25, even M with 1 and 0.
+ */
+function checkABt(rng: Rng, shapes: number[][], ldbPad: number): void {
+  for (const [M, N, K] of shapes) {
+    const [alpha, beta] = M % 2 ? [-1.5, 0.25] : [1, 0];
+    const lda = K + 3, ldb = K + ldbPad, ldc = N + 2;
+    // C0 large enough that beta * C0 stands out of the bound of a long K's rounding
+    const A = rng.f32(M * lda), B = rng.f32(N * ldb), C0 = rng.f32(M * ldc, 100);
+    const [cn, ct] = both((b) => {
+      const C = copy(C0);
+      b.sgemm(C, A, B, M, N, K, false, true, alpha, beta, lda, ldb, ldc);
+      return C;
+    });
+    const err = gemmBoundRatio(cn, ct, A, B, C0, M, N, K, false, true, alpha, beta, lda, ldb, ldc);
+    if (err > 2) expect.fail(`M=${M} N=${N} K=${K}: error ${err}`);
+    for (let i = 0; i < M; i++) // the padding of C is not written
+      for (let j = N; j < ldc; j++) expect(cn[i * ldc + j]).toBe(C0[i * ldc + j]);
+  }
+}
+
 describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
   it('sgemm: every transpose, alpha/beta, sizes 1..100, padded leading dimensions', () => {
     withIsa(isa, () => {
@@ -310,27 +333,11 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
   });
 
   it('sgemm: a few rows of A against a wide B^T (native: C^T = B . A^T with B read in place), alpha/beta, padded leading dimensions', () => {
-    withIsa(isa, () => {
-      const rng = new Rng(11);
-      // M across the panels of A^T (8, 16 and 64 wide) and past the path's 64; N across the row
-      // tiles (4, 6), the chunks (96) and the threads' runs, and just past the dot path; K across
-      // its blocks of 128 and the 8 x 8 transposes
-      for (const [M, N, K] of [[64, 500, 784], [2, 12, 64], [7, 13, 65], [9, 97, 127], [63, 1001, 129], [33, 250, 1000],
-        [64, 33, 3000], [17, 2049, 300], [8, 95, 200], [65, 100, 200], [64, 11, 64]]) {
-        const [alpha, beta] = M % 2 ? [-1.5, 0.25] : [1, 0];
-        const lda = K + 3, ldb = K + 5, ldc = N + 2;
-        const A = rng.f32(M * lda), B = rng.f32(N * ldb), C0 = rng.f32(M * ldc, 100);
-        const [cn, ct] = both((b) => {
-          const C = copy(C0);
-          b.sgemm(C, A, B, M, N, K, false, true, alpha, beta, lda, ldb, ldc);
-          return C;
-        });
-        const err = gemmBoundRatio(cn, ct, A, B, C0, M, N, K, false, true, alpha, beta, lda, ldb, ldc);
-        if (err > 2) expect.fail(`M=${M} N=${N} K=${K}: error ${err}`);
-        for (let i = 0; i < M; i++) // the padding of C is not written
-          for (let j = N; j < ldc; j++) expect(cn[i * ldc + j]).toBe(C0[i * ldc + j]);
-      }
-    });
+    // M across the panels of A^T (8, 16 and 64 wide) and past the path's 64; N across the row tiles
+    // (4, 6), the chunks (96) and the threads' runs, and just past the dot path; K across its
+    // blocks of 128 and the 8 x 8 transposes
+    withIsa(isa, () => checkABt(new Rng(11), [[64, 500, 784], [2, 12, 64], [7, 13, 65], [9, 97, 127], [63, 1001, 129],
+      [33, 250, 1000], [64, 33, 3000], [17, 2049, 300], [8, 95, 200], [65, 100, 200], [64, 11, 64]], 5));
   });
 
   it('sgemmBias: the bias on every row, on every path (one row, dot products, a batch against a wide B^T, a batch, row blocks, K = 0, alpha = 0), padded leading dimensions', () => {
@@ -361,28 +368,11 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
   });
 
   it('sgemm: narrow A.B^T over a long K (native: dot products in K blocks), alpha/beta, padded leading dimensions', () => {
-    withIsa(isa, () => {
-      const rng = new Rng(10);
-      // N on both sides of the dot path's limits (N <= 32 at K >= 384, N <= 12 at K >= 128, N <= 4
-      // at any K; 33 and 13 are packed again); M across the dot tile's and row blocks' edges; K
-      // across its blocks and vector widths
-      for (const [M, N, K] of [[32, 9, 50176], [70, 15, 4099], [5, 1, 2049], [131, 4, 37], [3, 16, 3000], [9, 10, 384],
-        [3, 32, 3000], [3, 33, 3000], [9, 12, 128], [9, 13, 128]]) {
-        const [alpha, beta] = M % 2 ? [-1.5, 0.25] : [1, 0];
-        const lda = K + 3, ldb = K + 1, ldc = N + 2;
-        // C0 large enough that beta * C0 stands out of the bound of a long K's rounding
-        const A = rng.f32(M * lda), B = rng.f32(N * ldb), C0 = rng.f32(M * ldc, 100);
-        const [cn, ct] = both((b) => {
-          const C = copy(C0);
-          b.sgemm(C, A, B, M, N, K, false, true, alpha, beta, lda, ldb, ldc);
-          return C;
-        });
-        const err = gemmBoundRatio(cn, ct, A, B, C0, M, N, K, false, true, alpha, beta, lda, ldb, ldc);
-        if (err > 2) expect.fail(`M=${M} N=${N} K=${K}: error ${err}`);
-        for (let i = 0; i < M; i++) // the padding of C is not written
-          for (let j = N; j < ldc; j++) expect(cn[i * ldc + j]).toBe(C0[i * ldc + j]);
-      }
-    });
+    // N on both sides of the dot path's limits (N <= 32 at K >= 384, N <= 12 at K >= 128, N <= 4 at
+    // any K; 33 and 13 are packed again); M across the dot tile's and row blocks' edges; K across
+    // its blocks and vector widths
+    withIsa(isa, () => checkABt(new Rng(10), [[32, 9, 50176], [70, 15, 4099], [5, 1, 2049], [131, 4, 37], [3, 16, 3000],
+      [9, 10, 384], [3, 32, 3000], [3, 33, 3000], [9, 12, 128], [9, 13, 128]], 1));
   });
 
   it('im2col, col2im, max pooling forward and backward', () => {

@@ -503,7 +503,6 @@ void sgemm_wide(float* C, const float* A, const float* B, int64_t M, int64_t N, 
   const int64_t panels = (M + cols - 1) / cols, m_pad = panels * cols;
   const int64_t k_blocks = (K + kWideKC - 1) / kWideKC;
   const int64_t kc_step = ((K + k_blocks - 1) / k_blocks + 7) / 8 * 8;  // equal blocks, whole transposes
-  // each thread's rows of W (of C's columns): whole tiles, as even as they come
   const int64_t parts = par ? num_threads() : 1;
   // Each thread packs all of A^T for itself, K block by K block, each block's panels together, into
   // its own slot. One copy packed by both threads and read by both cost more: every call its lines
@@ -517,6 +516,7 @@ void sgemm_wide(float* C, const float* A, const float* B, int64_t M, int64_t N, 
       pack_b_panels<cols>(at + q * m_pad * kc_step, A, lda, true, q * kc_step, imin(kc_step, K - q * kc_step), 0, M,
                           0, panels);
   };
+  // each thread's rows of W (of C's columns): whole tiles, as even as they come
   const int64_t per = ((N + parts - 1) / parts + R - 1) / R * R;
   const vf valpha = vset1(alpha), vbeta = vset1(beta);
   auto run = [&](int64_t t0, int64_t t1, int tid) {
@@ -638,8 +638,8 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
     // of its own (see sgemm_wide: one copy packed by both threads and read by both moved its lines
     // between the cores every call), then takes an equal run of whole column panels, in order,
     // packing them a few at a time just before use and running all of K for them, and the panels
-    // left over are split between the threads by rows. One hand-off a product. Runs, rather than chunks
-    // claimed one at a time by whichever thread is free: with x . W^T each thread then reads the
+    // left over are split between the threads by rows. One hand-off a product. Runs, rather than
+    // chunks claimed one at a time by whichever thread is free: with x . W^T each thread then reads the
     // rows of W that the optimizer's step (its halves of the weight) and the weight gradient's row
     // blocks wrote on its own core. The seed model's forward product, weight gradient, sums of
     // squares and SGD step in a loop on two threads: forward 219-221 -> 211-212 us and SGD 49-51 ->
