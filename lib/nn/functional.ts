@@ -39,16 +39,18 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
       dx = gradScratch(N * inF); // dx (N, in) = g (N, out) . W (out, in)
       backend().sgemm(dx, g, weight.data, N, inF, out, false, false, 1, 0, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1));
     }
-    // the parameters' gradients go straight into their .grad when it exists (beta = 1 adds)
-    if (weight.requiresGrad) {
-      const w = gradTarget(weight); // dW (out, in) = g^T (out, N) . x (N, in)
-      backend().sgemm(w.data, g, x.data, out, inF, N, true, false, 1, w.beta, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1));
-      dw = w.returned;
-    }
+    // the parameters' gradients go straight into their .grad when it exists (beta = 1 adds); the
+    // bias first, while g is still in cache from the op that wrote it: the weight's product writes
+    // (out, in) values in between
     if (bias?.requiresGrad) {
       const b = gradTarget(bias); // db (1, out) = ones (1, N) . g (N, out)
       backend().sgemm(b.data, onesOf(N), g, 1, out, N, false, false, 1, b.beta, Math.max(N, 1), Math.max(out, 1), Math.max(out, 1));
       db = b.returned;
+    }
+    if (weight.requiresGrad) {
+      const w = gradTarget(weight); // dW (out, in) = g^T (out, N) . x (N, in)
+      backend().sgemm(w.data, g, x.data, out, inF, N, true, false, 1, w.beta, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1));
+      dw = w.returned;
     }
     return [dx, dw, db];
   });
