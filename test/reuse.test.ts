@@ -5,7 +5,7 @@
  * give exactly the numbers of the plain path.
  */
 import { describe, expect, it } from 'vitest';
-import { DataLoader, manualSeed, nn, noGrad, optim, Tensor, tensor, TensorDataset } from '../lib/index.js';
+import { DataLoader, fit, manualSeed, nn, noGrad, optim, Tensor, tensor, TensorDataset } from '../lib/index.js';
 import { gradScratch, recycle } from '../lib/tensor.js';
 
 function randomTensor(shape: number[], seed: number): Tensor {
@@ -169,5 +169,54 @@ describe('memory reuse in the training step', () => {
     }
     expect(reused).toEqual(plain);
     expect(seen[1]).toBe(seen[0]); // the same array for the full batches; the short last one is new
+  });
+
+  describe('fit() reusing the memory of activations from step to step', () => {
+    /** keeps what passes through it: the tensor, its array and a clone */
+    class Keep extends nn.Module {
+      kept: Tensor | null = null;
+      copy: Tensor | null = null;
+      arrays: Float32Array[] = [];
+      forward(x: Tensor): Tensor {
+        this.kept = x;
+        this.copy = x.clone();
+        this.arrays.push(x.data);
+        return x;
+      }
+    }
+    const run = (reuseActivations: boolean | undefined) => {
+      const model = seedModel(), keep = new Keep();
+      model.layers.splice(1, 0, keep); // after the first Linear: its output comes from the step's memory
+      // 20 rows in batches of 8: two full steps, a short one, twice
+      const data = new TensorDataset(randomTensor([20, 12], 11), Int32Array.from({ length: 20 }, (_, i) => i % 4));
+      const losses: number[] = [];
+      fit(model, {
+        train: new DataLoader(data, { batchSize: 8, shuffle: true, seed: 2 }), epochs: 2,
+        optimizer: new optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 }), loss: new nn.CrossEntropyLoss(),
+        reuseActivations, onStep: (r) => losses.push(r.loss),
+      });
+      return { params: [...model.parameters()].map((p) => [...p.data]), losses, keep };
+    };
+
+    it('gives the losses and parameters of fresh arrays, bit for bit, writing each step into the last ones', () => {
+      const reused = run(undefined), fresh = run(false);
+      expect(reused.losses).toHaveLength(6);
+      expect(reused.losses).toEqual(fresh.losses);
+      expect(reused.params).toEqual(fresh.params);
+      const [a, b] = [reused.keep.arrays, fresh.keep.arrays];
+      expect([a[0], a[1]]).toContain(a[3]); // the second epoch's first step wrote into an array of the first's
+      expect([a[0], a[1]]).not.toContain(a[2]); // the short batch has its own size
+      expect([b[0], b[1]]).not.toContain(b[3]);
+    });
+
+    it('an activation kept past its step throws when read, naming the way out; its clone and fresh arrays stay readable', () => {
+      const { keep } = run(undefined);
+      expect(keep.kept!.shape).toEqual([4, 9]);
+      expect(() => keep.kept!.data).toThrow(
+        /^this tensor \(shape \[4, 9\]\) was made during a fit\(\) training step, and its memory now holds a later step's values: keep a copy \(tensor\.clone\(\)\) during the step, or pass reuseActivations: false to fit\(\)$/);
+      expect(keep.copy!.size).toBe(36);
+      const fresh = run(false).keep;
+      expect([...fresh.kept!.data]).toEqual([...keep.copy!.data]);
+    });
   });
 });

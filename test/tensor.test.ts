@@ -119,6 +119,17 @@ describe('autograd semantics', () => {
     expect(x.grad!.toArray()).toEqual([3, 30]);
   });
 
+  it('clone copies the values into a new array, and the gradient flows back through it', () => {
+    const x = tensor([[1, -2], [3, 4]], undefined, { requiresGrad: true });
+    const c = x.clone();
+    expect(c.data).not.toBe(x.data);
+    expect(c.toArray()).toEqual([[1, -2], [3, 4]]);
+    c.data[0] = 9;
+    expect(x.data[0]).toBe(1);
+    mul(c, tensor([[1, 2], [3, 4]])).sum().backward();
+    expect(x.grad!.toArray()).toEqual([[1, 2], [3, 4]]);
+  });
+
   it('manualSeed makes randn, rand reproducible', () => {
     manualSeed(42);
     const a = randn([5]).toArray(), r = rand([5]).toArray();

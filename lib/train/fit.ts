@@ -11,7 +11,7 @@ import type { DataLoader } from '../data/dataset.js';
 import type { Module } from '../nn/module.js';
 import { clipGradNorm as clip } from '../nn/utils.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import { argmax, noGrad, type Tensor } from '../tensor.js';
+import { argmax, noGrad, StepMemory, type Tensor } from '../tensor.js';
 
 export interface Loss {
   forward(logits: Tensor, targets: Int32Array): Tensor;
@@ -57,6 +57,11 @@ export interface FitOptions {
   maxBadSteps?: number;
   /** stop after this many steps in all (default: no limit) */
   maxSteps?: number;
+  /**
+   * reuse the memory of a step's forward outputs in the next step (default true): a step's
+   * activations are then released when it ends, and reading one kept from a module throws
+   */
+  reuseActivations?: boolean;
   onStep?(record: StepRecord): void;
   onEpoch?(record: EpochRecord): void;
 }
@@ -106,6 +111,7 @@ export function fit(model: Module, options: FitOptions): { epochs: EpochRecord[]
   let step = 0, skippedTotal = 0, consecutiveBad = 0;
   let firstBad: StepRecord | null = null;
   let previous: Record<string, number> | null = null; // gradient norms of the last good step
+  const activations = options.reuseActivations === false ? null : new StepMemory();
   for (let epoch = 1; epoch <= options.epochs; epoch++) {
     model.train();
     const start = process.hrtime.bigint();
@@ -113,11 +119,17 @@ export function fit(model: Module, options: FitOptions): { epochs: EpochRecord[]
     for (const [x, y] of train.batches({ reuse: true })) { // each batch is done with before the next
       if (options.maxSteps !== undefined && step >= options.maxSteps) break;
       optimizer.zeroGrad(false); // gradients zeroed in place: backward adds into the same arrays every step
-      const loss = lossFn.forward(model.forward(x), y);
-      loss.backward();
-      const value = loss.item();
+      activations?.open();
+      let value: number;
       const gradNorms: Record<string, number> = {};
-      for (const [name, p] of named) gradNorms[name] = p.grad ? Math.sqrt(backend().sumSquares(p.grad.data)) : 0;
+      try {
+        const loss = lossFn.forward(model.forward(x), y);
+        loss.backward();
+        value = loss.item();
+        for (const [name, p] of named) gradNorms[name] = p.grad ? Math.sqrt(backend().sumSquares(p.grad.data)) : 0;
+      } finally {
+        activations?.close();
+      }
       let reason: StepRecord['reason'], culprit: string | undefined;
       if (!Number.isFinite(value)) {
         reason = 'loss';
