@@ -5,7 +5,7 @@
  */
 import { backend } from '../backend/index.js';
 import { describe } from '../backend/validate.js';
-import { fmt, gradScratch, gradTarget, mean, pow, record, sizeOf, sub, sum, Tensor, uninitialized } from '../tensor.js';
+import { fmt, gradScratch, gradTarget, mean, pow, record, recycle, sizeOf, sub, sum, Tensor, uninitialized } from '../tensor.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -83,8 +83,8 @@ export function batchNorm(x: Tensor, a: BatchNormArgs): Tensor {
   let mean: Float32Array, invstd: Float32Array;
   if (a.training) {
     if (N * S <= 1) throw new RangeError(`Expected more than 1 value per channel when training, got input size ${fmt(x.shape)}`);
-    mean = new Float32Array(C);
-    invstd = new Float32Array(C);
+    mean = uninitialized(C); // both written in full by the kernel
+    invstd = uninitialized(C);
     k.batchnormForwardTrain(y, mean, invstd, a.runningMean?.data ?? null, a.runningVar?.data ?? null, x.data, w, b, N, C, S, a.eps, a.factor, relu);
   } else {
     const rm = a.runningMean!.data, rv = a.runningVar!.data;
@@ -95,10 +95,19 @@ export function batchNorm(x: Tensor, a: BatchNormArgs): Tensor {
   const inputs = [x, ...(a.weight ? [a.weight] : []), ...(a.bias ? [a.bias] : [])];
   return record(relu ? 'batchNormRelu' : 'batchNorm', y, [...x.shape], inputs, (g) => {
     const dx = x.requiresGrad ? gradScratch(x.size) : null;
-    const dw = a.weight?.requiresGrad ? new Float32Array(C) : null;
-    const db = a.bias?.requiresGrad ? new Float32Array(C) : null;
+    // the parameters' gradients straight into their .grad when it is zero (see gradTarget); the
+    // kernel overwrites them, so one that adds (beta 1) goes through a scratch array first
+    const wt = a.weight?.requiresGrad ? gradTarget(a.weight) : null;
+    const bt = a.bias?.requiresGrad ? gradTarget(a.bias) : null;
+    const into = (t: typeof wt) => (t ? (t.beta === 0 ? t.data : gradScratch(C)) : null);
+    const dw = into(wt), db = into(bt);
     k.batchnormBackward(dx, dw, db, g, x.data, mean, invstd, w, relu ? y : null, N, C, S, a.training);
-    return [dx, ...(a.weight ? [dw] : []), ...(a.bias ? [db] : [])];
+    for (const [t, d] of [[wt, dw], [bt, db]] as const)
+      if (t?.beta === 1) {
+        k.axpy(t.data, d!, 1);
+        recycle(d!);
+      }
+    return [dx, ...(a.weight ? [wt?.returned ?? null] : []), ...(a.bias ? [bt?.returned ?? null] : [])];
   });
 }
 
