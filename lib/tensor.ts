@@ -41,6 +41,12 @@ export function uninitialized(n: number): Float32Array {
   return allocateUninitialized(n);
 }
 
+/** @internal as uninitialized(), for n int32 values (an index array an op saves for its backward) */
+export function uninitializedInt32(n: number): Int32Array {
+  const f = uninitialized(n);
+  return new Int32Array(f.buffer, f.byteOffset, n);
+}
+
 function allocateUninitialized(n: number): Float32Array {
   const bytes = Buffer.allocUnsafeSlow(n * Float32Array.BYTES_PER_ELEMENT); // its own ArrayBuffer, not Node's pool
   return new Float32Array(bytes.buffer, bytes.byteOffset, n);

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DataLoader, fit, manualSeed, nn, noGrad, optim, Tensor, tensor, TensorDataset } from '../lib/index.js';
-import { gradScratch, recycle } from '../lib/tensor.js';
+import { gradScratch, recycle, StepMemory, uninitialized } from '../lib/tensor.js';
 
 function randomTensor(shape: number[], seed: number): Tensor {
   let s = seed >>> 0;
@@ -207,6 +207,41 @@ describe('memory reuse in the training step', () => {
       expect([a[0], a[1]]).toContain(a[3]); // the second epoch's first step wrote into an array of the first's
       expect([a[0], a[1]]).not.toContain(a[2]); // the short batch has its own size
       expect([b[0], b[1]]).not.toContain(b[3]);
+    });
+
+    it('every op that takes its output from the step memory writes all of it: memory filled with NaN changes nothing', () => {
+      // the memory's free arrays hold NaN before the step (any size the ops ask for, several each),
+      // so a value an op left unwritten would show as NaN in its output or its gradients
+      const cases: [string, number[], () => nn.Module][] = [
+        ['Linear', [6, 5], () => new nn.Linear(5, 4)],
+        ['BatchNorm1d+ReLU', [6, 5], () => new nn.Sequential(new nn.BatchNorm1d(5), new nn.ReLU())],
+        ['Conv2d', [2, 2, 5, 5], () => new nn.Conv2d(2, 3, 3, { padding: 1 })],
+        ['BatchNorm2d', [2, 3, 4, 4], () => new nn.BatchNorm2d(3)],
+        ['MaxPool2d', [2, 3, 6, 6], () => new nn.MaxPool2d(2)],
+        ['Dropout', [6, 5], () => new nn.Dropout(0.3)],
+        ['LeakyReLU', [6, 5], () => new nn.LeakyReLU(0.1)],
+      ];
+      for (const [name, shape, make] of cases) {
+        const step = (memory: StepMemory | null) => {
+          manualSeed(6);
+          const module = make();
+          const x = randomTensor(shape, 19);
+          x.requiresGrad = true;
+          memory?.open();
+          try {
+            const y = module.forward(x);
+            y.mul(randomTensor(y.shape, 20)).sum().backward();
+            return [[...y.data], [...x.grad!.data], ...[...module.parameters()].map((p) => [...p.grad!.data])];
+          } finally {
+            memory?.close();
+          }
+        };
+        const poisoned = new StepMemory();
+        poisoned.open();
+        for (let i = 0; i < 4; i++) for (const n of [30, 24, 5, 3, 150, 96, 54]) uninitialized(n).fill(NaN);
+        poisoned.close();
+        expect(step(poisoned), name).toEqual(step(null));
+      }
     });
 
     it('an activation kept past its step throws when read, naming the way out; its clone and fresh arrays stay readable', () => {

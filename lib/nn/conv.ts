@@ -1,7 +1,9 @@
 /** Conv2d (im2col + one GEMM for the batch), MaxPool2d and AvgPool2d, LayerNorm. */
 import { backend } from '../backend/index.js';
 import { checkPositiveInt } from '../check.js';
-import { add, fmt, gradScratch, gradTarget, mean, mul, ones, pow, record, recycle, sizeOf, sub, Tensor, zeros } from '../tensor.js';
+import {
+  add, fmt, gradScratch, gradTarget, mean, mul, ones, pow, record, recycle, sizeOf, sub, Tensor, uninitialized, uninitializedInt32, zeros,
+} from '../tensor.js';
 import { uniformTensor } from './layers.js';
 import { Module } from './module.js';
 
@@ -63,7 +65,7 @@ export class Conv2d extends Module {
     // plus the bias, in one pass
     const out = temporary(0, OC * N * P);
     k.sgemm(out, w.data, col, OC, N * P, CKK, false, false, 1, 0, CKK, NP, NP);
-    const y = new Float32Array(N * OC * P);
+    const y = uninitialized(N * OC * P); // convOutput writes every value
     k.convOutput(y, out, b?.data ?? null, N, OC, P);
     const result = record('conv2d', y, [N, OC, OH, OW], b ? [x, w, b] : [x, w], (g) => {
       // gT (OC, N*P): g (N, OC, P) with its first two dimensions swapped, and db (OC) = the sums of
@@ -133,7 +135,7 @@ export class MaxPool2d extends Pool2d {
   forward(x: Tensor): Tensor {
     checkImage('MaxPool2d', x);
     const [N, C, H, W] = x.shape, [OH, OW] = outSize('MaxPool2d', x, this.kernelSize, this.stride, this.padding);
-    const y = new Float32Array(N * C * OH * OW), idx = new Int32Array(y.length);
+    const y = uninitialized(N * C * OH * OW), idx = uninitializedInt32(y.length); // the kernel writes both in full
     backend().maxPool2d(y, idx, x.data, N, C, H, W, ...this.kernelSize, ...this.stride, ...this.padding);
     return record('maxPool2d', y, [N, C, OH, OW], [x], (g) => {
       const dx = gradScratch(x.size); // the kernel writes all of it

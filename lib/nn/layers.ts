@@ -1,6 +1,6 @@
 /** Layers: Sequential, Linear, BatchNorm1d/2d, activations, Flatten, Dropout. */
 import { uniform } from '../random.js';
-import { fmt, gradScratch, ones, record, relu, sigmoid, tanh, Tensor, zeros } from '../tensor.js';
+import { fmt, gradScratch, ones, record, relu, sigmoid, tanh, Tensor, uninitialized, zeros } from '../tensor.js';
 import { backend } from '../backend/index.js';
 import { batchNorm, linear } from './functional.js';
 import { Module } from './module.js';
@@ -195,7 +195,7 @@ export class Flatten extends Module {
 
 /** LeakyReLU as a function, on the backend's kernels. */
 export function leakyRelu(x: Tensor, slope = 0.01): Tensor {
-  const out = new Float32Array(x.size);
+  const out = uninitialized(x.size); // the kernel writes every value
   backend().leakyRelu(out, x.data, slope);
   return record('leakyRelu', out, [...x.shape], [x], (g) => {
     const dx = gradScratch(g.length);
@@ -217,9 +217,9 @@ export class Dropout extends Module {
   }
   forward(x: Tensor): Tensor {
     if (!this.training || this.p === 0) return x;
-    const keep = 1 - this.p, mask = new Float32Array(x.size);
+    const keep = 1 - this.p, mask = uninitialized(x.size); // both written in full
     for (let i = 0; i < mask.length; i++) mask[i] = keep > 0 && uniform() < keep ? 1 / keep : 0;
-    const out = new Float32Array(x.size);
+    const out = uninitialized(x.size);
     backend().mul(out, x.data, mask);
     return record('dropout', out, [...x.shape], [x], (g) => {
       const dx = gradScratch(g.length);
