@@ -65,48 +65,53 @@ std::string describe(const Napi::Value& v) {
   return "object";
 }
 
-// Argument access for one call of one function; every accessor throws on a bad argument.
+// Argument access for one call of one function; every accessor throws on a bad argument. Each
+// reads its argument with one N-API call, which also tells a wrong kind (napi_get_value_double
+// fails on anything but a number, napi_get_typedarray_info on anything but a typed array, and
+// gives the type, length and data pointer at once); node-addon-api's accessors took one call per
+// property (five for a Float32Array's pointer), and a four-array call with its checks cost ~0.9 us
+// against a kernel of a few. The messages are built only on the error path.
 class Args {
  public:
   Args(const Napi::CallbackInfo& info, const char* fn, size_t count) : info_(info), env_(info.Env()), fn_(fn) {
+    if (count > kMaxArgs) range_error("takes more arguments than Args holds");  // a binding's own mistake
     if (info.Length() != count)
       type_error("expected " + std::to_string(count) + " arguments but received " + std::to_string(info.Length()));
   }
 
-  [[noreturn]] void type_error(const std::string& msg) const { throw Napi::TypeError::New(env_, fn_ + ": " + msg); }
-  [[noreturn]] void range_error(const std::string& msg) const { throw Napi::RangeError::New(env_, fn_ + ": " + msg); }
+  [[noreturn]] void type_error(const std::string& msg) const {
+    throw Napi::TypeError::New(env_, std::string(fn_) + ": " + msg);
+  }
+  [[noreturn]] void range_error(const std::string& msg) const {
+    throw Napi::RangeError::New(env_, std::string(fn_) + ": " + msg);
+  }
 
   // A size: an integer in [lo, kMaxSize].
   int64_t size(size_t i, const char* name, int64_t lo = 0) const {
-    Napi::Value v = info_[i];
-    if (!v.IsNumber()) type_error(std::string("expected ") + name + " to be a number but received " + describe(v));
-    const double d = v.As<Napi::Number>().DoubleValue();
+    const double d = number_value(i, name);
     if (!(d >= (double)lo && d <= (double)kMaxSize && d == (double)(int64_t)d))
       range_error(std::string("expected ") + name + " to be an integer from " + std::to_string(lo) + " to " +
-                  std::to_string(kMaxSize) + " but received " + v.ToString().Utf8Value());
+                  std::to_string(kMaxSize) + " but received " + info_[i].ToString().Utf8Value());
     return (int64_t)d;
   }
 
   float number(size_t i, const char* name) const {
-    Napi::Value v = info_[i];
-    if (!v.IsNumber()) type_error(std::string("expected ") + name + " to be a number but received " + describe(v));
-    const double d = v.As<Napi::Number>().DoubleValue();
+    const double d = number_value(i, name);
     if (!std::isfinite(d))
-      range_error(std::string("expected ") + name + " to be a finite number but received " + v.ToString().Utf8Value());
+      range_error(std::string("expected ") + name + " to be a finite number but received " +
+                  info_[i].ToString().Utf8Value());
     return (float)d;
   }
 
   bool flag(size_t i, const char* name) const {
-    Napi::Value v = info_[i];
-    if (!v.IsBoolean()) type_error(std::string("expected ") + name + " to be a boolean but received " + describe(v));
-    return v.As<Napi::Boolean>().Value();
+    bool b;
+    if (napi_get_value_bool(env_, info_[i], &b) != napi_ok)
+      type_error(std::string("expected ") + name + " to be a boolean but received " + describe(info_[i]));
+    return b;
   }
 
   // The length of a Float32Array argument (which sets n for elementwise kernels).
-  int64_t length(size_t i, const char* name) {
-    f32(i, name, 0, true);
-    return (int64_t)info_[i].As<Napi::TypedArray>().ElementLength();
-  }
+  int64_t length(size_t i, const char* name) { return view(i, name, napi_float32_array, "Float32Array", false).length; }
 
   // A Float32Array of exactly `len` elements (at least `len` when at_least).
   float* f32(size_t i, const char* name, int64_t len, bool at_least = false) {
@@ -122,42 +127,78 @@ class Args {
   const uint8_t* u8(size_t i, const char* name, int64_t len) {
     return static_cast<const uint8_t*>(typed(i, name, napi_uint8_array, "Uint8Array", len, false, false));
   }
-  int64_t u8_length(size_t i, const char* name) {
-    typed(i, name, napi_uint8_array, "Uint8Array", 0, true, false);
-    return (int64_t)info_[i].As<Napi::TypedArray>().ElementLength();
-  }
+  int64_t u8_length(size_t i, const char* name) { return view(i, name, napi_uint8_array, "Uint8Array", false).length; }
 
-  // Outputs that the kernel writes while it reads `b` must not share memory with it.
+  // Outputs that the kernel writes while it reads `b` must not share memory with it (both are
+  // typed arrays already checked, so their spans are known).
   void no_overlap(size_t out, const char* out_name, size_t in, const char* in_name) const {
-    Napi::TypedArray a = info_[out].As<Napi::TypedArray>(), b = info_[in].As<Napi::TypedArray>();
-    const uint8_t* pa = static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
-    const uint8_t* pb = static_cast<const uint8_t*>(b.ArrayBuffer().Data()) + b.ByteOffset();
-    if (a.ByteLength() && b.ByteLength() && pa < pb + b.ByteLength() && pb < pa + a.ByteLength())
+    const Span a = seen_[out], b = seen_[in];
+    if (a.bytes && b.bytes && a.data < b.data + b.bytes && b.data < a.data + a.bytes)
       range_error(std::string(out_name) + " must not overlap " + in_name);
   }
 
-  const std::string& fn() const { return fn_; }
-
  private:
+  struct View {
+    void* data;  // the first element (the buffer's data plus the array's byte offset)
+    int64_t length;
+  };
+  struct Span {
+    const uint8_t* data = nullptr;
+    size_t bytes = 0;
+  };
+  static constexpr size_t kMaxArgs = 16;
+
+  double number_value(size_t i, const char* name) const {
+    double d;
+    if (napi_get_value_double(env_, info_[i], &d) != napi_ok)
+      type_error(std::string("expected ") + name + " to be a number but received " + describe(info_[i]));
+    return d;
+  }
+
+  // argument i as a typed array of `type` (data null for null when nullable)
+  View view(size_t i, const char* name, napi_typedarray_type type, const char* type_name, bool nullable) const {
+    napi_value v = info_[i];
+    napi_typedarray_type have;
+    size_t length;
+    void* data;
+    if (napi_get_typedarray_info(env_, v, &have, &length, &data, nullptr, nullptr) != napi_ok || have != type) {
+      if (nullable && info_[i].IsNull()) return View{nullptr, -1};
+      type_error(std::string("expected ") + name + " to be a " + type_name + (nullable ? " or null" : "") +
+                 " but received " + describe(info_[i]));
+    }
+    seen_[i] = Span{static_cast<const uint8_t*>(data), length * element_bytes(have)};
+    return View{data, (int64_t)length};
+  }
+
   void* typed(size_t i, const char* name, napi_typedarray_type type, const char* type_name, int64_t len, bool at_least,
               bool nullable) {
-    Napi::Value v = info_[i];
-    if (nullable && v.IsNull()) return nullptr;
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
-      type_error(std::string("expected ") + name + " to be a " + type_name + (nullable ? " or null" : "") +
-                 " but received " + describe(v));
-    Napi::TypedArray a = v.As<Napi::TypedArray>();
-    const int64_t have = (int64_t)a.ElementLength();
-    if (at_least ? have < len : have != len)
+    const View a = view(i, name, type, type_name, nullable);
+    if (a.length < 0) return nullptr;  // null, allowed
+    if (at_least ? a.length < len : a.length != len)
       range_error(std::string("expected ") + name + (at_least ? " to have at least " : " to have length ") +
-                  std::to_string(len) + (at_least ? " elements" : "") + " but received " + std::to_string(have));
-    if (have == 0) return reinterpret_cast<void*>(alignof(float));  // never dereferenced; detached buffers have no data
-    return static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+                  std::to_string(len) + (at_least ? " elements" : "") + " but received " + std::to_string(a.length));
+    if (a.length == 0) return reinterpret_cast<void*>(alignof(float));  // never dereferenced; detached buffers have no data
+    return a.data;
+  }
+
+  static size_t element_bytes(napi_typedarray_type type) {
+    switch (type) {
+      case napi_int8_array:
+      case napi_uint8_array:
+      case napi_uint8_clamped_array: return 1;
+      case napi_int16_array:
+      case napi_uint16_array: return 2;
+      case napi_float64_array:
+      case napi_bigint64_array:
+      case napi_biguint64_array: return 8;
+      default: return 4;
+    }
   }
 
   const Napi::CallbackInfo& info_;
   Napi::Env env_;
-  std::string fn_;
+  const char* fn_;  // a string literal
+  mutable Span seen_[kMaxArgs];  // each typed array argument's memory, as view() found it (for no_overlap)
 };
 
 // ---- GEMM ----------------------------------------------------------------------------------------
