@@ -66,7 +66,9 @@ let openStep: StepMemory | null = null;
 export class StepMemory {
   private readonly free = new Map<number, Float32Array[]>();
   private readonly taken: Float32Array[] = [];
-  private readonly buffers = new WeakSet<ArrayBufferLike>(); // of every array this memory gave out
+  // every array this memory gave out, and the views reshape made of them: known by the array
+  // itself, since reading .buffer of a small typed array (the loss, a sum) moves it off V8's heap
+  private readonly arrays = new WeakSet<Float32Array>();
   private readonly tensors: Tensor[] = [];
 
   open(): void {
@@ -90,15 +92,21 @@ export class StepMemory {
     let a = this.free.get(n)?.pop();
     if (!a) {
       a = allocateUninitialized(n);
-      this.buffers.add(a.buffer);
+      this.arrays.add(a);
     }
     this.taken.push(a);
     return a;
   }
 
-  /** a tensor over one of this memory's arrays (the array itself, a view or a detached copy of the tensor) */
+  /** a tensor over one of this memory's arrays (the array itself, or a view of it from view()) */
   track(t: Tensor, data: Float32Array): void {
-    if (this.buffers.has(data.buffer)) this.tensors.push(t);
+    if (this.arrays.has(data)) this.tensors.push(t);
+  }
+
+  /** view, an array over of's memory, is this memory's too when of is */
+  view(view: Float32Array, of: Float32Array): Float32Array {
+    if (this.arrays.has(of)) this.arrays.add(view);
+    return view;
   }
 }
 
@@ -291,7 +299,8 @@ export class Tensor {
     const target = dims.map((d) => (d === -1 ? (rest === 0 ? 0 : this.size / rest) : d));
     if (sizeOf(target) !== this.size || !target.every(Number.isInteger))
       throw new RangeError(`reshape: shape ${fmt(dims)} is invalid for input of shape ${fmt(this.shape)} (${this.size} values)`);
-    return record('reshape', new Float32Array(this.data.buffer, this.data.byteOffset, this.size), target, [this], (g) => [g]);
+    const data = new Float32Array(this.data.buffer, this.data.byteOffset, this.size);
+    return record('reshape', openStep ? openStep.view(data, this.data) : data, target, [this], (g) => [g]);
   }
 
   /**

@@ -175,10 +175,12 @@ describe('memory reuse in the training step', () => {
     /** keeps what passes through it: the tensor, its array and a clone */
     class Keep extends nn.Module {
       kept: Tensor | null = null;
+      keptView: Tensor | null = null;
       copy: Tensor | null = null;
       arrays: Float32Array[] = [];
       forward(x: Tensor): Tensor {
         this.kept = x;
+        this.keptView = x.reshape([-1]).detach();
         this.copy = x.clone();
         this.arrays.push(x.data);
         return x;
@@ -249,6 +251,7 @@ describe('memory reuse in the training step', () => {
       expect(keep.kept!.shape).toEqual([4, 9]);
       expect(() => keep.kept!.data).toThrow(
         /^this tensor \(shape \[4, 9\]\) was made during a fit\(\) training step, and its memory now holds a later step's values: keep a copy \(tensor\.clone\(\)\) during the step, or pass reuseActivations: false to fit\(\)$/);
+      expect(() => keep.keptView!.data).toThrow(/^this tensor \(shape \[36\]\) was made during a fit\(\) training step/);
       expect(keep.copy!.size).toBe(36);
       const fresh = run(false).keep;
       expect([...fresh.kept!.data]).toEqual([...keep.copy!.data]);
