@@ -43,18 +43,19 @@ describe('thread pool', () => {
     };
     const run = (threads: number) => {
       expect(native.setThreads(threads)).toBe(threads);
-      const C = new Float32Array(M * N), C2 = new Float32Array(64 * 500), C3 = new Float32Array(64 * 10);
+      const C = new Float32Array(M * N), C2 = new Float32Array(64 * 500), C3 = new Float32Array(128 * 10);
       const row = new Float32Array(500), rowT = new Float32Array(500);
       native.sgemm(C, A, B, M, N, K, false, true, 1, 0, K, K, N);
       native.sgemm(C2, A2, B2, 64, 500, 300, false, false, 1, 0, 300, 500, 500);
       const Cw = new Float32Array(64 * 500); // x (64, 300) . W^T, W (500, 300)
       native.sgemm(Cw, A2, B2, 64, 500, 300, false, true, 1, 0, 300, 300, 500);
-      native.sgemm(C3, B2.subarray(0, 64 * 500), B3, 64, 10, 500, false, true, 1, 0, 500, 500, 10);
+      // the narrow ones with 128 rows: at 64 (320,000 multiply-adds) they run on one thread
+      native.sgemm(C3, B2.subarray(0, 128 * 500), B3, 128, 10, 500, false, true, 1, 0, 500, 500, 10);
       native.sgemm(row, A2, B2, 1, 500, 300, false, false, 1, 0, 300, 500, 500);
       native.sgemm(rowT, A2, B2, 1, 500, 300, false, true, 1, 0, 300, 300, 500);
-      const C4 = new Float32Array(70 * 9), C5 = new Float32Array(64 * 10);
+      const C4 = new Float32Array(70 * 9), C5 = new Float32Array(128 * 10);
       native.sgemm(C4, A4, B4, 70, 9, 5000, false, true, 1, 0, 5000, 5000, 9);
-      native.sgemm(C5, B2.subarray(0, 64 * 500), B3, 64, 10, 500, false, false, 1, 0, 500, 10, 10);
+      native.sgemm(C5, B2.subarray(0, 128 * 500), B3, 128, 10, 500, false, false, 1, 0, 500, 10, 10);
       const gT = new Float32Array(g.length), dbias = new Float32Array(7);
       native.convOutputBackward(gT, dbias, g, 64, 7, 196);
       return [C, C2, Cw, C3, row, rowT, C4, C5, dbias, ...batchnorm(x, dy, 64, 49), ...batchnorm(x2, dy2, 1000, 1), ...batchnorm(x3, dy3, 3, 1024)];
