@@ -34,7 +34,7 @@ const SCRATCH_PER_SIZE = 4;
  * @internal n values whose contents are arbitrary (not zeroed), for an op's output that its kernel
  * writes in full before anything reads it. A fresh zeroed Float32Array of 128 KB (the seed model's
  * activations) costs its page faults and a memset: allocating and touching one in a loop took
- * 8.8-10.4 us zeroed and 2.0-2.5 us not, and a training step makes two.
+ * 8.8-10.4 us zeroed and 2.0-2.5 us not. Inside fit() they come from the step's memory (StepMemory).
  */
 export function uninitialized(n: number): Float32Array {
   if (openStep) return openStep.take(n);
@@ -155,6 +155,25 @@ export function gradTarget(t: Tensor): { data: Float32Array; beta: 0 | 1; return
   const beta = t.gradPendingZero ? 0 : 1;
   t.gradPendingZero = false;
   return { data: t.gradValue.data, beta, returned: null };
+}
+
+/**
+ * @internal gradTarget for a kernel that overwrites its output rather than adding to it (BatchNorm's
+ * parameter gradients, Conv2d's bias gradient): into t's .grad when that is zero or new (beta 0),
+ * else into a scratch array that finish() adds into .grad and takes back.
+ */
+export function gradOverwrite(t: Tensor): { data: Float32Array; returned: Float32Array | null; finish(): void } {
+  const target = gradTarget(t);
+  if (target.beta === 0) return { data: target.data, returned: target.returned, finish() {} };
+  const scratch = gradScratch(t.size);
+  return {
+    data: scratch,
+    returned: null,
+    finish() {
+      backend().axpy(target.data, scratch, 1);
+      recycle(scratch);
+    },
+  };
 }
 
 let gradEnabled = true;

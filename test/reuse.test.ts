@@ -68,6 +68,14 @@ describe('memory reuse in the training step', () => {
     const once = [...model.parameters()].map((p) => [...p.grad!.data]);
     loss.forward(model.forward(x), y).backward();
     [...model.parameters()].forEach((p, i) => p.grad!.data.forEach((v, j) => expect(v).toBeCloseTo(2 * once[i][j], 6)));
+    // Conv2d's bias gradient, which its kernel overwrites, too
+    manualSeed(8);
+    const conv = new nn.Conv2d(2, 3, 3, { padding: 1 });
+    const image = randomTensor([2, 2, 5, 5], 9);
+    conv.forward(image).sum().backward();
+    const convOnce = [...conv.parameters()].map((p) => [...p.grad!.data]);
+    conv.forward(image).sum().backward();
+    [...conv.parameters()].forEach((p, i) => p.grad!.data.forEach((v, j) => expect(v).toBeCloseTo(2 * convOnce[i][j], 5)));
   });
 
   it('a gradient handed to the user is never reused by a later backward', () => {

@@ -2,7 +2,7 @@
 import { backend } from '../backend/index.js';
 import { checkPositiveInt } from '../check.js';
 import {
-  add, fmt, gradScratch, gradTarget, mean, mul, ones, pow, record, recycle, sizeOf, sub, Tensor, uninitialized, uninitializedInt32, zeros,
+  add, fmt, gradOverwrite, gradScratch, gradTarget, mean, mul, ones, pow, record, recycle, sizeOf, sub, Tensor, uninitialized, uninitializedInt32, zeros,
 } from '../tensor.js';
 import { uniformTensor } from './layers.js';
 import { Module } from './module.js';
@@ -71,10 +71,9 @@ export class Conv2d extends Module {
       // gT (OC, N*P): g (N, OC, P) with its first two dimensions swapped, and db (OC) = the sums of
       // its rows, in the same pass (as 96 sum calls they cost the cnn model 0.5 ms a step)
       const gT = temporary(0, OC * N * P);
-      const db = b?.requiresGrad ? gradTarget(b) : null;
-      const sums = db?.beta ? temporary(2, OC) : db?.data ?? null;
-      k.convOutputBackward(gT, sums, g, N, OC, P);
-      if (db?.beta) k.axpy(db.data, sums!, 1);
+      const db = b?.requiresGrad ? gradOverwrite(b) : null;
+      k.convOutputBackward(gT, db?.data ?? null, g, N, OC, P);
+      db?.finish();
       let dx: Float32Array | null = null, dw: Float32Array | null = null;
       if (w.requiresGrad) {
         const t = gradTarget(w); // dW (OC, CKK) = gT (OC, N*P) . col^T

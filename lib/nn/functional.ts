@@ -5,7 +5,7 @@
  */
 import { backend } from '../backend/index.js';
 import { describe } from '../backend/validate.js';
-import { fmt, gradScratch, gradTarget, mean, pow, record, recycle, sizeOf, sub, sum, Tensor, uninitialized } from '../tensor.js';
+import { fmt, gradOverwrite, gradScratch, gradTarget, mean, pow, record, sizeOf, sub, sum, Tensor, uninitialized } from '../tensor.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -95,19 +95,13 @@ export function batchNorm(x: Tensor, a: BatchNormArgs): Tensor {
   const inputs = [x, ...(a.weight ? [a.weight] : []), ...(a.bias ? [a.bias] : [])];
   return record(relu ? 'batchNormRelu' : 'batchNorm', y, [...x.shape], inputs, (g) => {
     const dx = x.requiresGrad ? gradScratch(x.size) : null;
-    // the parameters' gradients straight into their .grad when it is zero (see gradTarget); the
-    // kernel overwrites them, so one that adds (beta 1) goes through a scratch array first
-    const wt = a.weight?.requiresGrad ? gradTarget(a.weight) : null;
-    const bt = a.bias?.requiresGrad ? gradTarget(a.bias) : null;
-    const into = (t: typeof wt) => (t ? (t.beta === 0 ? t.data : gradScratch(C)) : null);
-    const dw = into(wt), db = into(bt);
-    k.batchnormBackward(dx, dw, db, g, x.data, mean, invstd, w, relu ? y : null, N, C, S, a.training);
-    for (const [t, d] of [[wt, dw], [bt, db]] as const)
-      if (t?.beta === 1) {
-        k.axpy(t.data, d!, 1);
-        recycle(d!);
-      }
-    return [dx, ...(a.weight ? [wt?.returned ?? null] : []), ...(a.bias ? [bt?.returned ?? null] : [])];
+    // the parameters' gradients straight into their .grad when it is zero (see gradOverwrite)
+    const dw = a.weight?.requiresGrad ? gradOverwrite(a.weight) : null;
+    const db = a.bias?.requiresGrad ? gradOverwrite(a.bias) : null;
+    k.batchnormBackward(dx, dw?.data ?? null, db?.data ?? null, g, x.data, mean, invstd, w, relu ? y : null, N, C, S, a.training);
+    dw?.finish();
+    db?.finish();
+    return [dx, ...(a.weight ? [dw?.returned ?? null] : []), ...(a.bias ? [db?.returned ?? null] : [])];
   });
 }
 
