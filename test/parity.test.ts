@@ -340,12 +340,50 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
       [33, 250, 1000], [64, 33, 3000], [17, 2049, 300], [8, 95, 200], [65, 100, 200], [64, 11, 64]], 5));
   });
 
-  it('sgemmBias: the bias on every row, on every path (one row, dot products, a batch against a wide B^T, a batch, row blocks, K = 0, alpha = 0), padded leading dimensions', () => {
+  it('sgemm: up to 12 rows of op(A) against B not transposed (native: B read in place, K in blocks of 128), alpha/beta, padded leading dimensions, beta = 0 ignores NaN in C', () => {
+    // M across every tile height of the path and just past it (13 is packed again); N across the
+    // strips' widths (16 to 64 columns) and their masked right edges; K across the blocks of 128
+    // (300: three blocks of 100, each after the first adding onto C); 10 x 500 x 784 on two threads
+    withIsa(isa, () => {
+      const rng = new Rng(13);
+      let shape = 0;
+      for (const M of [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])
+        for (const [N, K] of [[1, 5], [17, 129], [33, 64], [49, 300], [100, 7], [500, 64]])
+          for (const ta of [false, true]) {
+            const [alpha, beta] = [[1, 0], [0.5, 1], [-1.5, 0.25]][shape++ % 3];
+            const lda = (ta ? M : K) + 2, ldb = N + 3, ldc = N + 1;
+            const A = rng.f32((ta ? K : M) * lda), B = rng.f32(K * ldb), C0 = rng.f32(M * ldc, 100);
+            if (beta === 0) C0.fill(NaN);
+            const [cn, ct] = both((b) => {
+              const C = copy(C0);
+              b.sgemm(C, A, B, M, N, K, ta, false, alpha, beta, lda, ldb, ldc);
+              return C;
+            });
+            const err = gemmBoundRatio(cn, ct, A, B, beta === 0 ? new Float32Array(M * ldc) : C0, M, N, K, ta, false,
+              alpha, beta, lda, ldb, ldc);
+            if (err > 2) expect.fail(`M=${M} N=${N} K=${K} transA=${ta}: error ${err}`);
+            for (let i = 0; i < M; i++) // the padding of C is not written
+              for (let j = N; j < ldc; j++) expect(Object.is(cn[i * ldc + j], C0[i * ldc + j])).toBe(true);
+          }
+      for (const ta of [false, true]) {
+        const [M, N, K] = [10, 500, 784], A = rng.f32(M * K), B = rng.f32(K * N);
+        const [cn, ct] = both((b) => {
+          const C = new Float32Array(M * N).fill(NaN);
+          b.sgemm(C, A, B, M, N, K, ta, false, 1, 0, ta ? M : K, N, N);
+          return C;
+        });
+        expect(gemmBoundRatio(cn, ct, A, B, new Float32Array(M * N), M, N, K, ta, false, 1, 0, ta ? M : K, N, N)).toBeLessThan(2);
+      }
+    });
+  });
+
+  it('sgemmBias: the bias on every row, on every path (one row, dot products, a batch against a wide B^T, a few rows against B in K blocks, a batch, row blocks, K = 0, alpha = 0), padded leading dimensions', () => {
     withIsa(isa, () => {
       const rng = new Rng(12);
       for (const [M, N, K, ta, tb, alpha] of [[1, 37, 50, false, true, 1], [1, 37, 50, false, false, 1], [9, 10, 384, false, true, 1],
         [64, 500, 784, false, true, 1], [7, 13, 65, false, true, -0.5], [64, 100, 70, false, false, 1], [300, 70, 90, true, false, 2],
-        [200, 60, 50, false, true, 1], [5, 6, 0, false, true, 1], [5, 6, 7, false, false, 0]] as const) {
+        [200, 60, 50, false, true, 1], [5, 6, 0, false, true, 1], [5, 6, 7, false, false, 0], [10, 70, 300, true, false, 1],
+        [3, 500, 64, false, false, -1]] as const) {
         const lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
         const A = rng.f32((ta ? K : M) * lda), B = rng.f32((tb ? N : K) * ldb), bias = rng.f32(N, 10);
         const C0 = rng.f32(M * ldc, 100);

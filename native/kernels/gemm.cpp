@@ -11,8 +11,9 @@
 // itself and takes an equal run of the column panels instead, the panels left over split by rows
 // (one with fewer column panels than threads goes by rows, in smaller blocks). One thread goes by
 // column chunks too when B is transposed. One-row products are not packed at all, nor are narrow
-// A . B^T products (dot products along K; see sgemm_dots); a batch of up to 64 rows against a wide
-// B^T packs only A (see sgemm_wide).
+// A . B^T products (dot products along K; see sgemm_dots), nor up to 12 rows of op(A) against a B
+// not transposed (see sgemm_rows); a batch of up to 64 rows against a wide B^T packs only A (see
+// sgemm_wide).
 #include <cstdlib>
 #include <new>
 #include <type_traits>
@@ -221,6 +222,127 @@ __attribute__((noinline)) void microkernel(int64_t kc, const float* a, const flo
   for (int64_t i = 0; i < mr; i++)
     for (int v = 0; v < NVK && v * VL < nr; v++) store_c(c + i * ldc + v * VL, acc[i][v], imin(VL, nr - v * VL), valpha, vbeta, beta);
 }
+
+// Few rows of op(A) against B (K, N) not transposed, B read in place and nothing packed: a last
+// layer's weight gradient g^T . h (10 x 500 x 64 in the seed model). Packed, all of B is copied
+// for the use of one or two MR-row panels of op(A), and M is padded to MR (10 rows as 16). Here a
+// tile of R rows (all of M) broadcasts op(A)[i][k] from A as it is stored, at A[i * a_row + k * a_k],
+// against NVK vectors of B's row k, with the (R, NVK * VL) tile of C in registers over a K block.
+// On a Xeon with AVX-512, one thread, packed -> here (us): 10 x 500 x 64 (A^T) 8.2 -> 3.8,
+// 10 x 500 x 784 (A^T) 103 -> 53, 2 x 784 x 500 71 -> 33, 12 x 784 x 500 100 -> 65, 11 x 64 x 256 (A^T)
+// 6.8 -> 1.9; with more rows the packed microkernel wins even at small K (64 x 500 x 10 5.2 and
+// 6.1, 32 x 784 x 8 3.8 and 4.3), so this path stops at kRowsMaxM.
+#if SG_ISA_AVX512
+constexpr int kRowsAccumulators = 24;
+#elif SG_ISA_AVX2
+constexpr int kRowsAccumulators = 12;
+#else
+constexpr int kRowsAccumulators = 8;
+#endif
+// 1 to 4 vectors of B a row, fewer as R grows: 2 x 64 .. 6 x 64, 7-8 x 48, 9-12 x 32 on AVX-512;
+// one vector past kRowsAccumulators rows (SSE2's 12 x 4 is 12 of its 16 registers)
+template <int R>
+constexpr int rows_vectors() { return kRowsAccumulators / R < 1 ? 1 : kRowsAccumulators / R < 4 ? kRowsAccumulators / R : 4; }
+// K in blocks of kRowsKC rows of B: a tile walks down B's rows, one page apart for a wide B, and
+// the next tile (columns to the right) finds the block's pages still in the TLB and its lines in
+// L2: 12 x 2048 x 2048 in one pass took 1.73 ms on one thread (packed 1.60), in blocks of 256
+// 1.27, of 128 1.09, of 512 1.51.
+constexpr int64_t kRowsMaxM = 12, kRowsKC = 128;
+
+// c (rows, (NVK - 1) * VL + last) = alpha * op(A)'s rows (kc of K) . B's rows (kc, the same
+// columns) + beta * c (+ bias); rows <= R, the rows past it repeat the last (computed, not stored)
+template <int R, int NVK>
+__attribute__((noinline)) void rows_kernel(int64_t kc, const float* A, int64_t a_row, int64_t a_k, const float* B,
+                                           int64_t ldb, float* c, int64_t ldc, int64_t rows, int64_t last,
+                                           float alpha, float beta, const float* bias) {
+  vf acc[R][NVK];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NVK; v++) acc[r][v] = vzero();
+  const float* a[R];
+  for (int r = 0; r < R; r++) a[r] = A + imin(r, rows - 1) * a_row;
+  // the last vector of each row of B loaded by load_last: whole, or masked at the right edge of B
+  auto k_loop = [&](auto load_last) {
+    for (int64_t k = 0; k < kc; k++) {
+      const float* b = B + k * ldb;
+      vf bv[NVK];
+#pragma GCC unroll 4
+      for (int v = 0; v < NVK - 1; v++) bv[v] = vload(b + v * VL);
+      bv[NVK - 1] = load_last(b + (NVK - 1) * VL);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; r++) {
+        const vf av = vset1(a[r][k * a_k]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NVK; v++) acc[r][v] = vfma(av, bv[v], acc[r][v]);
+      }
+    }
+  };
+  if (last == VL)
+    k_loop([](const float* p) { return vload(p); });
+  else
+    k_loop([last](const float* p) { return vload_tail(p, (int)last); });
+  const vf valpha = vset1(alpha), vbeta = vset1(beta);
+  for (int64_t r = 0; r < rows; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NVK; v++)
+      store_c(c + r * ldc + v * VL, acc[r][v], v == NVK - 1 ? last : VL, valpha, vbeta, beta,
+              bias ? bias + v * VL : nullptr);
+}
+
+// sgemm_rows with tiles of R rows: B's columns in strips of rows_vectors<R>() vectors, split over
+// the threads in runs, each thread walking its strips once per K block
+template <int R>
+void sgemm_rows_tiled(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, int64_t a_row,
+                      int64_t a_k, float alpha, float beta, int64_t ldb, int64_t ldc, const float* bias, bool par) {
+  constexpr int NVA = rows_vectors<R>();
+  constexpr int64_t W = NVA * VL;
+  const int64_t strips = (N + W - 1) / W;
+  const int64_t k_blocks = (K + kRowsKC - 1) / kRowsKC, kc_step = (K + k_blocks - 1) / k_blocks;
+  auto run = [&](int64_t s0, int64_t s1, int) {
+    for (int64_t pc = 0; pc < K; pc += kc_step) {
+      const int64_t kc = imin(kc_step, K - pc);
+      const float beta_now = pc == 0 ? beta : 1.0f;  // later K blocks add onto the first
+      for (int64_t s = s0; s < s1; s++) {
+        const int64_t j = s * W, cols = imin(W, N - j), nvk = (cols + VL - 1) / VL, last = cols - (nvk - 1) * VL;
+        const float* bias_now = bias && pc == 0 ? bias + j : nullptr;
+        for (int64_t i = 0; i < M; i += R) {
+          const float* a = A + i * a_row + pc * a_k;
+          const float* b = B + pc * ldb + j;
+          float* c = C + i * ldc + j;
+          const int64_t rows = imin(R, M - i);
+          // the strip at B's right edge in as few vectors as its columns need
+          if (nvk == NVA)
+            rows_kernel<R, NVA>(kc, a, a_row, a_k, b, ldb, c, ldc, rows, last, alpha, beta_now, bias_now);
+          else if (NVA > 3 && nvk == 3)
+            rows_kernel<R, (NVA > 3 ? 3 : 1)>(kc, a, a_row, a_k, b, ldb, c, ldc, rows, last, alpha, beta_now, bias_now);
+          else if (NVA > 2 && nvk == 2)
+            rows_kernel<R, (NVA > 2 ? 2 : 1)>(kc, a, a_row, a_k, b, ldb, c, ldc, rows, last, alpha, beta_now, bias_now);
+          else
+            rows_kernel<R, 1>(kc, a, a_row, a_k, b, ldb, c, ldc, rows, last, alpha, beta_now, bias_now);
+        }
+      }
+    }
+  };
+  if (par)
+    parallel(strips, 1, run);
+  else
+    run(0, strips, 0);
+}
+
+// C (M, N) = alpha * op(A) . B + beta * C (+ bias) for 2 <= M <= kRowsMaxM, B (K, N) not transposed
+void sgemm_rows(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a, float alpha,
+                float beta, int64_t lda, int64_t ldb, int64_t ldc, const float* bias, bool par) {
+  const int64_t a_row = trans_a ? 1 : lda, a_k = trans_a ? lda : 1;
+  switch (M) {
+#define SG_ROWS_CASE(R) \
+  case R: return sgemm_rows_tiled<R>(C, A, B, M, N, K, a_row, a_k, alpha, beta, ldb, ldc, bias, par);
+    SG_ROWS_CASE(2) SG_ROWS_CASE(3) SG_ROWS_CASE(4) SG_ROWS_CASE(5) SG_ROWS_CASE(6) SG_ROWS_CASE(7)
+    SG_ROWS_CASE(8) SG_ROWS_CASE(9) SG_ROWS_CASE(10) SG_ROWS_CASE(11) SG_ROWS_CASE(12)
+#undef SG_ROWS_CASE
+  }
+}
+static_assert(kRowsMaxM == 12, "sgemm_rows has a case for each M up to kRowsMaxM");
 
 // C (M, N) *= beta, where beta == 0 writes zeros without reading C.
 void scale_c(float* C, int64_t M, int64_t N, int64_t ldc, float beta) {
@@ -586,11 +708,12 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
   const bool product = K > 0 && alpha != 0.0f;
   const bool dots = product && M > 1 && use_dots(trans_a, trans_b, N, K);
   const bool wide = product && M > 1 && !dots && use_wide(trans_a, trans_b, M, N, K);
-  // A bias (a linear layer's) is added where the dot products and sgemm_wide store C; elsewhere C
+  const bool rows = product && M > 1 && M <= kRowsMaxM && !trans_b;
+  // A bias (a linear layer's) is added where sgemm_dots, sgemm_wide and sgemm_rows store C; elsewhere C
   // becomes beta * C + bias first and the product adds onto it. Filled row by row by JavaScript
   // before a beta = 1 product, the seed model's bias rows were a second pass over a fresh 128 KB
   // array: best epoch of three, four alternating rounds, 94,286-99,765 -> 98,044-104,901 samples/s.
-  if (bias && !dots && !wide) {
+  if (bias && !dots && !wide && !rows) {
     for (int64_t i = 0; i < M; i++) {
       float* row = C + i * ldc;
       for (int64_t j = 0; j < N; j++) row[j] = beta == 0.0f ? bias[j] : beta * row[j] + bias[j];
@@ -613,6 +736,7 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
   bool par = threads > 1 && (double)M * (double)N * (double)K >= 524288.0;
   if (M == 1) return sgemm_row(C, A, B, N, K, trans_a, trans_b, alpha, beta, lda, ldb, par);
   if (dots) return sgemm_dots(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, bias, par);
+  if (rows) return sgemm_rows(C, A, B, M, N, K, trans_a, alpha, beta, lda, ldb, ldc, bias, par);
   if (wide) return sgemm_wide_any(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, bias, par);
   // K in blocks of at most KC, equal but for rounding up to 8: with AVX2's KC 384, 784 as 264 +
   // 264 + 256, not 2 x 384 + 16 (a last pass over C for almost no work). The 8 lets packing
