@@ -467,8 +467,17 @@ inline bool use_dots(bool trans_a, bool trans_b, int64_t N, int64_t K) {
          (N <= kDotAnyKMaxN || (N <= kDotShortMaxN && K >= kDotShortMinK) || (N <= kDotMaxN && K >= kDotMinK));
 }
 
-// the dot tile: RA rows of A against RB rows of B, RA*RB vector sums (12 of AVX2's 16 registers)
+// the dot tile: RA rows of A against RB rows of B, RA*RB vector sums: 12 of AVX2's 16 registers,
+// 20 of AVX-512's 32. AVX-512 at 4 x 3 loaded 7 vectors for 12 FMAs, and N = 10 went as 3 + 3 + 3 +
+// 1 (the last tile four chains of FMAs waiting on each other); 4 x 5, one thread (us): 64 x 10 x 500
+// 9.0 -> 5.5 (with C and the operands out of L1 as in a training step, 11.0 -> 9.0), 32 x 9 x 50176
+// 599 -> 409, 1000 x 10 x 128 55 -> 37, 64 x 24 x 500 24 -> 15, 64 x 32 x 500 32 -> 21 (4 x 6:
+// 5.5, 463, 37, 14, 20).
+#if SG_ISA_AVX512
+constexpr int kDotRA = 4, kDotRB = 5;
+#else
 constexpr int kDotRA = 4, kDotRB = 3;
+#endif
 // K in blocks whose rows (up to kDotRows of A and N of B, 8 KiB each) stay in L2 for all their
 // tiles; a thread's vector sums, kDotAcc of them on its stack, hold that many rows of C
 constexpr int64_t kDotKB = 2048, kDotRows = 64, kDotAcc = 1024;
@@ -498,11 +507,13 @@ void dot_tile(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t 
 // dot_tile for ra <= RA rows and rb <= RB columns (the edges), the template for each size
 template <int RA>
 void dot_tile_rows(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t k0, int64_t k1, vf* acc, int64_t N, int64_t rb) {
-  if (rb == 3) dot_tile<RA, 3>(A, lda, B, ldb, k0, k1, acc, N);
+  if (kDotRB >= 5 && rb == 5) dot_tile<RA, kDotRB >= 5 ? 5 : 1>(A, lda, B, ldb, k0, k1, acc, N);
+  else if (kDotRB >= 4 && rb == 4) dot_tile<RA, kDotRB >= 4 ? 4 : 1>(A, lda, B, ldb, k0, k1, acc, N);
+  else if (rb == 3) dot_tile<RA, 3>(A, lda, B, ldb, k0, k1, acc, N);
   else if (rb == 2) dot_tile<RA, 2>(A, lda, B, ldb, k0, k1, acc, N);
   else dot_tile<RA, 1>(A, lda, B, ldb, k0, k1, acc, N);
 }
-static_assert(kDotRA == 4 && kDotRB == 3, "dot_tile_any spells out these sizes");
+static_assert(kDotRA == 4 && kDotRB >= 3 && kDotRB <= 5, "dot_tile_any spells out these sizes");
 void dot_tile_any(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t k0, int64_t k1, vf* acc, int64_t N,
                   int64_t ra, int64_t rb) {
   if (ra == 4) dot_tile_rows<4>(A, lda, B, ldb, k0, k1, acc, N, rb);
