@@ -141,6 +141,35 @@ export function zeroGradOf(p: Tensor, setToNone: boolean): void {
 }
 
 /**
+ * Sums of squares of leaves' .grad arrays, noted by the kernel that wrote each (linear's weight
+ * gradient, summed as the product stores it) while fit() collects them for its gradient-health
+ * check instead of a pass over every gradient; any later write to such a .grad forgets it.
+ */
+let gradSquares: Map<Tensor, number> | null = null;
+
+/** @internal fit(): start (on) or stop noting gradients' sums of squares (see gradSquaresOf) */
+export function collectGradSquares(on: boolean): void {
+  if (!on) gradSquares = null;
+  else if (gradSquares) gradSquares.clear();
+  else gradSquares = new Map();
+}
+
+/** @internal whether a kernel that writes t's .grad should note its sum of squares (noteGradSquares) */
+export function collectingGradSquares(): boolean {
+  return gradSquares !== null;
+}
+
+/** @internal the sum of the squares of t's .grad as the last write left it, when that write noted it */
+export function noteGradSquares(t: Tensor, sum: number): void {
+  gradSquares?.set(t, sum);
+}
+
+/** @internal the sum noted for t's .grad by the write that made it (undefined: not known) */
+export function gradSquaresOf(t: Tensor): number | undefined {
+  return gradSquares?.get(t);
+}
+
+/**
  * @internal Where a backward closure writes its gradient for t (a tensor that requires grad). When t
  * is a leaf that keeps a .grad array: into that array, adding to it (beta 1), or overwriting it
  * (beta 0) when it is zero by zeroGrad(false), which saves allocating the gradient, zeroing it, and
@@ -148,6 +177,7 @@ export function zeroGradOf(p: Tensor, setToNone: boolean): void {
  * which the closure returns.
  */
 export function gradTarget(t: Tensor): { data: Float32Array; beta: 0 | 1; returned: Float32Array | null } {
+  gradSquares?.delete(t); // about to change
   if (t.node || !t.gradValue) {
     const data = new Float32Array(t.size);
     return { data, beta: 0, returned: data };
@@ -242,6 +272,7 @@ export class Tensor {
     return this.gradValue;
   }
   set grad(value: Tensor | null) {
+    gradSquares?.delete(this);
     this.gradValue = value;
     this.gradPendingZero = false;
   }
@@ -376,6 +407,7 @@ export class Tensor {
       const node = t.node;
       if (!node) {
         // a leaf: accumulate, as PyTorch does across backward() calls until zeroGrad
+        gradSquares?.delete(t);
         if (t.grad) {
           backend().axpy(t.grad.data, g, 1);
           recycle(g);

@@ -244,6 +244,17 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// sgemmSumSquares(C, A, B, M, N, K, transA, transB, alpha, beta, lda, ldb, ldc): sgemm, returning
+// the sum of the squares of C's M x N values
+Napi::Value SgemmSumSquares(const Napi::CallbackInfo& info) {
+  Args a(info, "sgemmSumSquares", 13);
+  const float beta = a.number(9, "beta");
+  const GemmArgs g(a, 3, 10);
+  const double sq =
+      kernels().sgemm_sum_squares(g.C, g.A, g.B, g.M, g.N, g.K, g.ta, g.tb, g.alpha, beta, g.lda, g.ldb, g.ldc);
+  return Napi::Number::New(info.Env(), sq);
+}
+
 // sgemmBias(C, A, B, bias, M, N, K, transA, transB, alpha, lda, ldb, ldc): C = alpha * op(A) . op(B)
 // + bias on every row (a linear layer's forward); C is only written
 Napi::Value SgemmBias(const Napi::CallbackInfo& info) {
@@ -697,6 +708,7 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   SG_EXPORT("sgemm", Sgemm);
+  SG_EXPORT("sgemmSumSquares", SgemmSumSquares);
   SG_EXPORT("sgemmBias", SgemmBias);
   SG_EXPORT("batchnormForwardTrain", BatchnormForwardTrain);
   SG_EXPORT("batchnormForwardEval", BatchnormForwardEval);

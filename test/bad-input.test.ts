@@ -26,6 +26,8 @@ const conv = [size('N', 1), size('C', 2), size('H', 4), size('W', 4), size('KH',
 const CALLS: Record<KernelName, Arg[]> = {
   sgemm: [f('C', 8, true), f('A', 6, true), f('B', 12, true), size('M', 2), size('N', 4), size('K', 3),
     bool('transA', false), bool('transB', false), num('alpha', 1), num('beta', 0), size('lda', 3), size('ldb', 4), size('ldc', 4)],
+  sgemmSumSquares: [f('C', 8, true), f('A', 6, true), f('B', 12, true), size('M', 2), size('N', 4), size('K', 3),
+    bool('transA', false), bool('transB', false), num('alpha', 1), num('beta', 0), size('lda', 3), size('ldb', 4), size('ldc', 4)],
   sgemmBias: [f('C', 8, true), f('A', 6, true), f('B', 12, true), f('bias', 4), size('M', 2), size('N', 4), size('K', 3),
     bool('transA', false), bool('transB', false), num('alpha', 1), size('lda', 3), size('ldb', 4), size('ldc', 4)],
   batchnormForwardTrain: [f('y', 24), f('saveMean', 3), f('saveInvstd', 3), fn('runningMean', 3), fn('runningVar', 3),
@@ -163,6 +165,8 @@ describe('bad input gives the same TypeError/RangeError from native and the fall
       /^sgemm: expected C to have at least 12 elements but received 8$/);
     expectBoth('sgemm', [z(8), z(6), z(12), 2, 4, 3, false, false, 1, 0, 2, 4, 4], 'RangeError', /^sgemm: expected lda >= 3 but received 2$/);
     expectBoth('sgemm', [z(8), z(6), z(12), 2, 4, 3, true, true, 1, 0, 3, 3, 4], 'RangeError', /^sgemm: expected A to have at least 8 elements but received 6$/);
+    expectBoth('sgemmSumSquares', [z(8), z(6), z(12), 2, 4, 3, true, true, 1, 0, 3, 3, 4], 'RangeError',
+      /^sgemmSumSquares: expected A to have at least 8 elements but received 6$/);
     const buf = z(20);
     expectBoth('sgemm', [buf.subarray(0, 8), buf.subarray(4, 10), z(12), 2, 4, 3, false, false, 1, 0, 3, 4, 4], 'RangeError',
       /^sgemm: C must not overlap A$/);

@@ -69,7 +69,7 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
           for (const K of SIZES)
             for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
               const pad = (M + N + K) % 3; // some calls use leading dimensions wider than the matrix
-              const lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+              const lda = Math.max(ta ? M : K, 1) + pad, ldb = Math.max(tb ? K : N, 1) + pad, ldc = N + pad;
               const A = rng.f32((ta ? K : M) * lda), B = rng.f32((tb ? N : K) * ldb), C0 = rng.f32(M * ldc);
               const [alpha, beta] = [[1, 0], [0.5, 1], [-1.5, 0.25]][(M + K) % 3];
               const [cn, ct] = both((b) => {
@@ -374,6 +374,40 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
         });
         expect(gemmBoundRatio(cn, ct, A, B, new Float32Array(M * N), M, N, K, ta, false, 1, 0, ta ? M : K, N, N)).toBeLessThan(2);
       }
+    });
+  });
+
+  it('sgemmSumSquares: C as sgemm leaves it, and the sum of its squares, on every path (summed in the blocked product\'s stores, else after it); infinite A gives Infinity, not NaN', () => {
+    withIsa(isa, () => {
+      const rng = new Rng(14);
+      // [M, N, K, ta, tb]: blocked and packed (one and several row blocks, K blocks, NC blocks, two
+      // threads), a batch split by columns, a wide B^T, dot products, a few rows, one row, K = 0
+      for (const [M, N, K, ta, tb] of [[20, 50, 30, false, false], [500, 784, 64, true, false], [300, 70, 520, false, false],
+        [13, 3100, 200, true, true], [64, 500, 784, false, false], [64, 500, 784, false, true], [9, 10, 384, false, true],
+        [10, 500, 64, true, false], [1, 37, 50, false, false], [5, 6, 0, false, false]] as const)
+        for (const [alpha, beta, pad] of [[1, 0, 0], [-0.5, 1, 3]]) {
+          const lda = Math.max(ta ? M : K, 1) + pad, ldb = Math.max(tb ? K : N, 1) + pad, ldc = N + pad;
+          const A = rng.f32((ta ? K : M) * lda), B = rng.f32((tb ? N : K) * ldb), C0 = rng.f32(M * ldc);
+          if (beta === 0) C0.fill(NaN);
+          const Cs = copy(C0), Cp = copy(C0), Ct = copy(C0);
+          const sum = native.sgemmSumSquares(Cs, A, B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc);
+          native.sgemm(Cp, A, B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc);
+          const sumTs = tsBackend.sgemmSumSquares(Ct, A, B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc);
+          expect(firstBitDifference(Cs, Cp)).toBeNull(); // the same product as sgemm's
+          let exact = 0;
+          for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) exact += Cs[i * ldc + j] ** 2;
+          const where = `M=${M} N=${N} K=${K} ta=${ta} tb=${tb} beta=${beta}`;
+          if (Math.abs(sum - exact) > 1e-6 * exact) expect.fail(`${where}: ${sum} against ${exact}`);
+          if (Math.abs(sumTs - sum) > 1e-5 * exact + 1e-6) expect.fail(`${where}: fallback ${sumTs} against ${sum}`);
+        }
+      // A's first row infinite: C's first row is +Infinity; the packed tiles' padding columns hold
+      // Infinity * 0 = NaN, which must not reach the sum
+      const [M, N, K] = [20, 50, 30];
+      const A = rng.f32(M * K), B = Float32Array.from(rng.f32(K * N), Math.abs);
+      A[0] = Infinity;
+      B.fill(0.5, 0, N);
+      for (const b of [native, tsBackend])
+        expect(b.sgemmSumSquares(new Float32Array(M * N), A, B, M, N, K, false, false, 1, 0, K, N, N)).toBe(Infinity);
     });
   });
 

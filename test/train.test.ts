@@ -1,6 +1,6 @@
 /** fit/evaluate with the gradient-health monitor, on real MNIST slices. */
 import { describe, expect, it } from 'vitest';
-import { DataLoader, fit, loadMnist, makeModel, manualSeed, nn, optim, TrainingDivergedError, type StepRecord } from '../lib/index.js';
+import { add, backend, DataLoader, fit, loadMnist, makeModel, manualSeed, mul, nn, optim, relu, sum, type Tensor, TrainingDivergedError, type StepRecord } from '../lib/index.js';
 
 const train = loadMnist({ train: true, flatten: true, limit: 3200 });
 const test = loadMnist({ train: false, flatten: true, limit: 1000 });
@@ -24,6 +24,39 @@ describe('fit', () => {
     expect(steps).toHaveLength(100);
     expect(Object.keys(steps[0].gradNorms)).toEqual(['0.weight', '0.bias', '1.weight', '1.bias', '3.weight', '3.bias']);
     expect(steps.every((s) => !s.skipped && Object.values(s.gradNorms).every(Number.isFinite))).toBe(true);
+  });
+
+  it('the gradient norms that kernels note as they write (linear\'s weight) equal a pass over each gradient, also for a weight used twice', () => {
+    // the head's weight goes through two linear ops (the second write adds to the first) and into a
+    // sum of squares whose gradient backward adds to the leaf's .grad after both: the norm must be of all three
+    // (a note left from a linear's write would differ)
+    class Shared extends nn.Module {
+      readonly body = this.registerModule('body', new nn.Linear(784, 32)) as nn.Linear;
+      readonly head = this.registerModule('head', new nn.Linear(32, 10)) as nn.Linear;
+      forward(x: Tensor): Tensor {
+        const h = relu(this.body.forward(x));
+        const logits = add(this.head.forward(h), this.head.forward(mul(h, 0.5)));
+        // scaled by 1 + 0.001 * sum(W^2): W's gradient through the sum is not zero (a constant added
+        // to every logit would get none from the cross-entropy)
+        return mul(logits, add(mul(sum(mul(this.head.weight, this.head.weight)), 0.001), 1));
+      }
+    }
+    for (const model of [(manualSeed(3), makeModel('seed')), (manualSeed(3), new Shared())]) {
+      const named = model.namedParameters();
+      let checked = 0;
+      fit(model, {
+        train: new DataLoader(train, { batchSize: 64, shuffle: true, seed: 3 }),
+        optimizer: new optim.SGD(model.parameters(), { lr: 0.01 }), loss: new nn.CrossEntropyLoss(), epochs: 1, maxSteps: 5,
+        onStep: (s) => { // after the optimizer's step, which leaves the gradients as they were
+          for (const [name, p] of named) {
+            const pass = Math.sqrt(backend().sumSquares(p.grad!.data));
+            expect(Math.abs(s.gradNorms[name] - pass)).toBeLessThanOrEqual(1e-6 * pass);
+            checked++;
+          }
+        },
+      });
+      expect(checked).toBe(5 * named.length);
+    }
   });
 
   it('the explosion demonstration: over 50 steps deep-nobn goes non-finite and is skipped with the culprit named, deep stays finite', () => {

@@ -30,6 +30,13 @@ export interface Backend {
   sgemm(C: Float32Array, A: Float32Array, B: Float32Array, M: number, N: number, K: number, transA: boolean,
     transB: boolean, alpha: number, beta: number, lda: number, ldb: number, ldc: number): void;
   /**
+   * sgemm, returning the sum of the squares of C's M x N values as it leaves them (a weight gradient
+   * and what gradient-health monitoring needs of it; the native backend sums them as it stores C
+   * where the product is blocked and packed, instead of a pass over C).
+   */
+  sgemmSumSquares(C: Float32Array, A: Float32Array, B: Float32Array, M: number, N: number, K: number,
+    transA: boolean, transB: boolean, alpha: number, beta: number, lda: number, ldb: number, ldc: number): number;
+  /**
    * C (M, N) = alpha * op(A) . op(B) + bias (N) on every row (a linear layer's forward, PyTorch's
    * addmm with beta 1); C is only written. The native backend adds the bias where it stores C.
    */

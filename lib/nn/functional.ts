@@ -5,7 +5,7 @@
  */
 import { backend } from '../backend/index.js';
 import { describe } from '../backend/validate.js';
-import { fmt, gradOverwrite, gradScratch, gradTarget, mean, pow, record, sizeOf, sub, sum, Tensor, uninitialized } from '../tensor.js';
+import { collectingGradSquares, fmt, gradOverwrite, gradScratch, gradTarget, mean, noteGradSquares, pow, record, sizeOf, sub, sum, Tensor, uninitialized } from '../tensor.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -49,7 +49,10 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
     }
     if (weight.requiresGrad) {
       const w = gradTarget(weight); // dW (out, in) = g^T (out, N) . x (N, in)
-      backend().sgemm(w.data, g, x.data, out, inF, N, true, false, 1, w.beta, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1));
+      const args = [w.data, g, x.data, out, inF, N, true, false, 1, w.beta, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1)] as const;
+      // written into .grad itself while fit() monitors gradients: its sum of squares from the product
+      if (w.returned === null && collectingGradSquares()) noteGradSquares(weight, backend().sgemmSumSquares(...args));
+      else backend().sgemm(...args);
       dw = w.returned;
     }
     return [dx, dw, db];

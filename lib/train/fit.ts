@@ -11,7 +11,7 @@ import type { DataLoader } from '../data/dataset.js';
 import type { Module } from '../nn/module.js';
 import { clipGradNorm as clip } from '../nn/utils.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import { argmax, noGrad, StepMemory, type Tensor } from '../tensor.js';
+import { argmax, collectGradSquares, gradSquaresOf, noGrad, StepMemory, type Tensor } from '../tensor.js';
 
 export interface Loss {
   forward(logits: Tensor, targets: Int32Array): Tensor;
@@ -120,14 +120,19 @@ export function fit(model: Module, options: FitOptions): { epochs: EpochRecord[]
       if (options.maxSteps !== undefined && step >= options.maxSteps) break;
       optimizer.zeroGrad(false); // gradients zeroed in place: backward adds into the same arrays every step
       activations?.open();
+      collectGradSquares(true); // kernels that write a whole gradient note its sum of squares
       let value: number;
       const gradNorms: Record<string, number> = {};
       try {
         const loss = lossFn.forward(model.forward(x), y);
         loss.backward();
         value = loss.item();
-        for (const [name, p] of named) gradNorms[name] = p.grad ? Math.sqrt(backend().sumSquares(p.grad.data)) : 0;
+        for (const [name, p] of named) {
+          const grad = p.grad;
+          gradNorms[name] = grad ? Math.sqrt(gradSquaresOf(p) ?? backend().sumSquares(grad.data)) : 0;
+        }
       } finally {
+        collectGradSquares(false);
         activations?.close();
       }
       let reason: StepRecord['reason'], culprit: string | undefined;

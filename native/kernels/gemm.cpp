@@ -173,12 +173,13 @@ void pack_b_panels(float* bp, const float* B, int64_t ldb, bool trans_b, int64_t
 }
 
 // c[0 : lanes] = alpha * acc + beta * c (+ bias[0 : lanes] unless null), where beta = 0 never
-// reads c (NaN there does not leak)
-inline void store_c(float* c, vf acc, int64_t lanes, vf valpha, vf vbeta, float beta, const float* bias = nullptr) {
+// reads c (NaN there does not leak); returns what it stored (whole vectors: lanes == VL)
+inline vf store_c(float* c, vf acc, int64_t lanes, vf valpha, vf vbeta, float beta, const float* bias = nullptr) {
   vf r = vmul(acc, valpha);
   if (beta != 0.0f) r = vfma(vload_n(c, lanes), vbeta, r);
   if (bias) r = vadd(r, vload_n(bias, lanes));
   vstore_n(c, r, lanes);
+  return r;
 }
 
 // c (mr, nr) = alpha * a-panel . b-panel + beta * c, with (MR, NVK*VL) computed in registers: NVK
@@ -186,9 +187,10 @@ inline void store_c(float* c, vf acc, int64_t lanes, vf valpha, vf vbeta, float 
 // and one of 16, which would otherwise be two thirds padding).
 // A function of its own: inlined into the block loops, GCC ran out of ymm registers and kept an
 // AVX2 accumulator on the stack (35 instead of 85 GFLOP/s).
+// sq: unless null, the sum of the squares of the values stored is added to *sq
 template <int NVK>
 __attribute__((noinline)) void microkernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                                           float alpha, float beta, int64_t mr, int64_t nr) {
+                                           float alpha, float beta, int64_t mr, int64_t nr, double* sq) {
   // C's tile is touched once per KC block, long after it left the caches: ask for it now so that it
   // has arrived by the time the KC loop (hundreds of cycles) ends
   for (int64_t i = 0; i < mr; i++) {
@@ -212,7 +214,26 @@ __attribute__((noinline)) void microkernel(int64_t kc, const float* a, const flo
     }
   }
   const vf valpha = vset1(alpha), vbeta = vset1(beta);
+  vf squares = vzero();
   if (mr == MR && nr == NVK * VL) {
+    if (sq) {
+      // 2 * NVK sums: one chain of FMAs through the tile's 24 values took 24 FMA latencies a tile
+      // (500 x 784 x 64 on two threads 7 us slower than a separate pass over C)
+      vf part[2][NVK];
+#pragma GCC unroll 4
+      for (int v = 0; v < NVK; v++) part[0][v] = part[1][v] = vzero();
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NVK; v++) {
+          const vf r = store_c(c + i * ldc + v * VL, acc[i][v], VL, valpha, vbeta, beta);
+          part[i & 1][v] = vfma(r, r, part[i & 1][v]);
+        }
+#pragma GCC unroll 4
+      for (int v = 0; v < NVK; v++) squares = vadd(squares, vadd(part[0][v], part[1][v]));
+      *sq += (double)vhsum(squares);
+      return;
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++)
 #pragma GCC unroll 4
@@ -220,7 +241,16 @@ __attribute__((noinline)) void microkernel(int64_t kc, const float* a, const flo
     return;
   }
   for (int64_t i = 0; i < mr; i++)
-    for (int v = 0; v < NVK && v * VL < nr; v++) store_c(c + i * ldc + v * VL, acc[i][v], imin(VL, nr - v * VL), valpha, vbeta, beta);
+    for (int v = 0; v < NVK && v * VL < nr; v++) {
+      const int64_t lanes = imin(VL, nr - v * VL);
+      store_c(c + i * ldc + v * VL, acc[i][v], lanes, valpha, vbeta, beta);
+      // read back: past nr, acc holds 0 * A's values, NaN where those are infinite
+      if (sq) {
+        const vf r = vload_n(c + i * ldc + v * VL, lanes);
+        squares = vfma(r, r, squares);
+      }
+    }
+  if (sq) *sq += (double)vhsum(squares);
 }
 
 // Few rows of op(A) against B (K, N) not transposed, B read in place and nothing packed: a last
@@ -433,8 +463,13 @@ void sgemm_row(float* c, const float* A, const float* B, int64_t N, int64_t K, b
 
 // C[i0 : i0+mc, jc : jc+nc] = alpha * the packed A block (mc, kc) . the packed B panels (kc, nc)
 // + beta * C, one B micro-panel (in L1) against every A micro-panel (from L2) in turn
+// (sq: see microkernel)
 void macro_kernel(const float* ap, const float* bp, int64_t kc, int64_t mc, int64_t nc, float* C, int64_t ldc,
-                  int64_t i0, int64_t jc, float alpha, float beta) {
+                  int64_t i0, int64_t jc, float alpha, float beta, double* sq = nullptr) {
+  // the tiles' squares into a local sum, added to *sq once: *sq shares a line with the other
+  // threads' sums, and adding to it at every tile moved that line between the cores all the time
+  double local = 0.0;
+  double* tile_sq = sq ? &local : nullptr;
   for (int64_t p = 0; p * NR < nc; p++) {
     const float* b_panel = bp + p * kc * NR;
     const int64_t j = jc + p * NR, nr = imin(NR, nc - p * NR);
@@ -442,13 +477,14 @@ void macro_kernel(const float* ap, const float* bp, int64_t kc, int64_t mc, int6
       float* c = C + (i0 + ir) * ldc + j;
       const int64_t mr = imin(MR, mc - ir);
       if (nr > (NV - 1) * VL)
-        microkernel<NV>(kc, ap + ir * kc, b_panel, c, ldc, alpha, beta, mr, nr);
+        microkernel<NV>(kc, ap + ir * kc, b_panel, c, ldc, alpha, beta, mr, nr, tile_sq);
       else if (NV > 2 && nr > VL)
-        microkernel<NV - 1 < 1 ? 1 : NV - 1>(kc, ap + ir * kc, b_panel, c, ldc, alpha, beta, mr, nr);
+        microkernel<NV - 1 < 1 ? 1 : NV - 1>(kc, ap + ir * kc, b_panel, c, ldc, alpha, beta, mr, nr, tile_sq);
       else
-        microkernel<1>(kc, ap + ir * kc, b_panel, c, ldc, alpha, beta, mr, nr);
+        microkernel<1>(kc, ap + ir * kc, b_panel, c, ldc, alpha, beta, mr, nr, tile_sq);
     }
   }
+  if (sq) *sq += local;
 }
 
 // Narrow products C = A . B^T (A (M, K), B (N, K)) as dot products along K, both operands read
@@ -713,9 +749,13 @@ void sgemm_wide_any(float* C, const float* A, const float* B, int64_t M, int64_t
 
 }  // namespace
 
-void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
-           float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc, const float* bias) {
-  if (M == 0 || N == 0) return;
+double sum_squares(const float* x, int64_t n);  // elementwise.cpp
+
+// sgemm; sq: unless null, where the product is blocked and packed (the last branch below) the sum of
+// the squares of C's values is stored there and true returned; false: C's squares were not summed
+static bool sgemm_impl(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
+                float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc, const float* bias, double* sq) {
+  if (M == 0 || N == 0) return false;
   const bool product = K > 0 && alpha != 0.0f;
   const bool dots = product && M > 1 && use_dots(trans_a, trans_b, N, K);
   const bool wide = product && M > 1 && !dots && use_wide(trans_a, trans_b, M, N, K);
@@ -731,11 +771,11 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
     }
     beta = 1.0f;
     bias = nullptr;
-    if (!product) return;
+    if (!product) return false;
   }
   if (!product) {
     scale_c(C, M, N, ldc, beta);
-    return;
+    return false;
   }
   const int threads = num_threads();
   // Below 2^19 multiply-adds (64 x 64 x 128) one thread: the hand-off to another core costs more
@@ -745,10 +785,10 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
   // the other core fetch them: with the seed model's last layer (three products of 320,000) on one
   // thread, six rounds of alternating processes gave epochs -0.7% to +3.7% (medians; +1.7% mean).
   bool par = threads > 1 && (double)M * (double)N * (double)K >= 524288.0;
-  if (M == 1) return sgemm_row(C, A, B, N, K, trans_a, trans_b, alpha, beta, lda, ldb, par);
-  if (dots) return sgemm_dots(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, bias, par);
-  if (rows) return sgemm_rows(C, A, B, M, N, K, trans_a, alpha, beta, lda, ldb, ldc, bias, par);
-  if (wide) return sgemm_wide_any(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, bias, par);
+  if (M == 1) return sgemm_row(C, A, B, N, K, trans_a, trans_b, alpha, beta, lda, ldb, par), false;
+  if (dots) return sgemm_dots(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, bias, par), false;
+  if (rows) return sgemm_rows(C, A, B, M, N, K, trans_a, alpha, beta, lda, ldb, ldc, bias, par), false;
+  if (wide) return sgemm_wide_any(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, bias, par), false;
   // K in blocks of at most KC, equal but for rounding up to 8: with AVX2's KC 384, 784 as 264 +
   // 264 + 256, not 2 x 384 + 16 (a last pass over C for almost no work). The 8 lets packing
   // transpose whole 8 x 8 blocks: with KC 192, 784 as 4 x 160 + 144 rather than 5 x 157 left 5 rows
@@ -838,15 +878,23 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
         run_columns(0, all_panels, 0, M, 0);
       }
     }
-    return;
+    return false;
   }
 
+  // the squares of C's values summed as the last K block stores them, into one sum per row block
+  // (whichever thread runs it), added in order at the end: the same for a given thread count
+  double* block_sq = nullptr;
+  if (sq) {
+    block_sq = static_cast<double*>(std::calloc((size_t)mblocks, sizeof(double)));
+    if (!block_sq) throw std::bad_alloc();
+  }
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = imin(NC, N - jc);
     const int64_t panels = (nc + NR - 1) / NR;
     for (int64_t pc = 0; pc < K; pc += kc_step) {
       const int64_t kc = imin(kc_step, K - pc);
       const float beta_now = pc == 0 ? beta : 1.0f;  // later K blocks accumulate onto the first
+      const bool last_k = pc + kc >= K;
       // MC row blocks over the threads, each claimed by the next free thread (tid: its slots of
       // packed A and B): a thread slowed down by another process does fewer. Each thread packs the
       // (kc, nc) block of op(B) for itself, before its first row block: one copy packed by both
@@ -864,7 +912,7 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
         for (int64_t mb = begin; mb < end; mb++) {
           const int64_t i0 = mb * mc_step, mc = imin(mc_step, M - i0);
           pack_a(ap, A, lda, trans_a, i0, mc, pc, kc);
-          macro_kernel(ap, bp, kc, mc, nc, C, ldc, i0, jc, alpha, beta_now);
+          macro_kernel(ap, bp, kc, mc, nc, C, ldc, i0, jc, alpha, beta_now, block_sq && last_k ? block_sq + mb : nullptr);
         }
       };
       if (par)
@@ -873,6 +921,27 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
         compute(0, mblocks, 0);
     }
   }
+  if (!sq) return false;
+  *sq = 0.0;
+  for (int64_t mb = 0; mb < mblocks; mb++) *sq += block_sq[mb];
+  std::free(block_sq);
+  return true;
+}
+
+void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
+           float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc, const float* bias) {
+  sgemm_impl(C, A, B, M, N, K, trans_a, trans_b, alpha, beta, lda, ldb, ldc, bias, nullptr);
+}
+
+double sgemm_sum_squares(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a,
+                         bool trans_b, float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc) {
+  double sq = 0.0;
+  if (sgemm_impl(C, A, B, M, N, K, trans_a, trans_b, alpha, beta, lda, ldb, ldc, nullptr, &sq)) return sq;
+  // the other paths: a pass over C, row by row when its rows are apart, each row's sum added in order
+  if (ldc == N || M <= 1) return sum_squares(C, M * N);
+  sq = 0.0;
+  for (int64_t i = 0; i < M; i++) sq += sum_squares(C + i * ldc, N);
+  return sq;
 }
 
 }  // namespace SG_NS

@@ -22,6 +22,12 @@ struct Kernels {
   // beta == 0 never reads C.
   void (*sgemm)(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a,
                 bool trans_b, float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc, const float* bias);
+  // sgemm without a bias, returning the sum of the squares of C's M x N values as it leaves them (a
+  // weight gradient and its norm for gradient-health monitoring); where the product is blocked and
+  // packed the squares are summed as each tile of C is stored, elsewhere in a pass over C after it.
+  double (*sgemm_sum_squares)(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,
+                              bool trans_a, bool trans_b, float alpha, float beta, int64_t lda, int64_t ldb,
+                              int64_t ldc);
 
   // x, y are (N, C, S); weight, bias, means and variances are (C). weight/bias may be null (affine
   // = false), running_mean/var may be null (no tracked statistics). momentum is the factor of the

@@ -7,6 +7,8 @@ namespace SG_NS {
 
 void sgemm(float*, const float*, const float*, int64_t, int64_t, int64_t, bool, bool, float, float, int64_t, int64_t,
            int64_t, const float*);
+double sgemm_sum_squares(float*, const float*, const float*, int64_t, int64_t, int64_t, bool, bool, float, float,
+                         int64_t, int64_t, int64_t);
 void batchnorm_forward_train(float*, float*, float*, float*, float*, const float*, const float*, const float*, int64_t,
                              int64_t, int64_t, float, float, bool);
 void batchnorm_forward_eval(float*, const float*, const float*, const float*, const float*, const float*, int64_t,
@@ -51,7 +53,8 @@ void triad(float*, const float*, const float*, float, int64_t);
 
 // Designated by position; the compiler checks each pointer's type against kernels.h.
 extern const Kernels table = {
-    SG_STR(SG_NS),       sgemm,          batchnorm_forward_train, batchnorm_forward_eval, batchnorm_backward,
+    SG_STR(SG_NS),       sgemm,          sgemm_sum_squares,
+    batchnorm_forward_train,                 batchnorm_forward_eval, batchnorm_backward,
     add,                 mul,            scale,                   axpy,                   relu,
     relu_backward,       leaky_relu,     leaky_relu_backward,     sigmoid,                sigmoid_backward,
     tanh,                tanh_backward,  sum,                     sum_squares,            max_rows,

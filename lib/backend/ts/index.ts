@@ -102,6 +102,16 @@ export const tsBackend: Backend = {
     sgemmThreaded(g.C, g.A, g.B, g.M, g.N, g.K, g.ta, g.tb, g.alpha, beta, g.lda, g.ldb, g.ldc);
   },
 
+  sgemmSumSquares(...args: Args3<Backend['sgemmSumSquares']>) {
+    const a = new Args('sgemmSumSquares', args, 13);
+    const beta = a.number(9, 'beta');
+    const g = gemmArgs(a, 3, 10);
+    sgemmThreaded(g.C, g.A, g.B, g.M, g.N, g.K, g.ta, g.tb, g.alpha, beta, g.lda, g.ldb, g.ldc);
+    let total = 0; // row by row, each row's sum (in ew.sumSquares' order) added in row order
+    for (let i = 0; i < g.M; i++) total += ew.sumSquares(g.C.subarray(i * g.ldc, i * g.ldc + g.N));
+    return total;
+  },
+
   sgemmBias(...args: Args3<Backend['sgemmBias']>) {
     const a = new Args('sgemmBias', args, 13);
     const g = gemmArgs(a, 4, 10);
