@@ -377,6 +377,40 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
     });
   });
 
+  it('sgemm: B read in place (not transposed, one K block, rows an odd number of cache lines apart), masked right edge, both layouts of A, two threads, alpha/beta', () => {
+    // ldb 784 floats: rows 49 lines apart (native AVX-512 reads B in place; the other ISAs pack it).
+    // N 780 leaves a 12-column edge past the last whole vector; 500 rows go in two row blocks on two
+    // threads, 40 x 780 x 16 on one; K 81 spans 254 KB of B, K 84 (packed) 263 KB
+    withIsa(isa, () => {
+      const rng = new Rng(15);
+      for (const [M, N, K] of [[500, 784, 64], [500, 780, 64], [40, 780, 16], [600, 770, 81], [600, 770, 84]])
+        for (const ta of [false, true])
+          for (const [alpha, beta] of [[1, 0], [-0.5, 1]]) {
+            const lda = (ta ? M : K) + 1, ldb = 784, ldc = N + 3;
+            // B ends at its last value: the edge's masked loads must not read past it
+            const A = rng.f32((ta ? K : M) * lda), B = rng.f32((K - 1) * ldb + N), C0 = rng.f32(M * ldc, 100);
+            if (beta === 0) C0.fill(NaN, 0, M * ldc - 3); // the padding of the last row stays a number
+            const [cn, ct] = both((b) => {
+              const C = copy(C0);
+              b.sgemm(C, A, B, M, N, K, ta, false, alpha, beta, lda, ldb, ldc);
+              return C;
+            });
+            const err = gemmBoundRatio(cn, ct, A, B, beta === 0 ? new Float32Array(M * ldc) : C0, M, N, K, ta, false,
+              alpha, beta, lda, ldb, ldc);
+            if (err > 2) expect.fail(`M=${M} N=${N} K=${K} transA=${ta}: error ${err}`);
+            for (let i = 0; i < M; i++)
+              for (let j = N; j < ldc; j++) expect(Object.is(cn[i * ldc + j], C0[i * ldc + j])).toBe(true);
+            const Cs = copy(C0), Cp = copy(C0);
+            const sum = native.sgemmSumSquares(Cs, A, B, M, N, K, ta, false, alpha, beta, lda, ldb, ldc);
+            native.sgemm(Cp, A, B, M, N, K, ta, false, alpha, beta, lda, ldb, ldc);
+            expect(firstBitDifference(Cs, Cp)).toBeNull();
+            let exact = 0;
+            for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) exact += Cs[i * ldc + j] ** 2;
+            expect(Math.abs(sum - exact)).toBeLessThanOrEqual(1e-6 * exact);
+          }
+    });
+  });
+
   it('sgemmSumSquares: C as sgemm leaves it, and the sum of its squares, on every path (summed in the blocked product\'s stores, else after it); infinite A gives Infinity, not NaN', () => {
     withIsa(isa, () => {
       const rng = new Rng(14);

@@ -45,6 +45,13 @@ constexpr int MR = 4, NV = 2;
 constexpr int64_t KC = 256, MC = 128, NC = 2048;
 #endif
 constexpr int NR = NV * VL;
+#if SG_ISA_AVX512
+constexpr bool kBInPlace = true;  // see b_in_place in sgemm_impl
+constexpr int64_t kInPlaceBytes = 256 << 10;
+#else
+constexpr bool kBInPlace = false;
+constexpr int64_t kInPlaceBytes = 0;
+#endif
 // a packed (KC, NC) block holds whole panels: NC 1024 with NR 48 wrote past it
 static_assert(NC % NR == 0, "NC must be a multiple of NR");
 // One row block split by columns: K blocks of op(A) packed at once, and B panels per column chunk
@@ -187,10 +194,13 @@ inline vf store_c(float* c, vf acc, int64_t lanes, vf valpha, vf vbeta, float be
 // and one of 16, which would otherwise be two thirds padding).
 // A function of its own: inlined into the block loops, GCC ran out of ymm registers and kept an
 // AVX2 accumulator on the stack (35 instead of 85 GFLOP/s).
-// sq: unless null, the sum of the squares of the values stored is added to *sq
-template <int NVK>
+// sq: unless null, the sum of the squares of the values stored is added to *sq.
+// kInPlace: b is op(B)'s rows themselves, ldb apart, not a packed panel (see b_in_place); their
+// columns past nr are not B's, so the last vector is loaded masked there.
+template <int NVK, bool kInPlace = false>
 __attribute__((noinline)) void microkernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                                           float alpha, float beta, int64_t mr, int64_t nr, double* sq) {
+                                           float alpha, float beta, int64_t mr, int64_t nr, double* sq,
+                                           int64_t ldb = NR) {
   // C's tile is touched once per KC block, long after it left the caches: ask for it now so that it
   // has arrived by the time the KC loop (hundreds of cycles) ends
   for (int64_t i = 0; i < mr; i++) {
@@ -202,17 +212,25 @@ __attribute__((noinline)) void microkernel(int64_t kc, const float* a, const flo
   for (int i = 0; i < MR; i++)
 #pragma GCC unroll 4
     for (int v = 0; v < NVK; v++) acc[i][v] = vzero();
-  for (int64_t k = 0; k < kc; k++, a += MR, b += NR) {
-    vf bv[NVK];
+  auto k_loop = [&](auto load_last) {
+    for (int64_t k = 0; k < kc; k++, a += MR, b += kInPlace ? ldb : NR) {
+      vf bv[NVK];
 #pragma GCC unroll 4
-    for (int v = 0; v < NVK; v++) bv[v] = vload(b + v * VL);
+      for (int v = 0; v < NVK - 1; v++) bv[v] = vload(b + v * VL);
+      bv[NVK - 1] = load_last(b + (NVK - 1) * VL);
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) {
-      const vf av = vset1(a[i]);
+      for (int i = 0; i < MR; i++) {
+        const vf av = vset1(a[i]);
 #pragma GCC unroll 4
-      for (int v = 0; v < NVK; v++) acc[i][v] = vfma(av, bv[v], acc[i][v]);
+        for (int v = 0; v < NVK; v++) acc[i][v] = vfma(av, bv[v], acc[i][v]);
+      }
     }
-  }
+  };
+  const int64_t last = nr - (NVK - 1) * VL;  // B's columns in the last vector
+  if (!kInPlace || last >= VL)
+    k_loop([](const float* p) { return vload(p); });
+  else
+    k_loop([last](const float* p) { return vload_tail(p, (int)last); });
   const vf valpha = vset1(alpha), vbeta = vset1(beta);
   vf squares = vzero();
   if (mr == MR && nr == NVK * VL) {
@@ -463,25 +481,27 @@ void sgemm_row(float* c, const float* A, const float* B, int64_t N, int64_t K, b
 
 // C[i0 : i0+mc, jc : jc+nc] = alpha * the packed A block (mc, kc) . the packed B panels (kc, nc)
 // + beta * C, one B micro-panel (in L1) against every A micro-panel (from L2) in turn
-// (sq: see microkernel)
+// (sq, kInPlace: see microkernel; in place, bp is op(B)'s row pc at column jc)
+template <bool kInPlace = false>
 void macro_kernel(const float* ap, const float* bp, int64_t kc, int64_t mc, int64_t nc, float* C, int64_t ldc,
-                  int64_t i0, int64_t jc, float alpha, float beta, double* sq = nullptr) {
+                  int64_t i0, int64_t jc, float alpha, float beta, double* sq = nullptr, int64_t ldb = NR) {
   // the tiles' squares into a local sum, added to *sq once: *sq shares a line with the other
   // threads' sums, and adding to it at every tile moved that line between the cores all the time
   double local = 0.0;
   double* tile_sq = sq ? &local : nullptr;
   for (int64_t p = 0; p * NR < nc; p++) {
-    const float* b_panel = bp + p * kc * NR;
+    const float* b_panel = kInPlace ? bp + p * NR : bp + p * kc * NR;
     const int64_t j = jc + p * NR, nr = imin(NR, nc - p * NR);
     for (int64_t ir = 0; ir < mc; ir += MR) {
       float* c = C + (i0 + ir) * ldc + j;
       const int64_t mr = imin(MR, mc - ir);
       if (nr > (NV - 1) * VL)
-        microkernel<NV>(kc, ap + ir * kc, b_panel, c, ldc, alpha, beta, mr, nr, tile_sq);
+        microkernel<NV, kInPlace>(kc, ap + ir * kc, b_panel, c, ldc, alpha, beta, mr, nr, tile_sq, ldb);
       else if (NV > 2 && nr > VL)
-        microkernel<NV - 1 < 1 ? 1 : NV - 1>(kc, ap + ir * kc, b_panel, c, ldc, alpha, beta, mr, nr, tile_sq);
+        microkernel<NV - 1 < 1 ? 1 : NV - 1, kInPlace>(kc, ap + ir * kc, b_panel, c, ldc, alpha, beta, mr, nr, tile_sq,
+                                                      ldb);
       else
-        microkernel<1>(kc, ap + ir * kc, b_panel, c, ldc, alpha, beta, mr, nr, tile_sq);
+        microkernel<1, kInPlace>(kc, ap + ir * kc, b_panel, c, ldc, alpha, beta, mr, nr, tile_sq, ldb);
     }
   }
   if (sq) *sq += local;
@@ -881,6 +901,20 @@ static bool sgemm_impl(float* C, const float* A, const float* B, int64_t M, int6
     return false;
   }
 
+  // B (K, N) not transposed and in one K block is read in place, not packed, when its rows are
+  // whole cache lines an odd number of lines apart and the block spans at most kInPlaceBytes (on
+  // AVX-512, where it was measured): a panel's rows then fall in distinct L1 sets, no load splits
+  // a line, and the rows' pages stay in the L1 TLB. Each thread packed all of B for
+  // itself: in the seed model's weight gradient (500 x 784 x 64, rows 49 lines apart) that is 200 KB
+  // a core more in L2 beside the weight's and its gradient's halves. Hot on two threads 127-129 ->
+  // 125 us; in the step the product's p90 165-182 -> 152-158 us; seed epochs, two rounds of ten and
+  // twelve alternating processes, medians +1.7% and +1.2%. With rows not a whole or an odd number of
+  // lines apart it lost (one thread: 784 x 500 x 64 0.89-0.92x, 1000 x 1000 x 100 0.84-0.89x, 500 x
+  // 4096 x 64 0.88x, 4096 x 4096 x 128 0.78-0.80x), and at 300 x 2000 x 128 (rows 125 lines
+  // apart, but the block 1 MB) 0.93-1.00x.
+  const int64_t row_bytes = ldb * (int64_t)sizeof(float);
+  const bool b_in_place = kBInPlace && !trans_b && K <= kc_step && row_bytes % kLineBytes == 0 &&
+                          (row_bytes / kLineBytes) % 2 == 1 && K * row_bytes <= kInPlaceBytes;
   // the squares of C's values summed as the last K block stores them, into one sum per row block
   // (whichever thread runs it), added in order at the end: the same for a given thread count
   double* block_sq = nullptr;
@@ -904,7 +938,7 @@ static bool sgemm_impl(float* C, const float* A, const float* B, int64_t M, int6
       bool packed[kMaxThreads] = {};
       auto compute = [&](int64_t begin, int64_t end, int tid) {
         float* bp = ws.b + (int64_t)tid * KC * NC;
-        if (!packed[tid]) {
+        if (!b_in_place && !packed[tid]) {
           pack_b_panels(bp, B, ldb, trans_b, pc, kc, jc, nc, 0, panels);
           packed[tid] = true;
         }
@@ -912,7 +946,11 @@ static bool sgemm_impl(float* C, const float* A, const float* B, int64_t M, int6
         for (int64_t mb = begin; mb < end; mb++) {
           const int64_t i0 = mb * mc_step, mc = imin(mc_step, M - i0);
           pack_a(ap, A, lda, trans_a, i0, mc, pc, kc);
-          macro_kernel(ap, bp, kc, mc, nc, C, ldc, i0, jc, alpha, beta_now, block_sq && last_k ? block_sq + mb : nullptr);
+          double* mb_sq = block_sq && last_k ? block_sq + mb : nullptr;
+          if (b_in_place)
+            macro_kernel<true>(ap, B + pc * ldb + jc, kc, mc, nc, C, ldc, i0, jc, alpha, beta_now, mb_sq, ldb);
+          else
+            macro_kernel(ap, bp, kc, mc, nc, C, ldc, i0, jc, alpha, beta_now, mb_sq);
         }
       };
       if (par)
