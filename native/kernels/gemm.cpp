@@ -95,9 +95,20 @@ void pack_a(float* ap, const float* A, int64_t lda, bool trans_a, int64_t i0, in
   for (int64_t ir = 0; ir < mc; ir += MR, ap += kc * MR) {
     const int64_t mr = imin(MR, mc - ir);
     if (!trans_a) {
-      // a transpose: rows of A become columns of the panel. Four rows at a time go through 4 x 4
-      // register transposes (SSE, on every x86-64); the rest one float at a time.
+      // a transpose: rows of A become columns of the panel. AVX-512's panels of 8 rows go through
+      // 8 x 8 register transposes, four rows at a time through 4 x 4 ones (SSE, on every x86-64);
+      // the rest one float at a time.
       int64_t done = 0;
+#if SG_ISA_AVX512
+      if (mr == 8) {
+        const float* src = A + (i0 + ir) * lda + p0;
+        const int64_t kc8 = kc / 8 * 8;
+        for (int64_t k = 0; k < kc8; k += 8) transpose8x8(ap + k * MR, MR, src + k, lda);
+        for (int64_t i = 0; i < 8; i++)
+          for (int64_t k = kc8; k < kc; k++) ap[k * MR + i] = src[i * lda + k];
+        done = 8;
+      }
+#endif
 #if defined(__SSE2__)
       const int64_t kc4 = kc / 4 * 4;
       for (; done + 4 <= mr; done += 4) {
