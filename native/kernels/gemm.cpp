@@ -915,11 +915,11 @@ static bool sgemm_impl(float* C, const float* A, const float* B, int64_t M, int6
   // B (K, N) not transposed and in one K block is read in place, not packed, when its rows are
   // whole cache lines an odd number of lines apart and the block spans at most kInPlaceBytes (on
   // AVX-512, where it was measured): a panel's rows then fall in distinct L1 sets, no load splits
-  // a line, and the rows' pages stay in the L1 TLB. Each thread packed all of B for
+  // a line, and the block's pages are few (64 at most). Each thread packed all of B for
   // itself: in the seed model's weight gradient (500 x 784 x 64, rows 49 lines apart) that is 200 KB
   // a core more in L2 beside the weight's and its gradient's halves. Hot on two threads 127-129 ->
-  // 125 us; in the step the product's p90 165-182 -> 152-158 us; seed epochs, two rounds of ten and
-  // twelve alternating processes, medians +1.7% and +1.2%. With rows not a whole or an odd number of
+  // 125 us; in the step the product's p90 165-182 -> 152-158 us; seed epochs, three rounds of
+  // alternating processes, medians +1.7%, +1.2% and +1.1%. With rows not a whole or an odd number of
   // lines apart it lost (one thread: 784 x 500 x 64 0.89-0.92x, 1000 x 1000 x 100 0.84-0.89x, 500 x
   // 4096 x 64 0.88x, 4096 x 4096 x 128 0.78-0.80x), and at 300 x 2000 x 128 (rows 125 lines
   // apart, but the block 1 MB) 0.93-1.00x.
