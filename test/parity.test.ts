@@ -38,6 +38,33 @@ function both<T>(fn: (b: Backend) => T): [T, T] {
 }
 
 /**
+ * sgemm on both backends from copies of C0, checked against the rounding bound (beta * C0 counts
+ * only when beta is not 0: C0 may then hold NaN, which the product must not read) and for C's
+ * padding (columns N .. ldc-1) left as it was; returns native's C.
+ */
+function checkGemm(A: Float32Array, B: Float32Array, C0: Float32Array, M: number, N: number, K: number, ta: boolean,
+  tb: boolean, alpha: number, beta: number, lda: number, ldb: number, ldc: number): Float32Array {
+  const [cn, ct] = both((b) => {
+    const C = copy(C0);
+    b.sgemm(C, A, B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc);
+    return C;
+  });
+  const err = gemmBoundRatio(cn, ct, A, B, beta === 0 ? new Float32Array(C0.length) : C0, M, N, K, ta, tb, alpha, beta,
+    lda, ldb, ldc);
+  if (err > 2) expect.fail(`M=${M} N=${N} K=${K} transA=${ta} transB=${tb}: error ${err}`);
+  for (let i = 0; i < M; i++) // the padding of C is not written
+    for (let j = N; j < ldc; j++) expect(Object.is(cn[i * ldc + j], C0[i * ldc + j])).toBe(true);
+  return cn;
+}
+
+/** The sum of the squares of C's M x N values (rows ldc apart), in double. */
+function squaresOf(C: Float32Array, M: number, N: number, ldc: number): number {
+  let total = 0;
+  for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) total += C[i * ldc + j] ** 2;
+  return total;
+}
+
+/**
  * sgemm C = alpha * A . B^T + beta * C for each (M, N, K), native against the fallback within the
  * rounding bound, with lda = K + 3, ldb = K + ldbPad, ldc = N + 2 (the padding of C must stay as it
  * was); odd M with alpha -1.5 and beta 0.25, even M with 1 and 0.
@@ -47,16 +74,8 @@ function checkABt(rng: Rng, shapes: number[][], ldbPad: number): void {
     const [alpha, beta] = M % 2 ? [-1.5, 0.25] : [1, 0];
     const lda = K + 3, ldb = K + ldbPad, ldc = N + 2;
     // C0 large enough that beta * C0 stands out of the bound of a long K's rounding
-    const A = rng.f32(M * lda), B = rng.f32(N * ldb), C0 = rng.f32(M * ldc, 100);
-    const [cn, ct] = both((b) => {
-      const C = copy(C0);
-      b.sgemm(C, A, B, M, N, K, false, true, alpha, beta, lda, ldb, ldc);
-      return C;
-    });
-    const err = gemmBoundRatio(cn, ct, A, B, C0, M, N, K, false, true, alpha, beta, lda, ldb, ldc);
-    if (err > 2) expect.fail(`M=${M} N=${N} K=${K}: error ${err}`);
-    for (let i = 0; i < M; i++) // the padding of C is not written
-      for (let j = N; j < ldc; j++) expect(cn[i * ldc + j]).toBe(C0[i * ldc + j]);
+    checkGemm(rng.f32(M * lda), rng.f32(N * ldb), rng.f32(M * ldc, 100), M, N, K, false, true, alpha, beta, lda, ldb,
+      ldc);
   }
 }
 
@@ -354,16 +373,7 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
             const lda = (ta ? M : K) + 2, ldb = N + 3, ldc = N + 1;
             const A = rng.f32((ta ? K : M) * lda), B = rng.f32(K * ldb), C0 = rng.f32(M * ldc, 100);
             if (beta === 0) C0.fill(NaN);
-            const [cn, ct] = both((b) => {
-              const C = copy(C0);
-              b.sgemm(C, A, B, M, N, K, ta, false, alpha, beta, lda, ldb, ldc);
-              return C;
-            });
-            const err = gemmBoundRatio(cn, ct, A, B, beta === 0 ? new Float32Array(M * ldc) : C0, M, N, K, ta, false,
-              alpha, beta, lda, ldb, ldc);
-            if (err > 2) expect.fail(`M=${M} N=${N} K=${K} transA=${ta}: error ${err}`);
-            for (let i = 0; i < M; i++) // the padding of C is not written
-              for (let j = N; j < ldc; j++) expect(Object.is(cn[i * ldc + j], C0[i * ldc + j])).toBe(true);
+            checkGemm(A, B, C0, M, N, K, ta, false, alpha, beta, lda, ldb, ldc);
           }
       for (const ta of [false, true]) {
         const [M, N, K] = [10, 500, 784], A = rng.f32(M * K), B = rng.f32(K * N);
@@ -390,22 +400,11 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
             // B ends at its last value: the edge's masked loads must not read past it
             const A = rng.f32((ta ? K : M) * lda), B = rng.f32((K - 1) * ldb + N), C0 = rng.f32(M * ldc, 100);
             if (beta === 0) C0.fill(NaN, 0, M * ldc - 3); // the padding of the last row stays a number
-            const [cn, ct] = both((b) => {
-              const C = copy(C0);
-              b.sgemm(C, A, B, M, N, K, ta, false, alpha, beta, lda, ldb, ldc);
-              return C;
-            });
-            const err = gemmBoundRatio(cn, ct, A, B, beta === 0 ? new Float32Array(M * ldc) : C0, M, N, K, ta, false,
-              alpha, beta, lda, ldb, ldc);
-            if (err > 2) expect.fail(`M=${M} N=${N} K=${K} transA=${ta}: error ${err}`);
-            for (let i = 0; i < M; i++)
-              for (let j = N; j < ldc; j++) expect(Object.is(cn[i * ldc + j], C0[i * ldc + j])).toBe(true);
-            const Cs = copy(C0), Cp = copy(C0);
+            const cn = checkGemm(A, B, C0, M, N, K, ta, false, alpha, beta, lda, ldb, ldc);
+            const Cs = copy(C0);
             const sum = native.sgemmSumSquares(Cs, A, B, M, N, K, ta, false, alpha, beta, lda, ldb, ldc);
-            native.sgemm(Cp, A, B, M, N, K, ta, false, alpha, beta, lda, ldb, ldc);
-            expect(firstBitDifference(Cs, Cp)).toBeNull();
-            let exact = 0;
-            for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) exact += Cs[i * ldc + j] ** 2;
+            expect(firstBitDifference(Cs, cn)).toBeNull();
+            const exact = squaresOf(Cs, M, N, ldc);
             expect(Math.abs(sum - exact)).toBeLessThanOrEqual(1e-6 * exact);
           }
     });
@@ -428,8 +427,7 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
           native.sgemm(Cp, A, B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc);
           const sumTs = tsBackend.sgemmSumSquares(Ct, A, B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc);
           expect(firstBitDifference(Cs, Cp)).toBeNull(); // the same product as sgemm's
-          let exact = 0;
-          for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) exact += Cs[i * ldc + j] ** 2;
+          const exact = squaresOf(Cs, M, N, ldc);
           const where = `M=${M} N=${N} K=${K} ta=${ta} tb=${tb} beta=${beta}`;
           if (Math.abs(sum - exact) > 1e-6 * exact) expect.fail(`${where}: ${sum} against ${exact}`);
           if (Math.abs(sumTs - sum) > 1e-5 * exact + 1e-6) expect.fail(`${where}: fallback ${sumTs} against ${sum}`);
