@@ -200,6 +200,16 @@ inline vf store_c(float* c, vf acc, int64_t lanes, vf valpha, vf vbeta, float be
   return r;
 }
 
+// loop(load_last) with load_last the load of a row's last vector of B: whole when it holds `last`
+// >= VL columns, else masked to them (B read in place ends there; past it may be past the array)
+template <class Loop>
+inline void with_last_vector(int64_t last, const Loop& loop) {
+  if (last >= VL)
+    loop([](const float* p) { return vload(p); });
+  else
+    loop([last](const float* p) { return vload_tail(p, (int)last); });
+}
+
 // c (mr, nr) = alpha * a-panel . b-panel + beta * c, with (MR, NVK*VL) computed in registers: NVK
 // is NV but for a panel at the edge of C whose columns fit in fewer vectors (784 = 16 panels of 48
 // and one of 16, which would otherwise be two thirds padding).
@@ -237,11 +247,9 @@ __attribute__((noinline)) void microkernel(int64_t kc, const float* a, const flo
       }
     }
   };
-  const int64_t last = nr - (NVK - 1) * VL;  // B's columns in the last vector
-  if (!kInPlace || last >= VL)
-    k_loop([](const float* p) { return vload(p); });
-  else
-    k_loop([last](const float* p) { return vload_tail(p, (int)last); });
+  // B's columns in the last vector (a packed panel's are zero-padded to whole vectors)
+  const int64_t last = nr - (NVK - 1) * VL;
+  with_last_vector(kInPlace ? last : VL, k_loop);
   const vf valpha = vset1(alpha), vbeta = vset1(beta);
   vf squares = vzero();
   if (mr == MR && nr == NVK * VL) {
@@ -337,10 +345,7 @@ __attribute__((noinline)) void rows_kernel(int64_t kc, const float* A, int64_t a
       }
     }
   };
-  if (last == VL)
-    k_loop([](const float* p) { return vload(p); });
-  else
-    k_loop([last](const float* p) { return vload_tail(p, (int)last); });
+  with_last_vector(last, k_loop);
   const vf valpha = vset1(alpha), vbeta = vset1(beta);
   for (int64_t r = 0; r < rows; r++)
 #pragma GCC unroll 4
