@@ -264,11 +264,18 @@ void row_sums(double* out0, double* out1, int64_t N, int64_t C, const Row& row, 
 }
 
 // (N, C, S) with small planes (S < kSmallPlane): a channel's planes are too short for the hardware
-// prefetcher to stream (1 KiB at 16 x 16), so walking one channel at a time waits on memory. The
-// sample-major walk reads all memory in order instead: per-channel sums over blocks of samples
-// fixed by N alone (added in block order: the same result for any thread count), then the output
-// pass over the planes in order.
-constexpr int64_t kSmallPlane = 1024;
+// prefetcher to stream, and even asked for kPlanesAhead planes ahead, walking one channel at a time
+// waits on memory. The sample-major walk reads all memory in order instead: per-channel sums over
+// blocks of samples fixed by N alone (added in block order: the same result for any thread count),
+// then the output pass over the planes in order. From 144 values a plane (576 bytes) the channel
+// walk with its planes asked for ahead wins, as its second pass (output, dx) reads the channel
+// from L2 where the sample-major one reads the whole array again: on a Xeon with AVX-512, train
+// forward + backward, sample-major -> channel walk (us, one / two threads): (32, 128, 16, 16)
+// 1227 -> 958 / 585 -> 479, with the fused ReLU 1437 -> 1173 / 716 -> 548; (64, 32, 28, 28) 1784
+// -> 1312 / 877 -> 659; (64, 64, 14, 14) 880 -> 749 / 414 -> 340; (64, 64, 12, 12) 647 -> 527 / 272
+// -> 251; but (64, 64, 8 x 16) 562 -> 511 / 224 -> 235, (64, 128, 10, 10) 921 -> 973 / 448 -> 469,
+// (128, 64, 8, 8) 583 -> 761 / 242 -> 376 and (64, 256, 7, 7) 934 -> 1353 / 477 -> 675.
+constexpr int64_t kSmallPlane = 144;
 
 // out0 (C), out1 (C) = the sums that plane(n, c, t0, t1) adds into t0, t1 for every plane (n, c)
 template <class Plane>
