@@ -358,7 +358,7 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
 
   it('sgemm: a few rows of A against a wide B^T (native: C^T = B . A^T with B read in place), alpha/beta, padded leading dimensions', () => {
     // M across the panels of A^T (8, 16 and 64 wide) and past the path's 64; N across the row tiles
-    // (4, 6), the chunks (96) and the threads' runs, and just past the dot path; K across its
+    // (4, 6), the chunks (480) and the threads' runs, and just past the dot path; K across its
     // blocks of 128 and the 8 x 8 transposes
     withIsa(isa, () => checkABt(new Rng(11), [[64, 500, 784], [2, 12, 64], [7, 13, 65], [9, 97, 127], [63, 1001, 129],
       [33, 250, 1000], [64, 33, 3000], [17, 2049, 300], [8, 95, 200], [65, 100, 200], [64, 11, 64]], 5));

@@ -656,8 +656,9 @@ constexpr int64_t kWideMinM = 2;
 constexpr int64_t kWideMinM = 2;
 #endif
 // M up to kWideMaxM; kWideKC floats of K at a time (a block's panels of A^T stay in L1);
-// kWideChunk rows of W at a time (a multiple of every tile's R and of the transposes' 8)
-constexpr int64_t kWideMaxM = 64, kWideKC = 128, kWideChunk = 96;
+// kWideChunk rows of W at a time (a multiple of every tile's R and of the transposes' 8; C^T's
+// chunk, 120 KB at M = 64, in L2)
+constexpr int64_t kWideMaxM = 64, kWideKC = 128, kWideChunk = 480;
 inline bool use_wide(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
   return !trans_a && trans_b && M >= kWideMinM && M <= kWideMaxM && N >= 12 && K >= 64;
 }
@@ -709,31 +710,33 @@ void sgemm_wide(float* C, const float* A, const float* B, int64_t M, int64_t N, 
   const int64_t k_blocks = (K + kWideKC - 1) / kWideKC;
   const int64_t kc_step = ((K + k_blocks - 1) / k_blocks + 7) / 8 * 8;  // equal blocks, whole transposes
   const int64_t parts = par ? num_threads() : 1;
-  // Each thread packs all of A^T for itself, K block by K block, each block's panels together, into
-  // its own slot. One copy packed by both threads and read by both cost more: every call its lines
-  // moved between the cores (written by one, read by the other, then written again), and `perf` put
-  // 12% of a two-thread 64 x 500 x 784 in the packing against 3% of one thread's.
+  // Each thread packs A^T for itself, one K block at a time (its panels together) just before the
+  // block's tiles, into a slot of its own beside its chunk of C^T. One copy packed by both threads
+  // and read by both cost more: every call its lines moved between the cores (written by one, read
+  // by the other, then written again), and `perf` put 12% of a two-thread 64 x 500 x 784 in the
+  // packing against 3% of one thread's. All of A^T packed at once, with chunks of 96 rows of C^T on
+  // the stack, streamed the whole packed A^T (64 x K floats) from L2, or from memory at a large K,
+  // once a chunk: two threads, packed at once -> a block at a time (us), in a C++ loop of the seed
+  // step's forward product, weight gradient and SGD, the forward's average 175-177 -> 162-167 (its
+  // 200 KB more in each core's L2 beside the weight's half); a conv weight gradient, 64 x 288 x
+  // 12544 (A^T 3.2 MB), 1642-1766 -> 1392-1516 (one thread 2982-3102 -> 2634-2772); 64 x 4096 x
+  // 4096 6940-7341 -> 6738-7058.
   Workspace& ws = workspace;
-  const int64_t slot_floats = m_pad * k_blocks * kc_step;
+  const int64_t block_floats = m_pad * kc_step, slot_floats = block_floats + kWideChunk * m_pad;
   ws.ensure_shared(parts * slot_floats);
-  auto pack = [&](float* at) {
-    for (int64_t q = 0; q < k_blocks; q++)
-      pack_b_panels<cols>(at + q * m_pad * kc_step, A, lda, true, q * kc_step, imin(kc_step, K - q * kc_step), 0, M,
-                          0, panels);
-  };
   // each thread's rows of W (of C's columns): whole tiles, as even as they come
   const int64_t per = ((N + parts - 1) / parts + R - 1) / R * R;
   const vf valpha = vset1(alpha), vbeta = vset1(beta);
   auto run = [&](int64_t t0, int64_t t1, int tid) {
-    float* at = ws.a_shared + tid * slot_floats;
-    pack(at);
-    alignas(64) float ct[kWideChunk * kWideMaxM];  // C^T's rows j0 .. j0+rows-1: (rows, m_pad)
+    float* at = ws.a_shared + tid * slot_floats;  // one K block of A^T: (panels, kc, cols)
+    float* ct = at + block_floats;                // C^T's rows j0 .. j0+rows-1: (rows, m_pad)
     const int64_t end = imin(N, t1 * per);
     for (int64_t j0 = t0 * per; j0 < end; j0 += kWideChunk) {
       const int64_t rows = imin(kWideChunk, end - j0);
       const int64_t tiled = (rows + R - 1) / R * R;  // rows of ct computed
       for (int64_t q = 0; q < k_blocks; q++) {
         const int64_t pc = q * kc_step, kc = imin(kc_step, K - pc);
+        pack_b_panels<cols>(at, A, lda, true, pc, kc, 0, M, 0, panels);
         for (int64_t r = 0; r < tiled; r += R) {
           // rows past N repeat the last one (computed, never stored); next: the next tile's rows, or
           // this chunk's first rows in the next K block
@@ -744,7 +747,7 @@ void sgemm_wide(float* C, const float* A, const float* B, int64_t M, int64_t N, 
             next[i] = last ? B + imin(j0 + i, N - 1) * ldb + imin(pc + kc, K - 1)
                            : B + imin(j0 + r + R + i, N - 1) * ldb + pc;
           }
-          wide_kernel<R, NVA>(kc, w, next, at + q * m_pad * kc_step, panels, ct + r * m_pad, m_pad, q > 0);
+          wide_kernel<R, NVA>(kc, w, next, at, panels, ct + r * m_pad, m_pad, q > 0);
         }
       }
       // C[i][j0 + r] = alpha * ct[r][i] + beta * C[i][j0 + r] (+ bias[j0 + r]), 8 x 8 blocks through a
