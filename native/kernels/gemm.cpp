@@ -62,7 +62,9 @@ constexpr int64_t kSharedKBlocks = 16, kChunkPanels = 4;
 struct Workspace {
   float* b = nullptr;  // one (KC, NC) slot of packed op(B) per thread
   float* a = nullptr;  // one (MC, KC) slot of packed op(A) per thread
-  float* a_shared = nullptr;  // a batch's packed op(A) (or A^T), several K blocks of it, a slot per thread
+  // a batch's packed op(A) (several K blocks of it), or sgemm_wide's block of A^T and chunk of C^T;
+  // a slot per thread
+  float* a_shared = nullptr;
   int64_t b_floats = 0, a_floats = 0, a_shared_floats = 0;
   ~Workspace() {
     std::free(b);
