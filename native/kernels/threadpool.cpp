@@ -36,12 +36,13 @@ int available_cores() {
 //
 // A job's chunks are claimed, not assigned: the caller runs chunk 0, then it and the workers take
 // the next unclaimed chunk until none is left, so a worker that is late (descheduled by the OS or
-// the hypervisor, or busy waking up) costs the job nothing: the caller runs its chunk too. Before, each thread waited for
-// its own chunk's thread, and in a training step on a shared 2-vCPU machine about 1% of the jobs
-// waited ~0.5 ms for a descheduled worker, doubling the mean time of the small products. A chunk's
-// range and its tid (its index, for per-chunk scratch) do not depend on who runs it, so results do
-// not either. Jobs of items (parallel_for_items) have up to 4095 chunks and pass the running thread's
-// slot as tid instead: there, per-thread scratch is all that tid selects.
+// the hypervisor, or busy waking up) costs the job nothing: the caller runs its chunk too. Before,
+// each thread waited for its own chunk's thread, and in a training step on a shared 2-vCPU machine
+// about 1% of the jobs waited ~0.5 ms for a descheduled worker, doubling the mean time of the
+// small products. A chunk's range and its tid (its index, for per-chunk scratch) do not depend on
+// who runs it, so results do not either. Jobs of items (parallel_for_items) have up to 4095 chunks
+// and pass the running thread's slot as tid instead: there, per-thread scratch is all that tid
+// selects.
 class Pool {
  public:
   explicit Pool(int threads) { start(threads); }
