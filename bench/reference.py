@@ -8,6 +8,10 @@ starts it once per configuration and reads one JSON object from its standard out
   reference.py torch THREADS DATA   PyTorch on THREADS threads: BatchNorm train forward+backward and
                                     eval forward per shape, the seed model's training epoch on the
                                     MNIST IDX files in DATA, and the three products of the seed model.
+  reference.py modules THREADS SHAPES
+                                    PyTorch's BatchNorm modules on THREADS threads, forward+backward
+                                    in training mode per shape: the best and the median time of
+                                    repeated calls (bench/api.mjs).
 
 Each result is checked before it is timed: numpy's product against a float64 product, PyTorch's
 BatchNorm against the formula in float64. Timings are the best of repeated runs, as in the bench.
@@ -26,6 +30,19 @@ def best_time(fn, min_seconds=0.4, min_calls=3):
         dt = time.perf_counter() - t0
         best, total, calls = min(best, dt), total + dt, calls + 1
     return best
+
+
+def times(fn, min_seconds=0.5, min_calls=20):
+    """The best and the median time of repeated calls (after one to warm up)."""
+    fn()
+    samples, total = [], 0.0
+    while len(samples) < min_calls or total < min_seconds:
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+        total += samples[-1]
+    samples.sort()
+    return {'best': samples[0], 'median': samples[len(samples) // 2]}
 
 
 def gemm(sizes):
@@ -133,6 +150,33 @@ def torch_refs(threads, data_dir, bn_shapes):
     return result
 
 
+def batchnorm_modules(threads, bn_shapes):
+    import torch
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    out = {}
+    for shape in bn_shapes:
+        bn = torch.nn.BatchNorm1d(shape[1]) if len(shape) <= 3 else torch.nn.BatchNorm2d(shape[1])
+        x = (torch.rand(shape) - 0.5).requires_grad_(True)
+        dy = torch.rand(shape) - 0.5
+        dims = [0] + list(range(2, len(shape)))
+        y = bn(x)
+        x64 = x.detach().double()
+        mean, var = x64.mean(dims, keepdim=True), x64.var(dims, unbiased=False, keepdim=True)
+        err = (y.double() - (x64 - mean) / torch.sqrt(var + bn.eps)).abs().max().item()
+        if not err < 1e-4:
+            raise SystemExit(f'torch batchnorm {shape}: error {err}')
+
+        def train_step():
+            x.grad = None
+            bn.weight.grad = None
+            bn.bias.grad = None
+            bn(x).backward(dy)
+
+        out[','.join(map(str, shape))] = times(train_step)
+    return {'version': torch.__version__, 'threads': torch.get_num_threads(), 'batchnorm': out}
+
+
 def probe():
     """Which references this Python can run: numpy (and the BLAS it loaded), torch."""
     out = {'numpy': None, 'blas': None, 'torch': None}
@@ -157,6 +201,9 @@ def main():
         print(json.dumps(probe()))
     elif sys.argv[1] == 'gemm':
         print(json.dumps(gemm([int(s) for s in sys.argv[2].split(',')])))
+    elif sys.argv[1] == 'modules':
+        shapes = [[int(d) for d in s.split('x')] for s in sys.argv[3].split(',')]
+        print(json.dumps(batchnorm_modules(int(sys.argv[2]), shapes)))
     elif sys.argv[1] == 'torch':
         shapes = [[int(d) for d in s.split('x')] for s in sys.argv[4].split(',')]
         print(json.dumps(torch_refs(int(sys.argv[2]), sys.argv[3], shapes)))

@@ -11,7 +11,7 @@ export { Generator, manualSeed } from './random.js';
 export {
   Tensor, tensor, zeros, ones, randn, rand, arange, noGrad, isGradEnabled,
   add, sub, mul, div, matmul, sum, mean, max, argmax, pow, exp, log, relu, sigmoid, tanh, softmax, logSoftmax,
-  type NestedArray,
+  type NestedArray, type RemovableHandle,
 } from './tensor.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';

@@ -34,8 +34,8 @@ export function makeModel(name: ModelName, options: { channels?: number; size?: 
       for (let i = 0; i < 16; i++) {
         const linear = new nn.Linear(width, 256);
         const std = 2 / Math.sqrt(width);
-        for (let j = 0; j < linear.weight.size; j++) linear.weight.data[j] = defaultGenerator.normal() * std;
-        linear.bias!.data.fill(0);
+        for (let j = 0; j < linear.weight.size; j++) linear.weight.values[j] = defaultGenerator.normal() * std;
+        linear.bias!.values.fill(0);
         layers.push(linear, ...(name === 'deep' ? [new nn.BatchNorm1d(256)] : []), new nn.ReLU());
         width = 256;
       }

@@ -2,12 +2,14 @@
  * Tensor: a contiguous row-major Float32Array with a shape, and tape-based reverse-mode autograd.
  *
  * Every op on tensors that require grad records a node (its inputs and a backward closure).
- * backward() orders the recorded graph into a tape (reverse topological order), runs it, adds
- * the gradients of leaf tensors into their .grad, and then releases the graph: the nodes are
- * dropped, so a training loop's memory stays flat. Heavy work runs on the backend (GEMM,
- * activations, same-shape arithmetic); broadcasting and reductions are TypeScript loops.
+ * backward() runs the recorded graph from the output back, hands each leaf's gradient to one
+ * accumulate step (which fills .grad and then runs the leaf's post-accumulate-grad hooks), and
+ * releases the graph as it goes. Every array comes from the caching allocator (memory.ts).
+ * Heavy work runs on the backend (GEMM, activations, same-shape arithmetic); broadcasting and
+ * reductions are TypeScript loops.
  */
 import { backend } from './backend/index.js';
+import { allocate, allocateInt32, allocateZeroed, expose, isPooled, release } from './memory.js';
 import { normal, uniform } from './random.js';
 
 export type NestedArray = number | NestedArray[];
@@ -16,194 +18,50 @@ interface Node {
   op: string;
   inputs: Tensor[];
   /**
-   * gradients for the inputs, from the output's gradient: null where an input needs none, or where
-   * the op has already added its gradient into the input's .grad itself (see gradTarget)
+   * gradients for the inputs, from the output's gradient (null where an input needs none): each a
+   * new array from the allocator, or the output's gradient itself, passed on
    */
   backward(grad: Float32Array): (Float32Array | null)[];
 }
 
-// Gradient arrays that backward() takes back for reuse once they have been passed on, and arrays an
-// op saves for its backward (Conv2d's patches), given back by the op once used: a training step
-// allocates the same sizes every time, and a fresh Float32Array of a few hundred kilobytes costs
-// tens of microseconds in page faults and zeroing, more than the kernel that fills it.
-const scratchPool = new Map<number, Float32Array[]>();
-const scratchIssued = new WeakSet<Float32Array>();
-const SCRATCH_PER_SIZE = 4;
+/** A handle that removes the hook it was returned for. */
+export interface RemovableHandle {
+  remove(): void;
+}
 
 /**
- * @internal n values whose contents are arbitrary (not zeroed), for an op's output that its kernel
- * writes in full before anything reads it. A fresh zeroed Float32Array of 128 KB (the seed model's
- * activations) costs its page faults and a memset: allocating and touching one in a loop took
- * 8.8-10.4 us zeroed and 2.0-2.5 us not. Inside fit() they come from the step's memory (StepMemory).
+ * Sums of squares of gradient arrays, noted by the kernel that wrote them (linear's weight gradient
+ * is summed as the product stores it): accumulate carries a note to the leaf whose .grad the array
+ * becomes, and gradSumSquares reads it there instead of making a pass over the gradient.
  */
-export function uninitialized(n: number): Float32Array {
-  if (openStep) return openStep.take(n);
-  return allocateUninitialized(n);
+const noted = new WeakMap<Float32Array, number>();
+
+/** @internal a's sum of squares, as the kernel that just wrote a computed it */
+export function noteSumSquares(a: Float32Array, sumSquares: number): void {
+  noted.set(a, sumSquares);
 }
 
-/** @internal as uninitialized(), for n int32 values (an index array an op saves for its backward) */
-export function uninitializedInt32(n: number): Int32Array {
-  const f = uninitialized(n);
-  return new Int32Array(f.buffer, f.byteOffset, n);
-}
-
-function allocateUninitialized(n: number): Float32Array {
-  const bytes = Buffer.allocUnsafeSlow(n * Float32Array.BYTES_PER_ELEMENT); // its own ArrayBuffer, not Node's pool
-  return new Float32Array(bytes.buffer, bytes.byteOffset, n);
-}
-
-let openStep: StepMemory | null = null;
-
-/**
- * @internal The forward outputs of training steps, reused from step to step (fit() opens one around
- * each step). While a step is open, uninitialized() gives out arrays that earlier steps used, so a
- * step writes its activations into memory that is still in cache: fresh arrays sit at new addresses
- * every step, and the seed model's BatchNorm forward took 38 us in a step writing a fresh 128 KB
- * output against 25 us reusing one. Closing the step releases every tensor made over those arrays
- * (reading its data then throws, instead of showing a later step's values) and frees the arrays for
- * the next step.
- */
-export class StepMemory {
-  private readonly free = new Map<number, Float32Array[]>();
-  private readonly taken: Float32Array[] = [];
-  // every array this memory gave out, and the views reshape made of them: known by the array
-  // itself, since reading .buffer of a small typed array (the loss, a sum) moves it off V8's heap
-  private readonly arrays = new WeakSet<Float32Array>();
-  private readonly tensors: Tensor[] = [];
-
-  open(): void {
-    if (openStep) throw new Error('StepMemory: a step is already open (fit() called from inside a training step?)');
-    openStep = this;
-  }
-
-  close(): void {
-    if (openStep === this) openStep = null;
-    for (const t of this.tensors) t.release();
-    this.tensors.length = 0;
-    for (const a of this.taken) {
-      let list = this.free.get(a.length);
-      if (!list) this.free.set(a.length, (list = []));
-      list.push(a);
-    }
-    this.taken.length = 0;
-  }
-
-  take(n: number): Float32Array {
-    let a = this.free.get(n)?.pop();
-    if (!a) {
-      a = allocateUninitialized(n);
-      this.arrays.add(a);
-    }
-    this.taken.push(a);
-    return a;
-  }
-
-  /** a tensor over one of this memory's arrays (the array itself, or a view of it from view()) */
-  track(t: Tensor, data: Float32Array): void {
-    if (this.arrays.has(data)) this.tensors.push(t);
-  }
-
-  /** view, an array over of's memory, is this memory's too when of is */
-  view(view: Float32Array, of: Float32Array): Float32Array {
-    if (this.arrays.has(of)) this.arrays.add(view);
-    return view;
-  }
+/** @internal The sum of the squares of leaf's .grad (0 without one): noted by the kernel that wrote it, or a pass. */
+export function gradSumSquares(leaf: Tensor): number {
+  const grad = leaf.gradValue;
+  if (!grad) return 0;
+  return leaf.gradSquares ?? backend().sumSquares(grad.values);
 }
 
 /**
- * @internal An array for a backward closure to fill completely with a gradient (its contents on
- * return are arbitrary). backward() reuses it once the gradient has been consumed.
- */
-export function gradScratch(n: number): Float32Array {
-  const a = scratchPool.get(n)?.pop() ?? new Float32Array(n);
-  scratchIssued.add(a);
-  return a;
-}
-
-/**
- * @internal Takes back a gradScratch array that nothing refers to any more; ignores any other array
- * (and one given back twice). An array saved for a backward that never runs is simply collected.
- */
-export function recycle(a: Float32Array): void {
-  if (!scratchIssued.delete(a)) return;
-  let list = scratchPool.get(a.length);
-  if (!list) scratchPool.set(a.length, (list = []));
-  if (list.length < SCRATCH_PER_SIZE) list.push(a);
-}
-
-/**
- * @internal Clears p's gradient: drops it (setToNone, PyTorch's default) or zeroes it in place, which
- * keeps the array, so that the next backward adds into it instead of allocating (see gradTarget).
+ * @internal Clears p's gradient: drops it (setToNone, PyTorch's default) or zeroes it in place. A
+ * dropped gradient that only the library has seen goes straight back to the allocator.
  */
 export function zeroGradOf(p: Tensor, setToNone: boolean): void {
-  if (setToNone) p.grad = null;
-  else if (p.gradValue) p.gradPendingZero = true; // zeroed when next read, or overwritten by backward
-}
-
-/**
- * Sums of squares of leaves' .grad arrays, noted by the kernel that wrote each (linear's weight
- * gradient, summed as the product stores it) while fit() collects them for its gradient-health
- * check instead of a pass over every gradient; any later write to such a .grad forgets it.
- */
-let gradSquares: Map<Tensor, number> | null = null;
-
-/** @internal fit(): start (on) or stop noting gradients' sums of squares (see gradSquaresOf) */
-export function collectGradSquares(on: boolean): void {
-  if (!on) gradSquares = null;
-  else if (gradSquares) gradSquares.clear();
-  else gradSquares = new Map();
-}
-
-/** @internal whether a kernel that writes t's .grad should note its sum of squares (noteGradSquares) */
-export function collectingGradSquares(): boolean {
-  return gradSquares !== null;
-}
-
-/** @internal the sum of the squares of t's .grad as the last write left it, when that write noted it */
-export function noteGradSquares(t: Tensor, sum: number): void {
-  gradSquares?.set(t, sum);
-}
-
-/** @internal the sum noted for t's .grad by the write that made it (undefined: not known) */
-export function gradSquaresOf(t: Tensor): number | undefined {
-  return gradSquares?.get(t);
-}
-
-/**
- * @internal Where a backward closure writes its gradient for t (a tensor that requires grad). When t
- * is a leaf that keeps a .grad array: into that array, adding to it (beta 1), or overwriting it
- * (beta 0) when it is zero by zeroGrad(false), which saves allocating the gradient, zeroing it, and
- * a pass to add it; the closure then returns null for t (`returned`). Otherwise into a new array,
- * which the closure returns.
- */
-export function gradTarget(t: Tensor): { data: Float32Array; beta: 0 | 1; returned: Float32Array | null } {
-  gradSquares?.delete(t); // about to change
-  if (t.node || !t.gradValue) {
-    const data = new Float32Array(t.size);
-    return { data, beta: 0, returned: data };
+  const grad = p.gradValue;
+  if (!grad) return;
+  if (!setToNone) {
+    grad.values.fill(0);
+    p.gradSquares = 0;
+    return;
   }
-  const beta = t.gradPendingZero ? 0 : 1;
-  t.gradPendingZero = false;
-  return { data: t.gradValue.data, beta, returned: null };
-}
-
-/**
- * @internal gradTarget for a kernel that overwrites its output rather than adding to it (BatchNorm's
- * parameter gradients, Conv2d's bias gradient): into t's .grad when that is zero or new (beta 0),
- * else into a scratch array that finish() adds into .grad and takes back.
- */
-export function gradOverwrite(t: Tensor): { data: Float32Array; returned: Float32Array | null; finish(): void } {
-  const target = gradTarget(t);
-  if (target.beta === 0) return { data: target.data, returned: target.returned, finish() {} };
-  const scratch = gradScratch(t.size);
-  return {
-    data: scratch,
-    returned: null,
-    finish() {
-      backend().axpy(target.data, scratch, 1);
-      recycle(scratch);
-    },
-  };
+  if (!p.gradTaken) release(grad.values);
+  p.gradValue = null;
 }
 
 let gradEnabled = true;
@@ -241,65 +99,80 @@ function checkShape(fn: string, shape: unknown): number[] {
   return [...shape];
 }
 
+/** What a released activation's values become (see Tensor.graphOwned): no values at all. */
+const RELEASED_VALUES = new Float32Array(0);
+
 export class Tensor {
   /** Dimensions, outermost first. */
   readonly shape: number[];
-  /** @internal the values; null once released (see StepMemory) */
-  private values: Float32Array | null;
   /**
-   * The values, contiguous and row-major.
-   * @throws {Error} for an activation of a fit() training step that has ended (its memory was reused)
+   * @internal The values, for the library's own use. Reading them does not take them out of the
+   * allocator's pool; everything a user is given goes through `data`.
    */
-  get data(): Float32Array {
-    const v = this.values;
-    if (v === null)
-      throw new Error(
-        `this tensor (shape ${fmt(this.shape)}) was made during a fit() training step, and its memory now holds a later ` +
-          `step's values: keep a copy (tensor.clone()) during the step, or pass reuseActivations: false to fit()`);
-    return v;
-  }
-  /** @internal the gradient, read through .grad */
-  gradValue: Tensor | null = null;
-  /** @internal zeroGrad(false) was called: .grad reads as zeros, which backward may overwrite */
-  gradPendingZero = false;
-  /** The accumulated gradient of a leaf tensor after backward(), else null. */
-  get grad(): Tensor | null {
-    // zeroed lazily, on the first look: backward overwrites it instead (see gradTarget)
-    if (this.gradPendingZero) {
-      this.gradPendingZero = false;
-      this.gradValue!.data.fill(0);
-    }
-    return this.gradValue;
-  }
-  set grad(value: Tensor | null) {
-    gradSquares?.delete(this);
-    this.gradValue = value;
-    this.gradPendingZero = false;
-  }
+  values: Float32Array;
+  /** @internal the values are the allocator's and the user has not taken them (see data) */
+  private pooled: boolean;
   /** Whether operations on this tensor are recorded for autograd. */
   requiresGrad: boolean;
-  /** @internal the recorded operation that produced this tensor (null for leaves and after backward) */
+  /** @internal the recorded operation that produced this tensor (null for leaves; RELEASED after backward) */
   node: Node | null = null;
+  /** @internal the gradient, read through .grad */
+  gradValue: Tensor | null = null;
+  /** @internal the user has read .grad since it was last set: zeroGrad leaves that array to the collector */
+  gradTaken = false;
+  /** @internal the sum of the squares of .grad, when the kernel that wrote it noted it (see gradSumSquares) */
+  gradSquares: number | undefined = undefined;
+  /** @internal hooks run after this leaf's gradient is accumulated */
+  hooks: ((t: Tensor) => void)[] | null = null;
+  /**
+   * @internal Set by code that made this tensor and hands it only to the library (Sequential's
+   * intermediate outputs): once backward has run this tensor's node, no one can read its values, so
+   * they go back to the allocator then, still in cache, instead of waiting for the collector.
+   */
+  graphOwned = false;
 
   /** @internal use tensor(), zeros(), ... */
   constructor(data: Float32Array, shape: number[], requiresGrad = false) {
     if (data.length !== sizeOf(shape))
       throw new RangeError(`Tensor: shape ${fmt(shape)} holds ${sizeOf(shape)} values but data has ${data.length}`);
     this.values = data;
+    this.pooled = isPooled(data);
     this.shape = shape;
     this.requiresGrad = requiresGrad;
-    openStep?.track(this, data);
   }
 
-  /** @internal see StepMemory */
-  release(): void {
-    this.values = null;
-    this.node = null;
+  /**
+   * The values, contiguous and row-major. The array is the tensor's own memory (writes change the
+   * tensor) and stays valid as long as it is referenced.
+   */
+  get data(): Float32Array {
+    if (this.pooled) {
+      this.pooled = false;
+      expose(this.values); // the user may keep views of it now: it never goes back to the pool
+    }
+    return this.values;
+  }
+
+  /** The accumulated gradient of a leaf tensor after backward(), else null. */
+  get grad(): Tensor | null {
+    this.gradTaken = true;
+    this.gradSquares = undefined; // the user may change it
+    return this.gradValue;
+  }
+  set grad(value: Tensor | null) {
+    if (value !== null && !(value instanceof Tensor))
+      throw new TypeError(`grad: expected a Tensor or null but received ${typeof value}`);
+    if (value && !sameShape(value.shape, this.shape))
+      throw new RangeError(`grad: expected a gradient of shape ${fmt(this.shape)} but received ${fmt(value.shape)}`);
+    if (this.gradValue && !this.gradTaken && this.gradValue !== value) release(this.gradValue.values);
+    this.gradValue = value;
+    this.gradSquares = undefined;
+    this.gradTaken = value !== null; // the caller has it
   }
 
   /** Number of elements. */
   get size(): number {
-    return this.data.length;
+    return this.values.length;
   }
 
   get ndim(): number {
@@ -312,13 +185,14 @@ export class Tensor {
    */
   item(): number {
     if (this.size !== 1) throw new RangeError(`item: expected a tensor with one element but its shape is ${fmt(this.shape)}`);
-    return this.data[0];
+    return this.values[0];
   }
 
   /** The values as nested arrays of numbers (a number for a 0-d tensor). */
   toArray(): NestedArray {
+    const v = this.values;
     const build = (dim: number, offset: number): NestedArray => {
-      if (dim === this.shape.length) return this.data[offset];
+      if (dim === this.shape.length) return v[offset];
       const stride = sizeOf(this.shape.slice(dim + 1));
       return Array.from({ length: this.shape[dim] }, (_, i) => build(dim + 1, offset + i * stride));
     };
@@ -327,12 +201,14 @@ export class Tensor {
 
   /** A copy of the values, in the graph (gradients flow back to this tensor). */
   clone(): Tensor {
-    return record('clone', this.data.slice(), [...this.shape], [this], (g) => [g]);
+    const copy = allocate(this.size);
+    copy.set(this.values);
+    return record('clone', copy, [...this.shape], [this], (g) => [g]);
   }
 
   /** The same values, cut from the graph (shares data). */
   detach(): Tensor {
-    return new Tensor(this.data, [...this.shape]);
+    return new Tensor(this.values, [...this.shape]);
   }
 
   /**
@@ -349,8 +225,7 @@ export class Tensor {
     const target = dims.map((d) => (d === -1 ? (rest === 0 ? 0 : this.size / rest) : d));
     if (sizeOf(target) !== this.size || !target.every(Number.isInteger))
       throw new RangeError(`reshape: shape ${fmt(dims)} is invalid for input of shape ${fmt(this.shape)} (${this.size} values)`);
-    const data = new Float32Array(this.data.buffer, this.data.byteOffset, this.size);
-    return record('reshape', openStep ? openStep.view(data, this.data) : data, target, [this], (g) => [g]);
+    return record('reshape', this.values, target, [this], (g) => [g]);
   }
 
   /**
@@ -384,6 +259,29 @@ export class Tensor {
   logSoftmax(dim = -1): Tensor { return logSoftmax(this, dim); }
 
   /**
+   * Runs fn(this) after each backward pass has accumulated this leaf's gradient into .grad: once
+   * per pass, when every use of the tensor in that graph has contributed, in backpropagation order
+   * (from the output toward the inputs). PyTorch's register_post_accumulate_grad_hook.
+   * @example
+   * const handle = w.registerPostAccumulateGradHook((p) => console.log(p.grad.toArray()));
+   * handle.remove();
+   * @throws {TypeError} when fn is not a function, or this tensor is not a leaf that requires grad
+   */
+  registerPostAccumulateGradHook(fn: (tensor: Tensor) => void): RemovableHandle {
+    if (typeof fn !== 'function') throw new TypeError(`registerPostAccumulateGradHook: expected a function but received ${typeof fn}`);
+    if (!this.requiresGrad || this.node)
+      throw new TypeError(`registerPostAccumulateGradHook: expected a leaf tensor that requires grad, but this tensor ${
+        this.node ? `is the output of ${this.node.op}` : 'does not require grad'}`);
+    (this.hooks ??= []).push(fn);
+    return {
+      remove: () => {
+        const at = this.hooks?.indexOf(fn) ?? -1;
+        if (at >= 0) this.hooks!.splice(at, 1);
+      },
+    };
+  }
+
+  /**
    * Computes the gradients of this tensor with respect to every leaf that requires grad, adding
    * them into each leaf's .grad, then releases the graph.
    * @param gradient d(something)/d(this); may be omitted for a one-element tensor (then 1)
@@ -397,46 +295,8 @@ export class Tensor {
       throw new RangeError(`backward: grad can be implicitly created only for scalar outputs, but the shape is ${fmt(this.shape)}`);
     if (gradient !== undefined && !sameShape(gradient.shape, this.shape))
       throw new RangeError(`backward: expected a gradient of shape ${fmt(this.shape)} but received ${fmt(gradient.shape)}`);
-    const tape = buildTape(this);
-    const grads = new Map<Tensor, Float32Array>();
-    grads.set(this, gradient ? new Float32Array(gradient.data) : new Float32Array(1).fill(1));
-    for (const t of tape) {
-      const g = grads.get(t);
-      grads.delete(t);
-      if (!g) continue;
-      const node = t.node;
-      if (!node) {
-        // a leaf: accumulate, as PyTorch does across backward() calls until zeroGrad
-        gradSquares?.delete(t);
-        if (t.grad) {
-          backend().axpy(t.grad.data, g, 1);
-          recycle(g);
-        } else {
-          scratchIssued.delete(g); // the user's now
-          t.grad = new Tensor(g, [...t.shape]);
-        }
-        continue;
-      }
-      const inputGrads = node.backward(g);
-      const stored = new Set<ArrayBufferLike>(); // buffers now owned by pending gradients
-      const consumed: Float32Array[] = [g]; // arrays added into others: dead after this node
-      node.inputs.forEach((input, i) => {
-        const ig = inputGrads[i];
-        if (!ig || !input.requiresGrad) return;
-        const acc = grads.get(input);
-        if (acc) {
-          backend().axpy(acc, ig, 1);
-          consumed.push(ig);
-        } else {
-          // g itself, or an array handed back twice, is copied: each pending gradient owns its array
-          const own = ig.buffer === g.buffer || stored.has(ig.buffer) ? new Float32Array(ig) : ig;
-          grads.set(input, own);
-          stored.add(own.buffer);
-        }
-      });
-      for (const a of consumed) if (!stored.has(a.buffer)) recycle(a);
-      t.node = RELEASED; // release the graph as we go: the inputs become unreachable from here
-    }
+    if (this.node === RELEASED) throw releasedError();
+    runBackward(this, gradient ? gradient.values : Float32Array.of(1), gradient !== undefined);
   }
 }
 
@@ -445,32 +305,110 @@ const RELEASED: Node = {
   op: 'released',
   inputs: [],
   backward() {
-    throw new Error('backward: trying to backward through the graph a second time (the graph is released after backward)');
+    throw releasedError();
   },
 };
 
-/** @internal The number of tensors backward() would visit from t (for the graph-growth test). */
-export function tapeLength(t: Tensor): number {
-  return buildTape(t).length;
+function releasedError(): Error {
+  return new Error('backward: trying to backward through the graph a second time (the graph is released after backward)');
 }
 
-/** The tensors reachable from root through recorded nodes, root first, each after all its users. */
-function buildTape(root: Tensor): Tensor[] {
-  const order: Tensor[] = [];
-  const visited = new Set<Tensor>();
-  const stack: [Tensor, boolean][] = [[root, false]];
-  while (stack.length) {
-    const [t, done] = stack.pop()!;
-    if (done) {
-      order.push(t);
+/**
+ * The leaf's gradient for this pass is complete: adopt it as .grad (the array is backward's own)
+ * or add it into the .grad there is, then run the leaf's hooks.
+ */
+function accumulate(leaf: Tensor, g: Float32Array): void {
+  const grad = leaf.gradValue;
+  if (grad) {
+    backend().axpy(grad.values, g, 1);
+    release(g);
+    leaf.gradSquares = undefined;
+  } else {
+    leaf.gradValue = new Tensor(g, [...leaf.shape]);
+    leaf.gradTaken = false;
+    leaf.gradSquares = noted.get(g);
+  }
+  if (leaf.hooks) for (const hook of [...leaf.hooks]) hook(leaf);
+}
+
+/**
+ * Backpropagation from root: each tensor's node runs once every use of the tensor in the graph has
+ * added its part of the gradient (PyTorch's dependency counting), so a leaf is accumulated, and its
+ * hooks run, as soon as its gradient is complete. Nodes are released as they run; gradients are
+ * returned to the allocator once consumed, and so are the values of graph-owned activations.
+ */
+function runBackward(root: Tensor, seed: Float32Array, seedIsUsers: boolean): void {
+  const borrowed = seedIsUsers ? seed : null; // the caller's gradient: read, never written, kept or returned
+  const uses = new Map<Tensor, number>([[root, 0]]);
+  for (const stack = [root]; stack.length; ) {
+    const t = stack.pop()!;
+    for (const input of t.node?.inputs ?? []) {
+      if (!input.requiresGrad) continue;
+      const n = uses.get(input);
+      uses.set(input, (n ?? 0) + 1);
+      if (n === undefined) stack.push(input);
+    }
+  }
+  const grads = new Map<Tensor, Float32Array>([[root, seed]]);
+  const ready = [root];
+  while (ready.length) {
+    const t = ready.pop()!;
+    const g = grads.get(t)!;
+    grads.delete(t);
+    const node = t.node;
+    if (!node) {
+      accumulate(t, g === borrowed ? copyOf(g) : g); // the root is a leaf
       continue;
     }
-    if (visited.has(t)) continue;
-    visited.add(t);
-    stack.push([t, true]);
-    for (const input of t.node?.inputs ?? []) if (input.requiresGrad && !visited.has(input)) stack.push([input, false]);
+    t.node = RELEASED; // released before it runs: a node that throws is not run again
+    const inputGrads = node.backward(g);
+    const handed = new Set<Float32Array>(); // arrays that now belong to a pending gradient
+    node.inputs.forEach((input, i) => {
+      if (!input.requiresGrad) return;
+      const ig = inputGrads[i];
+      if (ig) {
+        const pending = grads.get(input);
+        if (pending) backend().axpy(pending, ig, 1);
+        else {
+          const own = handed.has(ig) || ig === borrowed ? copyOf(ig) : ig; // one array per pending gradient
+          grads.set(input, own);
+          handed.add(own);
+        }
+      }
+      const left = uses.get(input)! - 1;
+      uses.set(input, left);
+      if (left > 0 || !grads.has(input)) return;
+      if (input.node) ready.push(input);
+      else {
+        const complete = grads.get(input)!;
+        grads.delete(input);
+        accumulate(input, complete);
+      }
+    });
+    for (const a of new Set([g, ...inputGrads])) if (a && a !== borrowed && !handed.has(a)) release(a);
+    if (t.graphOwned) {
+      release(t.values);
+      t.values = RELEASED_VALUES;
+    }
   }
-  return order.reverse();
+}
+
+function copyOf(a: Float32Array): Float32Array {
+  const c = allocate(a.length);
+  c.set(a);
+  return c;
+}
+
+/** @internal The number of tensors backward() would visit from t (for the graph-growth test). */
+export function tapeLength(t: Tensor): number {
+  const seen = new Set<Tensor>([t]);
+  for (const stack = [t]; stack.length; )
+    for (const input of stack.pop()!.node?.inputs ?? [])
+      if (input.requiresGrad && !seen.has(input)) {
+        seen.add(input);
+        stack.push(input);
+      }
+  return seen.size;
 }
 
 /**
@@ -545,7 +483,7 @@ export function tensor(data: NestedArray | Float32Array | number[], shape?: numb
 
 function filled(fn: string, shape: number[], options: { requiresGrad?: boolean }, fill: (i: number) => number): Tensor {
   const s = checkShape(fn, shape);
-  const data = new Float32Array(sizeOf(s));
+  const data = allocate(sizeOf(s));
   for (let i = 0; i < data.length; i++) data[i] = fill(i);
   return new Tensor(data, s, options.requiresGrad ?? false);
 }
@@ -588,7 +526,7 @@ function broadcastShape(op: string, a: number[], b: number[]): number[] {
 
 /** For each element of `out`, the offset of the element of a tensor of `shape` broadcast to it. */
 function broadcastIndex(shape: number[], out: number[]): Int32Array {
-  const n = out.length, idx = new Int32Array(sizeOf(out));
+  const n = out.length, idx = allocateInt32(sizeOf(out));
   const strides = new Array<number>(n).fill(0);
   for (let i = shape.length - 1, s = 1; i >= 0; i--) {
     if (shape[i] !== 1) strides[n - shape.length + i] = s;
@@ -612,8 +550,9 @@ function broadcastIndex(shape: number[], out: number[]): Int32Array {
 /** Sums a gradient of shape `out` down to `shape` (the adjoint of broadcasting). */
 function reduceTo(g: Float32Array, out: number[], shape: number[]): Float32Array {
   if (sameShape(out, shape)) return g;
-  const r = new Float32Array(sizeOf(shape)), idx = broadcastIndex(shape, out);
+  const r = allocateZeroed(sizeOf(shape)), idx = broadcastIndex(shape, out);
   for (let k = 0; k < g.length; k++) r[idx[k]] += g[k];
+  release(idx);
   return r;
 }
 
@@ -624,29 +563,33 @@ function binary(op: string, x: Tensor | number, y: Tensor | number, f: Elementwi
   grads: (g: Float32Array, a: Float32Array, b: Float32Array, out: Float32Array) => [Float32Array | null, Float32Array | null]): Tensor {
   const a = asTensor(op, x), b = asTensor(op, y);
   const shape = broadcastShape(op, a.shape, b.shape);
-  let av = a.data, bv = b.data;
-  const out = new Float32Array(sizeOf(shape));
+  let av = a.values, bv = b.values;
+  const out = allocate(sizeOf(shape));
   if (same && sameShape(a.shape, b.shape)) same(out, av, bv);
   else {
     // materialise the broadcast inputs once; their gradients are reduced back with reduceTo
-    if (!sameShape(a.shape, shape)) av = gather(av, broadcastIndex(a.shape, shape));
-    if (!sameShape(b.shape, shape)) bv = gather(bv, broadcastIndex(b.shape, shape));
+    if (!sameShape(a.shape, shape)) av = gather(av, a.shape, shape);
+    if (!sameShape(b.shape, shape)) bv = gather(bv, b.shape, shape);
     for (let i = 0; i < out.length; i++) out[i] = f(av[i], bv[i]);
   }
   return record(op, out, shape, [a, b], (g) => {
     const [ga, gb] = grads(g, av, bv, out);
-    return [ga && a.requiresGrad ? reduceTo(ga, shape, a.shape) : null, gb && b.requiresGrad ? reduceTo(gb, shape, b.shape) : null];
+    const result = [ga && a.requiresGrad ? reduceTo(ga, shape, a.shape) : null, gb && b.requiresGrad ? reduceTo(gb, shape, b.shape) : null];
+    for (const x of [ga, gb]) if (x && x !== g && !result.includes(x)) release(x); // reduced, or not needed
+    return result;
   });
 }
 
-function gather(v: Float32Array, idx: Int32Array): Float32Array {
-  const r = new Float32Array(idx.length);
+/** v, of a tensor of `shape`, broadcast to `out` */
+function gather(v: Float32Array, shape: number[], out: number[]): Float32Array {
+  const idx = broadcastIndex(shape, out), r = allocate(idx.length);
   for (let i = 0; i < idx.length; i++) r[i] = v[idx[i]];
+  release(idx);
   return r;
 }
 
 function map(v: Float32Array, f: (x: number, i: number) => number): Float32Array {
-  const r = new Float32Array(v.length);
+  const r = allocate(v.length);
   for (let i = 0; i < v.length; i++) r[i] = f(v[i], i);
   return r;
 }
@@ -668,7 +611,7 @@ export function sub(a: Tensor | number, b: Tensor | number): Tensor {
 /** a * b elementwise, broadcasting. @example mul(x, 0.5) @throws {RangeError} on shapes that cannot broadcast */
 export function mul(a: Tensor | number, b: Tensor | number): Tensor {
   return binary('mul', a, b, (p, q) => p * q, (o, p, q) => backend().mul(o, p, q), (g, p, q) => {
-    const ga = new Float32Array(g.length), gb = new Float32Array(g.length);
+    const ga = allocate(g.length), gb = allocate(g.length);
     backend().mul(ga, g, q);
     backend().mul(gb, g, p);
     return [ga, gb];
@@ -683,9 +626,9 @@ export function div(a: Tensor | number, b: Tensor | number): Tensor {
 function unary(op: string, x: Tensor, forward: (out: Float32Array, v: Float32Array) => void,
   grad: (g: Float32Array, v: Float32Array, out: Float32Array) => Float32Array): Tensor {
   if (!(x instanceof Tensor)) throw new TypeError(`${op}: expected a Tensor but received ${x === null ? 'null' : typeof x}`);
-  const out = new Float32Array(x.size);
-  forward(out, x.data);
-  return record(op, out, [...x.shape], [x], (g) => [grad(g, x.data, out)]);
+  const out = allocate(x.size);
+  forward(out, x.values);
+  return record(op, out, [...x.shape], [x], (g) => [grad(g, x.values, out)]);
 }
 
 /** x ** exponent elementwise. @example pow(x, 2) @throws {TypeError} when exponent is not a number */
@@ -700,19 +643,19 @@ export const exp = (x: Tensor) => unary('exp', x, (o, v) => o.set(map(v, Math.ex
 export const log = (x: Tensor) => unary('log', x, (o, v) => o.set(map(v, Math.log)), (g, v) => map(g, (d, i) => d / v[i]));
 /** max(0, x) elementwise (NaN stays NaN). @example relu(x) */
 export const relu = (x: Tensor) => unary('relu', x, (o, v) => backend().relu(o, v), (g, v) => {
-  const dx = gradScratch(g.length);
+  const dx = allocate(g.length);
   backend().reluBackward(dx, g, v);
   return dx;
 });
 /** 1 / (1 + e ** -x) elementwise. @example sigmoid(x) */
 export const sigmoid = (x: Tensor) => unary('sigmoid', x, (o, v) => backend().sigmoid(o, v), (g, _, y) => {
-  const dx = gradScratch(g.length);
+  const dx = allocate(g.length);
   backend().sigmoidBackward(dx, g, y);
   return dx;
 });
 /** tanh elementwise. @example tanh(x) */
 export const tanh = (x: Tensor) => unary('tanh', x, (o, v) => backend().tanh(o, v), (g, _, y) => {
-  const dx = gradScratch(g.length);
+  const dx = allocate(g.length);
   backend().tanhBackward(dx, g, y);
   return dx;
 });
@@ -732,18 +675,18 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const [M, K] = a.ndim === 2 ? a.shape : [1, a.shape[0]];
   const [K2, N] = b.ndim === 2 ? b.shape : [b.shape[0], 1];
   if (K !== K2) throw new RangeError(`matmul: shapes ${fmt(a.shape)} and ${fmt(b.shape)} cannot be multiplied (${K} != ${K2})`);
-  const out = new Float32Array(M * N);
-  backend().sgemm(out, a.data, b.data, M, N, K, false, false, 1, 0, Math.max(K, 1), Math.max(N, 1), Math.max(N, 1));
+  const out = allocate(M * N);
+  backend().sgemm(out, a.values, b.values, M, N, K, false, false, 1, 0, Math.max(K, 1), Math.max(N, 1), Math.max(N, 1));
   const shape = a.ndim === 2 && b.ndim === 2 ? [M, N] : a.ndim === 2 ? [M] : b.ndim === 2 ? [N] : [];
   return record('matmul', out, shape, [a, b], (g) => {
     let ga: Float32Array | null = null, gb: Float32Array | null = null;
     if (a.requiresGrad) {
-      ga = gradScratch(M * K); // dA (M, K) = g (M, N) . B^T (beta = 0: written whole)
-      backend().sgemm(ga, g, b.data, M, K, N, false, true, 1, 0, Math.max(N, 1), Math.max(N, 1), Math.max(K, 1));
+      ga = allocate(M * K); // dA (M, K) = g (M, N) . B^T (beta = 0: written whole)
+      backend().sgemm(ga, g, b.values, M, K, N, false, true, 1, 0, Math.max(N, 1), Math.max(N, 1), Math.max(K, 1));
     }
     if (b.requiresGrad) {
-      gb = gradScratch(K * N); // dB (K, N) = A^T . g (M, N)
-      backend().sgemm(gb, a.data, g, K, N, M, true, false, 1, 0, Math.max(K, 1), Math.max(N, 1), Math.max(N, 1));
+      gb = allocate(K * N); // dB (K, N) = A^T . g (M, N)
+      backend().sgemm(gb, a.values, g, K, N, M, true, false, 1, 0, Math.max(K, 1), Math.max(N, 1), Math.max(N, 1));
     }
     return [ga, gb];
   });
@@ -755,7 +698,7 @@ function permute(x: Tensor, order: number[]): Tensor {
   const shape = order.map((d) => x.shape[d]);
   const src = x.shape.map((_, i) => sizeOf(x.shape.slice(i + 1)));
   const strides = order.map((d) => src[d]);
-  const idx = new Int32Array(x.size);
+  const idx = allocateInt32(x.size);
   const counter = new Array<number>(shape.length).fill(0);
   let offset = 0;
   for (let k = 0; k < idx.length; k++) {
@@ -768,9 +711,12 @@ function permute(x: Tensor, order: number[]): Tensor {
       counter[d] = 0;
     }
   }
-  return record('transpose', gather(x.data, idx), shape, [x], (g) => {
-    const dx = new Float32Array(x.size);
+  const out = allocate(x.size), v = x.values;
+  for (let k = 0; k < idx.length; k++) out[k] = v[idx[k]];
+  return record('transpose', out, shape, [x], (g) => {
+    const dx = allocate(x.size);
     for (let k = 0; k < idx.length; k++) dx[idx[k]] = g[k];
+    release(idx);
     return [dx];
   });
 }
@@ -797,14 +743,14 @@ function reducedShape(x: Tensor, dim: number | undefined, d: number, keepdim: bo
 export function sum(x: Tensor, dim?: number, options: { keepdim?: boolean } = {}): Tensor {
   if (dim === undefined) {
     const shape = reducedShape(x, undefined, 0, options.keepdim ?? false);
-    return record('sum', Float32Array.of(backend().sum(x.data)), shape, [x], (g) => [new Float32Array(x.size).fill(g[0])]);
+    return record('sum', Float32Array.of(backend().sum(x.values)), shape, [x], (g) => [allocate(x.size).fill(g[0])]);
   }
   const { d, outer, n, inner } = around('sum', x, dim);
-  const out = new Float32Array(outer * inner);
+  const out = allocateZeroed(outer * inner), v = x.values;
   for (let o = 0; o < outer; o++)
-    for (let i = 0; i < n; i++) for (let k = 0; k < inner; k++) out[o * inner + k] += x.data[(o * n + i) * inner + k];
+    for (let i = 0; i < n; i++) for (let k = 0; k < inner; k++) out[o * inner + k] += v[(o * n + i) * inner + k];
   return record('sum', out, reducedShape(x, dim, d, options.keepdim ?? false), [x], (g) => {
-    const dx = new Float32Array(x.size);
+    const dx = allocate(x.size);
     for (let o = 0; o < outer; o++) for (let i = 0; i < n; i++) for (let k = 0; k < inner; k++) dx[(o * n + i) * inner + k] = g[o * inner + k];
     return [dx];
   });
@@ -818,12 +764,12 @@ export function mean(x: Tensor, dim?: number, options: { keepdim?: boolean } = {
 
 /** Index (first, NaN winning) and value of the maximum along dim of x viewed as (outer, n, inner). */
 function maxAlong(x: Tensor, outer: number, n: number, inner: number) {
-  const values = new Float32Array(outer * inner), at = new Int32Array(outer * inner);
+  const values = allocate(outer * inner), at = allocateInt32(outer * inner), xv = x.values;
   for (let o = 0; o < outer; o++)
     for (let k = 0; k < inner; k++) {
-      let m = x.data[o * n * inner + k], best = 0;
+      let m = xv[o * n * inner + k], best = 0;
       for (let i = 1; i < n && m === m; i++) {
-        const v = x.data[(o * n + i) * inner + k];
+        const v = xv[(o * n + i) * inner + k];
         if (v > m || v !== v) {
           m = v;
           best = i;
@@ -849,8 +795,9 @@ export function max(x: Tensor, dim?: number, options: { keepdim?: boolean } = {}
   const { d, outer, n, inner } = reductionView('max', x, dim);
   const { values, at } = maxAlong(x, outer, n, inner);
   return record('max', values, reducedShape(x, dim, d, options.keepdim ?? false), [x], (g) => {
-    const dx = new Float32Array(x.size);
+    const dx = allocateZeroed(x.size);
     for (let o = 0; o < outer; o++) for (let k = 0; k < inner; k++) dx[(o * n + at[o * inner + k]) * inner + k] = g[o * inner + k];
+    release(at);
     return [dx];
   });
 }
@@ -862,25 +809,27 @@ export function max(x: Tensor, dim?: number, options: { keepdim?: boolean } = {}
  */
 export function argmax(x: Tensor, dim?: number, options: { keepdim?: boolean } = {}): Tensor {
   const { d, outer, n, inner } = reductionView('argmax', x, dim);
-  const { at } = maxAlong(x, outer, n, inner);
-  return new Tensor(Float32Array.from(at), reducedShape(x, dim, d, options.keepdim ?? false));
+  const { values, at } = maxAlong(x, outer, n, inner);
+  for (let i = 0; i < at.length; i++) values[i] = at[i];
+  release(at);
+  return new Tensor(values, reducedShape(x, dim, d, options.keepdim ?? false));
 }
 
 function softmaxAlong(fn: string, x: Tensor, dim: number, logOutput: boolean): Tensor {
   const { outer, n, inner } = around(fn, x, dim);
-  const out = new Float32Array(x.size);
+  const out = allocate(x.size), xv = x.values;
   for (let o = 0; o < outer; o++)
     for (let k = 0; k < inner; k++) {
       const at = (i: number) => (o * n + i) * inner + k;
       let m = -Infinity;
-      for (let i = 0; i < n; i++) if (x.data[at(i)] > m || x.data[at(i)] !== x.data[at(i)]) m = x.data[at(i)];
+      for (let i = 0; i < n; i++) if (xv[at(i)] > m || xv[at(i)] !== xv[at(i)]) m = xv[at(i)];
       let s = 0;
-      for (let i = 0; i < n; i++) s += Math.exp(x.data[at(i)] - m);
+      for (let i = 0; i < n; i++) s += Math.exp(xv[at(i)] - m);
       const lse = m + Math.log(s);
-      for (let i = 0; i < n; i++) out[at(i)] = logOutput ? x.data[at(i)] - lse : Math.exp(x.data[at(i)] - lse);
+      for (let i = 0; i < n; i++) out[at(i)] = logOutput ? xv[at(i)] - lse : Math.exp(xv[at(i)] - lse);
     }
   return record(fn, out, [...x.shape], [x], (g) => {
-    const dx = new Float32Array(x.size);
+    const dx = allocate(x.size);
     for (let o = 0; o < outer; o++)
       for (let k = 0; k < inner; k++) {
         const at = (i: number) => (o * n + i) * inner + k;

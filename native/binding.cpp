@@ -17,6 +17,7 @@
 
 #include "dispatch.h"
 #include "kernels/threadpool.h"
+#include "memory.h"
 
 namespace {
 
@@ -745,6 +746,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   SG_EXPORT("fmaPeak", FmaPeak);
   SG_EXPORT("triad", Triad);
   SG_EXPORT("setThreads", SetThreads);
+  sg::register_memory(env, exports);
   return exports;
 }
 

@@ -26,10 +26,10 @@ describe('fit', () => {
     expect(steps.every((s) => !s.skipped && Object.values(s.gradNorms).every(Number.isFinite))).toBe(true);
   });
 
-  it('the gradient norms that kernels note as they write (linear\'s weight) equal a pass over each gradient, also for a weight used twice', () => {
-    // the head's weight goes through two linear ops (the second write adds to the first) and into a
-    // sum of squares whose gradient backward adds to the leaf's .grad after both: the norm must be of all three
-    // (a note left from a linear's write would differ)
+  it('the gradient norms (noted by linear\'s weight product, else a pass) equal a pass over each gradient, also for a weight used twice', () => {
+    // the head's weight goes through two linear ops and into a sum of squares: backward adds the
+    // three parts before the monitor's hook reads the norm, which must be of all three (a note
+    // left from one linear's product would differ)
     class Shared extends nn.Module {
       readonly body = this.registerModule('body', new nn.Linear(784, 32)) as nn.Linear;
       readonly head = this.registerModule('head', new nn.Linear(32, 10)) as nn.Linear;

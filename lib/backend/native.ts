@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { Backend, KernelInfo } from './types.js';
+import type { Backend, KernelInfo, MemoryHost } from './types.js';
 
 /** The package root: the nearest folder above this file whose package.json is stablegrad's. */
 export function packageRoot(): string {
@@ -16,7 +16,7 @@ export function packageRoot(): string {
   }
 }
 
-type Addon = Omit<Backend, 'name' | 'info'> & { info(): KernelInfo };
+type Addon = Omit<Backend, 'name' | 'memory' | 'info'> & MemoryHost & { info(): KernelInfo };
 
 /**
  * The native backend, or an Error saying why it cannot load. STABLEGRAD_ADDON names a .node file to
@@ -27,5 +27,7 @@ export function loadNative(): Backend {
   const require = createRequire(join(root, 'package.json'));
   const explicit = process.env.STABLEGRAD_ADDON;
   const addon = (explicit ? require(explicit) : (require('node-gyp-build') as (dir: string) => Addon)(root)) as Addon;
-  return Object.assign(Object.create(null), addon, { name: 'native' as const }) as Backend;
+  const { alignedBlock, watch, unwatch, isCollected, collectDead, ...kernels } = addon;
+  const memory: MemoryHost = { alignedBlock, watch, unwatch, isCollected, collectDead };
+  return Object.assign(Object.create(null), kernels, { name: 'native' as const, memory }) as Backend;
 }

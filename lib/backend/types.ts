@@ -18,8 +18,25 @@ export interface KernelInfo {
   threads: number;
 }
 
+/**
+ * The allocator's native side (native/memory.cpp, used by lib/memory.ts): aligned blocks, and weak
+ * references that the garbage collector clears as it collects.
+ */
+export interface MemoryHost {
+  /** `bytes` bytes at a 64-byte-aligned address, in a fresh ArrayBuffer */
+  alignedBlock(bytes: number): Uint8Array;
+  /** a weak reference to o; its id */
+  watch(o: object): number;
+  unwatch(id: number): void;
+  isCollected(id: number): boolean;
+  /** the ids of watched objects that have been collected (as many as fit in out), now forgotten; their count */
+  collectDead(out: Int32Array): number;
+}
+
 export interface Backend {
   readonly name: 'native' | 'ts';
+  /** weak references for the allocator; null for the fallback, which has none */
+  readonly memory: MemoryHost | null;
   info(): KernelInfo;
   /** Caps the ISA (the CPU's best is used when lower); returns the ISA now in effect. */
   setIsa(isa: Isa): Isa | 'none';
@@ -114,5 +131,5 @@ export interface Backend {
 }
 
 /** The kernel names of the contract, for tests that walk every kernel. */
-export type KernelName = Exclude<keyof Backend, 'name' | 'info' | 'setIsa' | 'setThreads'>;
+export type KernelName = Exclude<keyof Backend, 'name' | 'memory' | 'info' | 'setIsa' | 'setThreads'>;
 

@@ -2,6 +2,7 @@
 import { backend } from '../backend/index.js';
 import { defaultGenerator, Generator } from '../random.js';
 import { describe } from '../backend/validate.js';
+import { allocate } from '../memory.js';
 import { fmt, Tensor } from '../tensor.js';
 
 /** A finite indexed dataset that can gather a batch of samples at once. */
@@ -9,11 +10,6 @@ export interface Dataset {
   readonly length: number;
   /** The samples at these indices stacked: inputs (B, ...) and class indices (B). */
   batch(indices: ArrayLike<number>): [Tensor, Int32Array];
-  /**
-   * Optional: the same batch written into the given arrays (sized for it), so that a loop can
-   * reuse one pair of arrays for every batch (DataLoader.batches({ reuse: true })).
-   */
-  batchInto?(indices: ArrayLike<number>, inputs: Float32Array, targets: Int32Array): [Tensor, Int32Array];
 }
 
 /**
@@ -31,10 +27,8 @@ abstract class RowDataset implements Dataset {
     return this.targets.length;
   }
   batch(indices: ArrayLike<number>): [Tensor, Int32Array] {
-    return this.batchInto(indices, new Float32Array(indices.length * this.rowSize), new Int32Array(indices.length));
-  }
-  batchInto(indices: ArrayLike<number>, x: Float32Array, y: Int32Array): [Tensor, Int32Array] {
     const n = indices.length, at = indices instanceof Int32Array ? indices : Int32Array.from(indices);
+    const x = allocate(n * this.rowSize), y = new Int32Array(n);
     if (this.rowSize > 0) this.gatherRows(x, at, n);
     for (let i = 0; i < n; i++) y[i] = this.targets[at[i]];
     return [new Tensor(x, [n, ...this.sampleShape]), y];
@@ -57,7 +51,7 @@ export class TensorDataset extends RowDataset {
     super(targets, inputs.shape.slice(1));
   }
   protected gatherRows(x: Float32Array, at: Int32Array, n: number): void {
-    backend().gatherRows(x, this.inputs.data, at, n, this.rowSize);
+    backend().gatherRows(x, this.inputs.values, at, n, this.rowSize);
   }
   /** The first n samples (a view, no copy). */
   slice(n: number): TensorDataset {
@@ -157,35 +151,14 @@ export class DataLoader implements Iterable<[Tensor, Int32Array]> {
     const n = this.dataset.length / this.batchSize;
     return this.dropLast ? Math.floor(n) : Math.ceil(n);
   }
-  [Symbol.iterator](): Iterator<[Tensor, Int32Array]> {
-    return this.batches();
-  }
-  /**
-   * One epoch of batches. With reuse (for datasets that have batchInto), every batch is written
-   * into the same arrays, overwriting the one before: for loops that are done with a batch before
-   * they ask for the next, as fit() is; it saves allocating (and page-faulting) each batch.
-   */
-  *batches(options: { reuse?: boolean } = {}): IterableIterator<[Tensor, Int32Array]> {
-    const n = this.dataset.length, into = options.reuse ? this.dataset.batchInto?.bind(this.dataset) : undefined;
+  /** One epoch of batches. */
+  *[Symbol.iterator](): Iterator<[Tensor, Int32Array]> {
+    const n = this.dataset.length;
     const order = this.shuffle ? this.generator.permutation(n) : Int32Array.from({ length: n }, (_, i) => i);
-    let x: Float32Array | null = null, y: Int32Array | null = null;
     for (let start = 0; start < n; start += this.batchSize) {
       const end = Math.min(start + this.batchSize, n);
       if (this.dropLast && end - start < this.batchSize) break;
-      const indices = order.subarray(start, end);
-      if (!into) {
-        yield this.dataset.batch(indices);
-        continue;
-      }
-      if (!x || y!.length !== indices.length) {
-        // the first batch, or the shorter last one: size the arrays from a batch made the usual way
-        const [first, targets] = this.dataset.batch(indices);
-        x = first.data;
-        y = targets;
-        yield [first, targets];
-      } else {
-        yield into(indices, x, y!);
-      }
+      yield this.dataset.batch(order.subarray(start, end));
     }
   }
 }

@@ -44,11 +44,11 @@ export function save(stateDict: Record<string, Tensor>, path: string): void {
     let blob: Uint8Array;
     if (isIntegerKey(name)) {
       const v = new DataView(new ArrayBuffer(t.size * 8));
-      t.data.forEach((x, i) => v.setBigInt64(i * 8, BigInt(Math.round(x)), true));
+      t.values.forEach((x, i) => v.setBigInt64(i * 8, BigInt(Math.round(x)), true));
       blob = new Uint8Array(v.buffer);
     } else {
       const v = new DataView(new ArrayBuffer(t.size * 4));
-      t.data.forEach((x, i) => v.setFloat32(i * 4, x, true)); // little-endian on any host
+      t.values.forEach((x, i) => v.setFloat32(i * 4, x, true)); // little-endian on any host
       blob = new Uint8Array(v.buffer);
     }
     header[name] = { dtype: isIntegerKey(name) ? 'I64' : 'F32', shape: t.shape, data_offsets: [offset, offset + blob.length] };

@@ -1,11 +1,10 @@
 /** Conv2d (im2col + one GEMM for the batch), MaxPool2d and AvgPool2d, LayerNorm. */
 import { backend } from '../backend/index.js';
 import { checkPositiveInt } from '../check.js';
-import {
-  add, fmt, gradOverwrite, gradScratch, gradTarget, mean, mul, ones, pow, record, recycle, sizeOf, sub, Tensor, uninitialized, uninitializedInt32, zeros,
-} from '../tensor.js';
+import { allocate, allocateInt32, allocateZeroed, release } from '../memory.js';
+import { add, fmt, mean, mul, ones, pow, record, sizeOf, sub, Tensor, zeros } from '../tensor.js';
 import { uniformTensor } from './layers.js';
-import { Module } from './module.js';
+import { libraryModules, Module } from './module.js';
 
 type Pair = number | [number, number];
 
@@ -56,51 +55,42 @@ export class Conv2d extends Module {
     const [OH, OW] = outSize('Conv2d', x, this.kernelSize, this.stride, this.padding);
     const OC = this.outChannels, CKK = C * KH * KW, P = OH * OW, NP = Math.max(N * P, 1);
     const k = backend(), w = this.weight, b = this.bias;
-    // col (CKK, N*P): every image's patches side by side, so the batch is one GEMM. im2col writes all
-    // of it, so it comes from the scratch pool and goes back once the backward has used it (14 MB
-    // for the cnn model's second layer: allocating it fresh cost page faults and zeroing every step)
-    const col = gradScratch(CKK * N * P);
-    k.im2col(col, x.data, N, C, H, W, KH, KW, SH, SW, PH, PW);
+    // col (CKK, N*P): every image's patches side by side, so the batch is one GEMM; kept for the
+    // backward, and returned to the allocator once that has run
+    const col = allocate(CKK * N * P);
+    k.im2col(col, x.values, N, C, H, W, KH, KW, SH, SW, PH, PW);
     // out (OC, N*P) = W (OC, CKK) . col; y (N, OC, P) is out with its first two dimensions swapped,
     // plus the bias, in one pass
-    const out = temporary(0, OC * N * P);
-    k.sgemm(out, w.data, col, OC, N * P, CKK, false, false, 1, 0, CKK, NP, NP);
-    const y = uninitialized(N * OC * P); // convOutput writes every value
-    k.convOutput(y, out, b?.data ?? null, N, OC, P);
+    const out = allocate(OC * N * P);
+    k.sgemm(out, w.values, col, OC, N * P, CKK, false, false, 1, 0, CKK, NP, NP);
+    const y = allocate(N * OC * P); // convOutput writes every value
+    k.convOutput(y, out, b?.values ?? null, N, OC, P);
+    release(out);
     const result = record('conv2d', y, [N, OC, OH, OW], b ? [x, w, b] : [x, w], (g) => {
       // gT (OC, N*P): g (N, OC, P) with its first two dimensions swapped, and db (OC) = the sums of
       // its rows, in the same pass (as 96 sum calls they cost the cnn model 0.5 ms a step)
-      const gT = temporary(0, OC * N * P);
-      const db = b?.requiresGrad ? gradOverwrite(b) : null;
-      k.convOutputBackward(gT, db?.data ?? null, g, N, OC, P);
-      db?.finish();
+      const gT = allocate(OC * N * P);
+      const db = b?.requiresGrad ? allocate(OC) : null;
+      k.convOutputBackward(gT, db, g, N, OC, P);
       let dx: Float32Array | null = null, dw: Float32Array | null = null;
       if (w.requiresGrad) {
-        const t = gradTarget(w); // dW (OC, CKK) = gT (OC, N*P) . col^T
-        k.sgemm(t.data, gT, col, OC, CKK, N * P, false, true, 1, t.beta, NP, NP, CKK);
-        dw = t.returned;
+        dw = allocate(OC * CKK); // dW (OC, CKK) = gT (OC, N*P) . col^T
+        k.sgemm(dw, gT, col, OC, CKK, N * P, false, true, 1, 0, NP, NP, CKK);
       }
       if (x.requiresGrad) {
-        const dcol = temporary(1, CKK * N * P); // dcol (CKK, N*P) = W^T . gT
-        k.sgemm(dcol, w.data, gT, CKK, N * P, OC, true, false, 1, 0, CKK, NP, NP);
-        dx = gradScratch(x.size);
+        const dcol = allocate(CKK * N * P); // dcol (CKK, N*P) = W^T . gT
+        k.sgemm(dcol, w.values, gT, CKK, N * P, OC, true, false, 1, 0, CKK, NP, NP);
+        dx = allocate(x.size);
         k.col2im(dx, dcol, N, C, H, W, KH, KW, SH, SW, PH, PW);
+        release(dcol);
       }
-      recycle(col); // this backward runs once (the graph is released after it)
-      return b ? [dx, dw, db?.returned ?? null] : [dx, dw];
+      release(gT);
+      release(col); // a node runs backward once
+      return b ? [dx, dw, db] : [dx, dw];
     });
-    if (!result.requiresGrad) recycle(col); // no backward will read it
+    if (!result.requiresGrad) release(col); // no backward will read it
     return result;
   }
-}
-
-// Arrays that live only inside one forward or backward call (JavaScript runs one at a time), kept
-// across calls: a training step needs the same multi-megabyte sizes every time, and fresh ones would
-// cost page faults and zeroing on every step.
-const temporaries: Float32Array[] = [];
-function temporary(slot: number, n: number): Float32Array {
-  if (!(temporaries[slot]?.length >= n)) temporaries[slot] = new Float32Array(n);
-  return temporaries[slot].subarray(0, n);
 }
 
 function checkImage(fn: string, x: Tensor): void {
@@ -134,13 +124,16 @@ export class MaxPool2d extends Pool2d {
   forward(x: Tensor): Tensor {
     checkImage('MaxPool2d', x);
     const [N, C, H, W] = x.shape, [OH, OW] = outSize('MaxPool2d', x, this.kernelSize, this.stride, this.padding);
-    const y = uninitialized(N * C * OH * OW), idx = uninitializedInt32(y.length); // the kernel writes both in full
-    backend().maxPool2d(y, idx, x.data, N, C, H, W, ...this.kernelSize, ...this.stride, ...this.padding);
-    return record('maxPool2d', y, [N, C, OH, OW], [x], (g) => {
-      const dx = gradScratch(x.size); // the kernel writes all of it
+    const y = allocate(N * C * OH * OW), idx = allocateInt32(y.length); // the kernel writes both in full
+    backend().maxPool2d(y, idx, x.values, N, C, H, W, ...this.kernelSize, ...this.stride, ...this.padding);
+    const result = record('maxPool2d', y, [N, C, OH, OW], [x], (g) => {
+      const dx = allocate(x.size); // the kernel writes all of it
       backend().maxPool2dBackward(dx, g, idx, N, C, H, W, OH, OW);
+      release(idx);
       return [dx];
     });
+    if (!result.requiresGrad) release(idx);
+    return result;
   }
 }
 
@@ -166,10 +159,10 @@ export class AvgPool2d extends Pool2d {
               for (let w = Math.max(ow * SW - PW, 0); w < Math.min(ow * SW - PW + KW, W); w++)
                 visit((p * OH + oh) * OW + ow, p * H * W + h * W + w);
     };
-    const scale = 1 / (KH * KW), y = new Float32Array(N * C * OH * OW);
-    windows((o, i) => (y[o] += x.data[i] * scale));
+    const scale = 1 / (KH * KW), y = allocateZeroed(N * C * OH * OW), xv = x.values;
+    windows((o, i) => (y[o] += xv[i] * scale));
     return record('avgPool2d', y, [N, C, OH, OW], [x], (g) => {
-      const dx = gradScratch(x.size).fill(0);
+      const dx = allocateZeroed(x.size);
       windows((o, i) => (dx[i] += g[o] * scale));
       return [dx];
     });
@@ -211,3 +204,5 @@ export class LayerNorm extends Module {
     return y;
   }
 }
+
+libraryModules.add(Conv2d, MaxPool2d, AvgPool2d, LayerNorm);

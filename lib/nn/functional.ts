@@ -5,7 +5,8 @@
  */
 import { backend } from '../backend/index.js';
 import { describe } from '../backend/validate.js';
-import { collectingGradSquares, fmt, gradOverwrite, gradScratch, gradTarget, mean, noteGradSquares, pow, record, sizeOf, sub, sum, Tensor, uninitialized } from '../tensor.js';
+import { allocate } from '../memory.js';
+import { fmt, mean, noteSumSquares, pow, record, sizeOf, sub, sum, Tensor } from '../tensor.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -26,34 +27,30 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   if (x.ndim !== 2 || x.shape[1] !== inF)
     throw new RangeError(`linear: expected input of shape [N, ${inF}] but received ${fmt(x.shape)}`);
   const N = x.shape[0];
-  const y = uninitialized(N * out); // every value written by the product (beta 0, or with the bias)
+  const y = allocate(N * out); // every value written by the product (beta 0, or with the bias)
   // y (N, out) = x (N, in) . W^T (+ b on every row, added where the product stores y)
   if (bias)
-    backend().sgemmBias(y, x.data, weight.data, bias.data, N, out, inF, false, true, 1, Math.max(inF, 1), Math.max(inF, 1), Math.max(out, 1));
+    backend().sgemmBias(y, x.values, weight.values, bias.values, N, out, inF, false, true, 1, Math.max(inF, 1), Math.max(inF, 1), Math.max(out, 1));
   else
-    backend().sgemm(y, x.data, weight.data, N, out, inF, false, true, 1, 0, Math.max(inF, 1), Math.max(inF, 1), Math.max(out, 1));
+    backend().sgemm(y, x.values, weight.values, N, out, inF, false, true, 1, 0, Math.max(inF, 1), Math.max(inF, 1), Math.max(out, 1));
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record('linear', y, [N, out], inputs, (g) => {
     let dx: Float32Array | null = null, dw: Float32Array | null = null, db: Float32Array | null = null;
     if (x.requiresGrad) {
-      dx = gradScratch(N * inF); // dx (N, in) = g (N, out) . W (out, in)
-      backend().sgemm(dx, g, weight.data, N, inF, out, false, false, 1, 0, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1));
+      dx = allocate(N * inF); // dx (N, in) = g (N, out) . W (out, in)
+      backend().sgemm(dx, g, weight.values, N, inF, out, false, false, 1, 0, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1));
     }
-    // the parameters' gradients go straight into their .grad when it exists (beta = 1 adds); the
-    // bias first, while g is still in cache from the op that wrote it: the weight's product writes
-    // (out, in) values in between
+    // the bias first, while g is still in cache from the op that wrote it: the weight's product
+    // writes (out, in) values in between
     if (bias?.requiresGrad) {
-      const b = gradTarget(bias); // db (1, out) = ones (1, N) . g (N, out)
-      backend().sgemm(b.data, onesOf(N), g, 1, out, N, false, false, 1, b.beta, Math.max(N, 1), Math.max(out, 1), Math.max(out, 1));
-      db = b.returned;
+      db = allocate(out); // db (1, out) = ones (1, N) . g (N, out)
+      backend().sgemm(db, onesOf(N), g, 1, out, N, false, false, 1, 0, Math.max(N, 1), Math.max(out, 1), Math.max(out, 1));
     }
     if (weight.requiresGrad) {
-      const w = gradTarget(weight); // dW (out, in) = g^T (out, N) . x (N, in)
-      const args = [w.data, g, x.data, out, inF, N, true, false, 1, w.beta, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1)] as const;
-      // written into .grad itself while fit() monitors gradients: its sum of squares from the product
-      if (w.returned === null && collectingGradSquares()) noteGradSquares(weight, backend().sgemmSumSquares(...args));
-      else backend().sgemm(...args);
-      dw = w.returned;
+      // dW (out, in) = g^T (out, N) . x (N, in), its sum of squares noted as the product stores it
+      // (gradient-health monitoring needs it, and a pass over dW would read it all again)
+      dw = allocate(out * inF);
+      noteSumSquares(dw, backend().sgemmSumSquares(dw, g, x.values, out, inF, N, true, false, 1, 0, Math.max(out, 1), Math.max(inF, 1), Math.max(inF, 1)));
     }
     return [dx, dw, db];
   });
@@ -81,37 +78,34 @@ export function batchNorm(x: Tensor, a: BatchNormArgs): Tensor {
   const [N, C] = x.shape;
   const S = sizeOf(x.shape.slice(2));
   const k = backend();
-  const y = uninitialized(x.size); // the kernels write every value
-  const w = a.weight?.data ?? null, b = a.bias?.data ?? null, relu = a.relu ?? false;
+  const y = allocate(x.size); // the kernels write every value
+  const w = a.weight?.values ?? null, b = a.bias?.values ?? null, relu = a.relu ?? false;
   let mean: Float32Array, invstd: Float32Array;
   if (a.training) {
     if (N * S <= 1) throw new RangeError(`Expected more than 1 value per channel when training, got input size ${fmt(x.shape)}`);
-    mean = uninitialized(C); // both written in full by the kernel
-    invstd = uninitialized(C);
-    k.batchnormForwardTrain(y, mean, invstd, a.runningMean?.data ?? null, a.runningVar?.data ?? null, x.data, w, b, N, C, S, a.eps, a.factor, relu);
+    mean = allocate(C); // both written in full by the kernel
+    invstd = allocate(C);
+    k.batchnormForwardTrain(y, mean, invstd, a.runningMean?.values ?? null, a.runningVar?.values ?? null, x.values, w, b, N, C, S, a.eps, a.factor, relu);
   } else {
-    const rm = a.runningMean!.data, rv = a.runningVar!.data;
-    k.batchnormForwardEval(y, x.data, rm, rv, w, b, N, C, S, a.eps, relu);
+    const rm = a.runningMean!.values, rv = a.runningVar!.values;
+    k.batchnormForwardEval(y, x.values, rm, rv, w, b, N, C, S, a.eps, relu);
     mean = rm.slice();
     invstd = rv.map((v) => 1 / Math.sqrt(v + a.eps));
   }
   const inputs = [x, ...(a.weight ? [a.weight] : []), ...(a.bias ? [a.bias] : [])];
   return record(relu ? 'batchNormRelu' : 'batchNorm', y, [...x.shape], inputs, (g) => {
-    const dx = x.requiresGrad ? gradScratch(x.size) : null;
-    // the parameters' gradients straight into their .grad when it is zero (see gradOverwrite)
-    const dw = a.weight?.requiresGrad ? gradOverwrite(a.weight) : null;
-    const db = a.bias?.requiresGrad ? gradOverwrite(a.bias) : null;
-    k.batchnormBackward(dx, dw?.data ?? null, db?.data ?? null, g, x.data, mean, invstd, w, relu ? y : null, N, C, S, a.training);
-    dw?.finish();
-    db?.finish();
-    return [dx, ...(a.weight ? [dw?.returned ?? null] : []), ...(a.bias ? [db?.returned ?? null] : [])];
+    const dx = x.requiresGrad ? allocate(x.size) : null;
+    const dw = a.weight?.requiresGrad ? allocate(C) : null;
+    const db = a.bias?.requiresGrad ? allocate(C) : null;
+    k.batchnormBackward(dx, dw, db, g, x.values, mean, invstd, w, relu ? y : null, N, C, S, a.training);
+    return [dx, ...(a.weight ? [dw] : []), ...(a.bias ? [db] : [])];
   });
 }
 
 /** Class indices as an Int32Array, validated against the batch size and the class count. */
 export function classTargets(fn: string, target: Tensor | Int32Array | Uint8Array | number[], R: number, K: number): Int32Array {
   let values: ArrayLike<number>;
-  if (target instanceof Tensor) values = target.data;
+  if (target instanceof Tensor) values = target.values;
   else if (target instanceof Int32Array || target instanceof Uint8Array || Array.isArray(target)) values = target;
   else throw new TypeError(`${fn}: expected targets to be a Tensor, Int32Array, Uint8Array or number[] of class indices but received ${describe(target)}`);
   if (values.length !== R) throw new RangeError(`${fn}: expected ${R} targets (one per row of the input) but received ${values.length}`);
@@ -144,14 +138,14 @@ export function crossEntropy(logits: Tensor, target: Tensor | Int32Array | Uint8
   if (logits.ndim !== 2) throw new RangeError(`crossEntropy: expected logits of shape [N, classes] but received ${fmt(logits.shape)}`);
   const [R, K] = logits.shape;
   const t = classTargets('crossEntropy', target, R, K);
-  const losses = new Float32Array(R);
-  backend().softmaxCrossEntropy(losses, logits.data, t, R, K, ls);
+  const losses = allocate(R);
+  backend().softmaxCrossEntropy(losses, logits.values, t, R, K, ls);
   const total = reduction === 'none' ? 0 : losses.reduce((s, v) => s + v, 0);
   const out = reduction === 'none' ? losses : Float32Array.of(reduction === 'mean' ? total / R : total);
   return record('crossEntropy', out, reduction === 'none' ? [R] : [], [logits], (g) => {
     const dl = reduction === 'none' ? g : new Float32Array(R).fill(reduction === 'mean' ? g[0] / R : g[0]);
-    const dz = gradScratch(R * K);
-    backend().softmaxCrossEntropyBackward(dz, logits.data, t, dl, R, K, ls);
+    const dz = allocate(R * K);
+    backend().softmaxCrossEntropyBackward(dz, logits.values, t, dl, R, K, ls);
     return [dz];
   });
 }

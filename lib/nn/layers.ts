@@ -1,9 +1,10 @@
 /** Layers: Sequential, Linear, BatchNorm1d/2d, activations, Flatten, Dropout. */
 import { uniform } from '../random.js';
-import { fmt, gradScratch, ones, record, relu, sigmoid, tanh, Tensor, uninitialized, zeros } from '../tensor.js';
+import { fmt, ones, record, relu, sigmoid, tanh, Tensor, zeros } from '../tensor.js';
 import { backend } from '../backend/index.js';
+import { allocate, release } from '../memory.js';
 import { batchNorm, linear } from './functional.js';
-import { Module } from './module.js';
+import { isLibraryModule, libraryModules, Module } from './module.js';
 import { checkPositiveInt } from '../check.js';
 
 /**
@@ -22,16 +23,31 @@ export class Sequential extends Module {
   }
   forward(x: Tensor): Tensor {
     let h = x;
+    const made: Tensor[] = []; // outputs with new arrays, made by the library's own layers
+    const seen = new Set<Float32Array>(); // arrays given to the caller's own modules
     for (let i = 0; i < this.layers.length; i++) {
       const m = this.layers[i], next = this.layers[i + 1];
+      const own = isLibraryModule(m);
+      if (!own) seen.add(h.values);
+      let out: Tensor;
       // BatchNorm then ReLU runs as one fused kernel forward and backward: the same values, one
-      // pass and one array fewer each way (not for subclasses, whose forward may differ)
-      if (m instanceof BatchNormBase && m.forward === BatchNormBase.prototype.forward && next?.constructor === ReLU) {
-        h = m.forwardWith(h, true);
+      // pass and one array fewer each way
+      if (own && m instanceof BatchNormBase && next?.constructor === ReLU && isLibraryModule(next)) {
+        out = m.forwardWith(h, true);
         i++;
       } else {
-        h = m.forward(h);
+        out = m.forward(h);
       }
+      if (own && out.values !== h.values) made.push(out);
+      h = out;
+    }
+    seen.add(h.values);
+    // Intermediate outputs no caller can reach: their arrays go back to the allocator as soon as
+    // nothing needs them, at once without a graph, else when backward has run their nodes.
+    for (const t of made) {
+      if (seen.has(t.values)) continue;
+      if (!h.requiresGrad) release(t.values);
+      else if (t.requiresGrad) t.graphOwned = true;
     }
     return h;
   }
@@ -40,7 +56,7 @@ export class Sequential extends Module {
 /** Values uniform in [-bound, bound) from the seeded generator. */
 export function uniformTensor(shape: number[], bound: number): Tensor {
   const t = zeros(shape);
-  for (let i = 0; i < t.size; i++) t.data[i] = (2 * uniform() - 1) * bound;
+  for (let i = 0; i < t.size; i++) t.values[i] = (2 * uniform() - 1) * bound;
   return t;
 }
 
@@ -109,12 +125,12 @@ abstract class BatchNormBase extends Module {
     this.checkInput(x);
     const counts = this.training && this.numBatchesTracked !== null;
     // the batch is counted only once batchNorm has accepted it, so a rejected batch changes no state
-    const factor = counts ? this.momentum ?? 1 / (this.numBatchesTracked!.data[0] + 1) : 0;
+    const factor = counts ? this.momentum ?? 1 / (this.numBatchesTracked!.values[0] + 1) : 0;
     const y = batchNorm(x, {
       runningMean: this.runningMean, runningVar: this.runningVar, weight: this.weight, bias: this.bias,
       training: this.training || this.runningMean === null, factor, eps: this.eps, relu,
     });
-    if (counts) this.numBatchesTracked!.data[0] += 1;
+    if (counts) this.numBatchesTracked!.values[0] += 1;
     return y;
   }
 
@@ -195,11 +211,11 @@ export class Flatten extends Module {
 
 /** LeakyReLU as a function, on the backend's kernels. */
 export function leakyRelu(x: Tensor, slope = 0.01): Tensor {
-  const out = uninitialized(x.size); // the kernel writes every value
-  backend().leakyRelu(out, x.data, slope);
+  const out = allocate(x.size); // the kernel writes every value
+  backend().leakyRelu(out, x.values, slope);
   return record('leakyRelu', out, [...x.shape], [x], (g) => {
-    const dx = gradScratch(g.length);
-    backend().leakyReluBackward(dx, g, x.data, slope);
+    const dx = allocate(g.length);
+    backend().leakyReluBackward(dx, g, x.values, slope);
     return [dx];
   });
 }
@@ -217,14 +233,19 @@ export class Dropout extends Module {
   }
   forward(x: Tensor): Tensor {
     if (!this.training || this.p === 0) return x;
-    const keep = 1 - this.p, mask = uninitialized(x.size); // both written in full
+    const keep = 1 - this.p, mask = allocate(x.size); // both written in full
     for (let i = 0; i < mask.length; i++) mask[i] = keep > 0 && uniform() < keep ? 1 / keep : 0;
-    const out = uninitialized(x.size);
-    backend().mul(out, x.data, mask);
-    return record('dropout', out, [...x.shape], [x], (g) => {
-      const dx = gradScratch(g.length);
+    const out = allocate(x.size);
+    backend().mul(out, x.values, mask);
+    const y = record('dropout', out, [...x.shape], [x], (g) => {
+      const dx = allocate(g.length);
       backend().mul(dx, g, mask);
+      release(mask); // a node runs backward once
       return [dx];
     });
+    if (!y.requiresGrad) release(mask);
+    return y;
   }
 }
+
+libraryModules.add(Sequential, Linear, BatchNorm1d, BatchNorm2d, ReLU, LeakyReLU, Sigmoid, Tanh, Flatten, Dropout);

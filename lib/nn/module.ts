@@ -5,6 +5,26 @@
  */
 import { fmt, Tensor, zeroGradOf } from '../tensor.js';
 
+/**
+ * @internal The library's own module classes, whose forward passes their input to nothing but the
+ * library's ops and keeps no reference to it (see Sequential.forward). Not their subclasses.
+ */
+export const libraryModules = {
+  classes: new Set<unknown>(),
+  add(...classes: unknown[]): void {
+    for (const c of classes) this.classes.add(c);
+  },
+};
+
+/**
+ * @internal m is an instance of one of the library's own classes, its forward not replaced, and so
+ * are all its descendants (a Sequential of them).
+ */
+export function isLibraryModule(m: Module): boolean {
+  const cls = m.constructor as { prototype: Module };
+  return libraryModules.classes.has(cls) && m.forward === cls.prototype.forward && m.children().every(isLibraryModule);
+}
+
 export abstract class Module {
   /** Whether the module is in training mode (see train() and eval()). */
   training = true;
@@ -115,7 +135,7 @@ export abstract class Module {
     if (strict && missingKeys.length) problems.unshift(`missing keys: ${missingKeys.join(', ')}`);
     if (strict && unexpectedKeys.length) problems.splice(strict && missingKeys.length ? 1 : 0, 0, `unexpected keys: ${unexpectedKeys.join(', ')}`);
     if (problems.length) throw new RangeError(`loadStateDict: ${problems.join('; ')}`);
-    for (const [k, t] of Object.entries(own)) if (k in dict) t.data.set(dict[k].data);
+    for (const [k, t] of Object.entries(own)) if (k in dict) t.values.set(dict[k].values);
     return { missingKeys, unexpectedKeys };
   }
 }

@@ -4,12 +4,16 @@ import { Tensor } from '../tensor.js';
 import { Conv2d } from './conv.js';
 import { BatchNorm1d, BatchNorm2d, Linear } from './layers.js';
 
+/** The gradients of params that have one, about to be changed in place (their noted sums of squares forgotten). */
 function gradsOf(fn: string, params: Tensor[] | Iterable<Tensor>): Float32Array[] {
   const list = [...params];
   list.forEach((p, i) => {
     if (!(p instanceof Tensor)) throw new TypeError(`${fn}: expected params[${i}] to be a Tensor but received ${p === null ? 'null' : typeof p}`);
   });
-  return list.filter((p) => p.grad !== null).map((p) => p.grad!.data);
+  return list.filter((p) => p.gradValue !== null).map((p) => {
+    p.gradSquares = undefined;
+    return p.gradValue!.values;
+  });
 }
 
 /**
@@ -68,8 +72,8 @@ function bnAffine(fn: string, bn: BatchNorm1d | BatchNorm2d, channels: number): 
     throw new RangeError(`${fn}: the layer has ${channels} output channels but the BatchNorm normalises ${bn.numFeatures}`);
   const scale = new Float64Array(channels), shift = new Float64Array(channels);
   for (let c = 0; c < channels; c++) {
-    scale[c] = (bn.weight ? bn.weight.data[c] : 1) / Math.sqrt(bn.runningVar.data[c] + bn.eps);
-    shift[c] = (bn.bias ? bn.bias.data[c] : 0) - bn.runningMean.data[c] * scale[c];
+    scale[c] = (bn.weight ? bn.weight.values[c] : 1) / Math.sqrt(bn.runningVar.values[c] + bn.eps);
+    shift[c] = (bn.bias ? bn.bias.values[c] : 0) - bn.runningMean.values[c] * scale[c];
   }
   return { scale, shift };
 }
@@ -78,8 +82,8 @@ function bnAffine(fn: string, bn: BatchNorm1d | BatchNorm2d, channels: number): 
 function fold(weight: Tensor, bias: Tensor | null, into: { weight: Tensor; bias: Tensor | null }, scale: Float64Array, shift: Float64Array): void {
   const rows = scale.length, per = weight.size / rows;
   for (let r = 0; r < rows; r++) {
-    for (let i = 0; i < per; i++) into.weight.data[r * per + i] = weight.data[r * per + i] * scale[r];
-    into.bias!.data[r] = (bias ? bias.data[r] : 0) * scale[r] + shift[r];
+    for (let i = 0; i < per; i++) into.weight.values[r * per + i] = weight.values[r * per + i] * scale[r];
+    into.bias!.values[r] = (bias ? bias.values[r] : 0) * scale[r] + shift[r];
   }
 }
 

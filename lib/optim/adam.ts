@@ -31,11 +31,12 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
   step(): void {
     for (const { params, options: o } of this.paramGroups)
       for (const p of params) {
-        if (!p.grad) continue;
+        const grad = p.gradValue;
+        if (!grad) continue;
         let s = this.states.get(p);
         if (!s) this.states.set(p, (s = { step: 0, expAvg: new Float32Array(p.size), expAvgSq: new Float32Array(p.size) }));
         s.step++;
-        backend().adamStep(p.data, s.expAvg, s.expAvgSq, p.grad.data, o.lr, o.betas[0], o.betas[1], o.eps, o.weightDecay, s.step, this.decoupled);
+        backend().adamStep(p.values, s.expAvg, s.expAvgSq, grad.values, o.lr, o.betas[0], o.betas[1], o.eps, o.weightDecay, s.step, this.decoupled);
       }
   }
   protected stateOf(p: Tensor) {

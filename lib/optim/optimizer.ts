@@ -53,7 +53,7 @@ export abstract class Optimizer<O extends { lr: number }> {
       ...g.options,
       params: g.params.map((p) => {
         const s = this.stateOf(p);
-        if (s) state[index] = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v instanceof Tensor ? new Tensor(v.data.slice(), [...v.shape]) : v]));
+        if (s) state[index] = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v instanceof Tensor ? new Tensor(v.values.slice(), [...v.shape]) : v]));
         return index++;
       }),
     }));

@@ -37,11 +37,12 @@ export class SGD extends Optimizer<SGDOptions> {
   step(): void {
     for (const { params, options: o } of this.paramGroups)
       for (const p of params) {
-        if (!p.grad) continue;
+        const grad = p.gradValue;
+        if (!grad) continue;
         let buf = this.buffers.get(p) ?? null;
         const first = buf === null;
         if (o.momentum !== 0 && !buf) this.buffers.set(p, (buf = new Float32Array(p.size)));
-        backend().sgdStep(p.data, o.momentum !== 0 ? buf : null, p.grad.data, o.lr, o.momentum, o.dampening, o.weightDecay, o.nesterov, first);
+        backend().sgdStep(p.values, o.momentum !== 0 ? buf : null, grad.values, o.lr, o.momentum, o.dampening, o.weightDecay, o.nesterov, first);
       }
   }
   protected stateOf(p: Tensor) {

@@ -6,12 +6,12 @@
  * maxBadSteps consecutive bad steps training stops with an error that says what happened and what
  * to try.
  */
-import { backend } from '../backend/index.js';
-import type { DataLoader } from '../data/dataset.js';
-import type { Module } from '../nn/module.js';
+import { ByteImageDataset, TensorDataset, type DataLoader } from '../data/dataset.js';
+import { release } from '../memory.js';
+import { isLibraryModule, type Module } from '../nn/module.js';
 import { clipGradNorm as clip } from '../nn/utils.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import { argmax, collectGradSquares, gradSquaresOf, noGrad, StepMemory, type Tensor } from '../tensor.js';
+import { argmax, gradSumSquares, noGrad, type Tensor } from '../tensor.js';
 
 export interface Loss {
   forward(logits: Tensor, targets: Int32Array): Tensor;
@@ -57,11 +57,6 @@ export interface FitOptions {
   maxBadSteps?: number;
   /** stop after this many steps in all (default: no limit) */
   maxSteps?: number;
-  /**
-   * reuse the memory of a step's forward outputs in the next step (default true): a step's
-   * activations are then released when it ends, and reading one kept from a module throws
-   */
-  reuseActivations?: boolean;
   onStep?(record: StepRecord): void;
   onEpoch?(record: EpochRecord): void;
 }
@@ -86,7 +81,7 @@ export function evaluate(model: Module, loader: DataLoader, loss: Loss): { loss:
     for (const [x, y] of loader) {
       const logits = model.forward(x);
       total += loss.forward(logits, y).item() * y.length;
-      const predicted = argmax(logits, 1).data;
+      const predicted = argmax(logits, 1).values;
       for (let i = 0; i < y.length; i++) if (predicted[i] === y[i]) correct++;
       count += y.length;
     }
@@ -106,41 +101,41 @@ export function fit(model: Module, options: FitOptions): { epochs: EpochRecord[]
   const { train, test, optimizer, loss: lossFn } = options;
   const maxBad = options.maxBadSteps ?? 10;
   const named = model.namedParameters();
-  const backpropOrder = [...named].reverse();
   const records: EpochRecord[] = [];
   let step = 0, skippedTotal = 0, consecutiveBad = 0;
   let firstBad: StepRecord | null = null;
   let previous: Record<string, number> | null = null; // gradient norms of the last good step
-  const activations = options.reuseActivations === false ? null : new StepMemory();
+  // the monitor: each parameter's gradient norm, taken as backward completes that gradient, and the
+  // first to go non-finite in backpropagation order
+  let gradNorms: Record<string, number> = {};
+  let firstNonFinite: string | undefined;
+  const hooks = named.map(([name, p]) => p.registerPostAccumulateGradHook((t) => {
+    const norm = Math.sqrt(gradSumSquares(t));
+    gradNorms[name] = norm;
+    if (!Number.isFinite(norm)) firstNonFinite ??= name;
+  }));
+  // Each batch's array goes back to the allocator after its step when nothing else can hold it: the
+  // dataset is one of the library's (a new array every batch) and the model one of its modules.
+  const ownBatches = isLibraryModule(model) && [TensorDataset, ByteImageDataset].includes(train.dataset.constructor as never);
+  try {
   for (let epoch = 1; epoch <= options.epochs; epoch++) {
     model.train();
     const start = process.hrtime.bigint();
     let lossSum = 0, lossCount = 0, samples = 0, skipped = 0;
-    for (const [x, y] of train.batches({ reuse: true })) { // each batch is done with before the next
+    for (const [x, y] of train) {
       if (options.maxSteps !== undefined && step >= options.maxSteps) break;
-      optimizer.zeroGrad(false); // gradients zeroed in place: backward adds into the same arrays every step
-      activations?.open();
-      collectGradSquares(true); // kernels that write a whole gradient note its sum of squares
-      let value: number;
-      const gradNorms: Record<string, number> = {};
-      try {
-        const loss = lossFn.forward(model.forward(x), y);
-        loss.backward();
-        value = loss.item();
-        for (const [name, p] of named) {
-          const grad = p.grad;
-          gradNorms[name] = grad ? Math.sqrt(gradSquaresOf(p) ?? backend().sumSquares(grad.data)) : 0;
-        }
-      } finally {
-        collectGradSquares(false);
-        activations?.close();
-      }
+      optimizer.zeroGrad();
+      gradNorms = Object.fromEntries(named.map(([name]) => [name, 0]));
+      firstNonFinite = undefined;
+      const loss = lossFn.forward(model.forward(x), y);
+      loss.backward();
+      const value = loss.item();
       let reason: StepRecord['reason'], culprit: string | undefined;
       if (!Number.isFinite(value)) {
         reason = 'loss';
         culprit = previous ? Object.entries(previous).reduce((a, b) => (b[1] > a[1] ? b : a))[0] : undefined;
       } else {
-        culprit = backpropOrder.find(([name]) => !Number.isFinite(gradNorms[name]))?.[0];
+        culprit = firstNonFinite;
         if (culprit) reason = 'gradient';
       }
       const record: StepRecord = { epoch, step, loss: value, gradNorms, skipped: reason !== undefined, reason, culprit };
@@ -149,7 +144,7 @@ export function fit(model: Module, options: FitOptions): { epochs: EpochRecord[]
         skipped++;
         consecutiveBad++;
         firstBad ??= record;
-        optimizer.zeroGrad(false);
+        optimizer.zeroGrad();
       } else {
         consecutiveBad = 0;
         if (options.clipGradNorm !== undefined) clip(model.parameters(), options.clipGradNorm);
@@ -158,6 +153,7 @@ export function fit(model: Module, options: FitOptions): { epochs: EpochRecord[]
         lossCount += y.length;
       }
       samples += y.length;
+      if (ownBatches) release(x.values);
       options.onStep?.(record);
       step++;
       if (consecutiveBad >= maxBad) {
@@ -181,6 +177,9 @@ export function fit(model: Module, options: FitOptions): { epochs: EpochRecord[]
     records.push(record);
     options.onEpoch?.(record);
     if (options.maxSteps !== undefined && step >= options.maxSteps) break;
+  }
+  } finally {
+    for (const h of hooks) h.remove();
   }
   return { epochs: records, skippedSteps: skippedTotal };
 }

@@ -80,6 +80,7 @@ function gemmArgs(a: Args, at: number, ldAt: number) {
 
 export const tsBackend: Backend = {
   name: 'ts',
+  memory: null,
   info: () => ({ isa: 'none', detectedIsa: 'none', threads: gemmThreads() }),
   setIsa: (...args: [Isa]) => {
     const a = new Args('setIsa', args, 1);

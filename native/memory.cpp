@@ -1,0 +1,128 @@
+// The allocator's native side (lib/memory.ts): 64-byte-aligned blocks, and a table of weak
+// references to the arrays the allocator gives out.
+//
+// A weak napi_ref is cleared by the garbage collector itself, during the collection, so
+// collectDead() learns which arrays died without waiting for the event loop: a training loop is
+// synchronous and never yields to it (FinalizationRegistry callbacks and external-buffer
+// finalizers run only from the event loop). The table is per environment (each worker thread has
+// its own).
+#include <napi.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "memory.h"
+
+namespace sg {
+namespace {
+
+struct WeakTable {
+  std::vector<napi_ref> refs;  // by id; nullptr where the id is free
+  std::vector<int32_t> free_ids;
+};
+
+WeakTable& table(napi_env env) {
+  WeakTable* t = Napi::Env(env).GetInstanceData<WeakTable>();
+  if (!t) {
+    t = new WeakTable();
+    Napi::Env(env).SetInstanceData(t);  // deleted with the environment, whose teardown frees the refs
+  }
+  return *t;
+}
+
+int64_t integer_arg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, int64_t hi) {
+  if (info.Length() <= i || !info[i].IsNumber())
+    throw Napi::TypeError::New(info.Env(), std::string(fn) + ": expected " + name + " to be a number");
+  const double d = info[i].As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= (double)hi && d == (double)(int64_t)d))
+    throw Napi::RangeError::New(info.Env(), std::string(fn) + ": expected " + name + " to be an integer from 0 to " +
+                                                std::to_string(hi));
+  return (int64_t)d;
+}
+
+// alignedBlock(bytes) -> a Uint8Array of `bytes` bytes whose first byte is 64-byte aligned, over a
+// fresh ArrayBuffer (zero-filled by V8) of up to 63 bytes more
+Napi::Value AlignedBlock(const Napi::CallbackInfo& info) {
+  const int64_t bytes = integer_arg(info, 0, "alignedBlock", "bytes", (int64_t)1 << 46);
+  void* data;
+  napi_value buffer, view;
+  if (napi_create_arraybuffer(info.Env(), (size_t)bytes + 63, &data, &buffer) != napi_ok)
+    throw Napi::RangeError::New(info.Env(), "stablegrad: out of memory");
+  const size_t offset = (64 - reinterpret_cast<uintptr_t>(data) % 64) % 64;
+  NAPI_THROW_IF_FAILED(info.Env(), napi_create_typedarray(info.Env(), napi_uint8_array, (size_t)bytes, buffer, offset, &view),
+                       Napi::Value());
+  return Napi::Value(info.Env(), view);
+}
+
+// watch(object) -> id: a weak reference to the object
+Napi::Value Watch(const Napi::CallbackInfo& info) {
+  if (info.Length() != 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "watch: expected an object");
+  WeakTable& t = table(info.Env());
+  napi_ref ref;
+  NAPI_THROW_IF_FAILED(info.Env(), napi_create_reference(info.Env(), info[0], 0, &ref), Napi::Value());
+  int32_t id;
+  if (!t.free_ids.empty()) {
+    id = t.free_ids.back();
+    t.free_ids.pop_back();
+    t.refs[id] = ref;
+  } else {
+    id = (int32_t)t.refs.size();
+    t.refs.push_back(ref);
+  }
+  return Napi::Number::New(info.Env(), id);
+}
+
+void forget(napi_env env, WeakTable& t, int32_t id) {
+  napi_delete_reference(env, t.refs[id]);
+  t.refs[id] = nullptr;
+  t.free_ids.push_back(id);
+}
+
+// unwatch(id): drops the reference (the allocator took the array back itself)
+Napi::Value Unwatch(const Napi::CallbackInfo& info) {
+  WeakTable& t = table(info.Env());
+  const int64_t id = integer_arg(info, 0, "unwatch", "id", INT32_MAX);
+  if (id >= (int64_t)t.refs.size() || !t.refs[id]) throw Napi::RangeError::New(info.Env(), "unwatch: no such id");
+  forget(info.Env(), t, (int32_t)id);
+  return info.Env().Undefined();
+}
+
+// isCollected(id) -> whether the garbage collector has taken the object (a free id counts as taken)
+Napi::Value IsCollected(const Napi::CallbackInfo& info) {
+  WeakTable& t = table(info.Env());
+  const int64_t id = integer_arg(info, 0, "isCollected", "id", INT32_MAX);
+  napi_value value = nullptr;
+  if (id < (int64_t)t.refs.size() && t.refs[id]) napi_get_reference_value(info.Env(), t.refs[id], &value);
+  return Napi::Boolean::New(info.Env(), value == nullptr);
+}
+
+// collectDead(out: Int32Array) -> count: the ids of watched objects that the garbage collector has
+// taken, written to out (as many as fit), and forgotten
+Napi::Value CollectDead(const Napi::CallbackInfo& info) {
+  if (info.Length() != 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(info.Env(), "collectDead: expected an Int32Array");
+  Napi::Int32Array out = info[0].As<Napi::Int32Array>();
+  WeakTable& t = table(info.Env());
+  size_t count = 0;
+  for (size_t id = 0; id < t.refs.size() && count < out.ElementLength(); id++) {
+    if (!t.refs[id]) continue;
+    napi_value value;
+    if (napi_get_reference_value(info.Env(), t.refs[id], &value) == napi_ok && value == nullptr) {
+      forget(info.Env(), t, (int32_t)id);
+      out[count++] = (int32_t)id;
+    }
+  }
+  return Napi::Number::New(info.Env(), (double)count);
+}
+
+}  // namespace
+
+void register_memory(Napi::Env env, Napi::Object exports) {
+  exports.Set("alignedBlock", Napi::Function::New(env, AlignedBlock, "alignedBlock"));
+  exports.Set("watch", Napi::Function::New(env, Watch, "watch"));
+  exports.Set("unwatch", Napi::Function::New(env, Unwatch, "unwatch"));
+  exports.Set("isCollected", Napi::Function::New(env, IsCollected, "isCollected"));
+  exports.Set("collectDead", Napi::Function::New(env, CollectDead, "collectDead"));
+}
+
+}  // namespace sg
