@@ -22,3 +22,11 @@ fs.writeFileSync(path.join(dist, 'esm', 'index.mjs'),
   `export const {\n${names.map((n) => `  ${n},`).join('\n')}\n} = cjs;\n`);
 fs.writeFileSync(path.join(dist, 'esm', 'index.d.mts'), `export * from '../cjs/index.js';\n`);
 console.log(`dist/: CommonJS and an ES module wrapper exporting ${names.length} names`);
+
+// the native binding's kernel wrappers come from the schema just built
+const gen = require('./gen-binding.js');
+const text = gen.generate();
+if (!fs.existsSync(gen.OUT) || fs.readFileSync(gen.OUT, 'utf8') !== text) {
+  fs.writeFileSync(gen.OUT, text);
+  console.log('native/binding.gen.h written from the schema: rebuild the addon (npm run build:native)');
+}

@@ -1,77 +1,46 @@
 /**
- * Every binding called with wrong argument counts, wrong kinds, wrong lengths, negative and
- * fractional sizes and non-finite scalars. Each call must throw the right class with a message
- * that names the function and the argument, identical word for word between the native binding
- * and the TypeScript fallback; afterwards the process still computes correctly.
+ * Every kernel called with wrong argument counts, wrong kinds, wrong lengths, negative and
+ * fractional sizes and non-finite scalars, each bad call made from a valid one that its schema
+ * (lib/backend/schema.ts) describes. Each call must throw the right class with a message that names
+ * the function and the argument, identical word for word between the native binding and the
+ * TypeScript fallback; afterwards the process still computes correctly.
  */
 import { describe, expect, it } from 'vitest';
+import { evaluate, parse, type Value } from '../lib/backend/expr.js';
+import { KERNELS, type KernelSpec } from '../lib/backend/schema.js';
 import type { Backend, KernelName } from '../lib/backend/types.js';
 import { native, tsBackend } from './helpers.js';
 
 type Kind = 'f32' | 'f32?' | 'f32 any length' | 'u8 any length' | 'i32' | 'size' | 'num' | 'bool';
 interface Arg { name: string; kind: Kind; value: unknown; atLeast?: boolean }
 
-const f = (name: string, n: number, atLeast = false): Arg => ({ name, kind: 'f32', value: new Float32Array(n), atLeast });
-const fn = (name: string, n: number): Arg => ({ name, kind: 'f32?', value: new Float32Array(n) });
-const fany = (name: string, n: number): Arg => ({ name, kind: 'f32 any length', value: new Float32Array(n) });
-const u8any = (name: string, n: number): Arg => ({ name, kind: 'u8 any length', value: new Uint8Array(n) });
-const i32 = (name: string, n: number): Arg => ({ name, kind: 'i32', value: new Int32Array(n) });
-const size = (name: string, v: number): Arg => ({ name, kind: 'size', value: v });
-const num = (name: string, v: number): Arg => ({ name, kind: 'num', value: v });
-const bool = (name: string, v: boolean): Arg => ({ name, kind: 'bool', value: v });
+/**
+ * A valid call of a kernel, from its schema: the example's sizes and scalars (else sizes 2,
+ * numbers 0.5, flags false), and arrays of the lengths the schema requires for them (zeros; an
+ * array of any length as long as the example's `len(name)`, else 5).
+ */
+function validCall(spec: KernelSpec): Arg[] {
+  const example: Record<string, number | boolean> = spec.example ?? {};
+  const values = new Map<string, Value>();
+  const get = (n: string): Value => {
+    if (!values.has(n)) values.set(n, evaluate(parse(spec.derive![n as keyof typeof spec.derive] as string), get));
+    return values.get(n)!;
+  };
+  for (const a of spec.args)
+    if (a.kind === 'size' || a.kind === 'num' || a.kind === 'flag')
+      values.set(a.name, example[a.name] ?? (a.kind === 'size' ? 2 : a.kind === 'num' ? 0.5 : false));
+  return spec.args.map((a): Arg => {
+    if (a.kind === 'size' || a.kind === 'num') return { name: a.name, kind: a.kind, value: values.get(a.name) };
+    if (a.kind === 'flag') return { name: a.name, kind: 'bool', value: values.get(a.name) };
+    const n = a.len ? (evaluate(parse(a.len), get) as number) : (example[`len(${a.name})`] as number | undefined) ?? 5;
+    const value = a.kind === 'i32' ? new Int32Array(n) : a.kind === 'u8' ? new Uint8Array(n) : new Float32Array(n);
+    values.set(a.name, value);
+    const kind: Kind = a.kind === 'u8' ? 'u8 any length' : a.len === null ? 'f32 any length' : a.kind;
+    return { name: a.name, kind, value, atLeast: a.atLeast };
+  });
+}
 
-// A valid call of every kernel: N=2, C=3, S=4 for BatchNorm; (2, 3) x (3, 4) GEMM; 2x2 images.
-const conv = [size('N', 1), size('C', 2), size('H', 4), size('W', 4), size('KH', 2), size('KW', 2),
-  size('SH', 2), size('SW', 2), size('PH', 0), size('PW', 0)];
-const CALLS: Record<KernelName, Arg[]> = {
-  sgemm: [f('C', 8, true), f('A', 6, true), f('B', 12, true), size('M', 2), size('N', 4), size('K', 3),
-    bool('transA', false), bool('transB', false), num('alpha', 1), num('beta', 0), size('lda', 3), size('ldb', 4), size('ldc', 4)],
-  sgemmSumSquares: [f('C', 8, true), f('A', 6, true), f('B', 12, true), size('M', 2), size('N', 4), size('K', 3),
-    bool('transA', false), bool('transB', false), num('alpha', 1), num('beta', 0), size('lda', 3), size('ldb', 4), size('ldc', 4)],
-  sgemmBias: [f('C', 8, true), f('A', 6, true), f('B', 12, true), f('bias', 4), size('M', 2), size('N', 4), size('K', 3),
-    bool('transA', false), bool('transB', false), num('alpha', 1), size('lda', 3), size('ldb', 4), size('ldc', 4)],
-  batchnormForwardTrain: [f('y', 24), f('saveMean', 3), f('saveInvstd', 3), fn('runningMean', 3), fn('runningVar', 3),
-    f('x', 24), fn('weight', 3), fn('bias', 3), size('N', 2), size('C', 3), size('S', 4), num('eps', 1e-5),
-    num('momentum', 0.1), bool('relu', false)],
-  batchnormForwardEval: [f('y', 24), f('x', 24), f('runningMean', 3), f('runningVar', 3), fn('weight', 3), fn('bias', 3),
-    size('N', 2), size('C', 3), size('S', 4), num('eps', 1e-5), bool('relu', false)],
-  batchnormBackward: [fn('dx', 24), fn('dweight', 3), fn('dbias', 3), f('dy', 24), f('x', 24), f('mean', 3),
-    f('invstd', 3), fn('weight', 3), fn('y', 24), size('N', 2), size('C', 3), size('S', 4), bool('train', true)],
-  add: [f('out', 5), f('a', 5), f('b', 5)],
-  mul: [f('out', 5), f('a', 5), f('b', 5)],
-  scale: [f('out', 5), f('x', 5), num('alpha', 2)],
-  axpy: [f('y', 5), f('x', 5), num('alpha', 2)],
-  relu: [f('out', 5), f('x', 5)],
-  reluBackward: [f('dx', 5), f('dy', 5), f('x', 5)],
-  leakyRelu: [f('out', 5), f('x', 5), num('slope', 0.01)],
-  leakyReluBackward: [f('dx', 5), f('dy', 5), f('x', 5), num('slope', 0.01)],
-  sigmoid: [f('out', 5), f('x', 5)],
-  sigmoidBackward: [f('dx', 5), f('dy', 5), f('y', 5)],
-  tanh: [f('out', 5), f('x', 5)],
-  tanhBackward: [f('dx', 5), f('dy', 5), f('y', 5)],
-  sum: [f('x', 5)],
-  sumSquares: [f('x', 5)],
-  maxRows: [f('max', 2), i32('argmax', 2), f('x', 6), size('R', 2), size('K', 3)],
-  gatherRows: [f('out', 6), fany('src', 9), i32('indices', 2), size('R', 2), size('D', 3)],
-  gatherBytes: [f('out', 6), u8any('src', 9), i32('indices', 2), size('R', 2), size('D', 3), f('offset', 1, true), f('scale', 1)],
-  softmaxCrossEntropy: [f('losses', 2), f('logits', 6), i32('targets', 2), size('R', 2), size('K', 3), num('labelSmoothing', 0)],
-  softmaxCrossEntropyBackward: [f('dlogits', 6), f('logits', 6), i32('targets', 2), f('dlosses', 2), size('R', 2),
-    size('K', 3), num('labelSmoothing', 0)],
-  sgdStep: [f('param', 5), fn('momentumBuffer', 5), f('grad', 5), num('lr', 0.1), num('momentum', 0.9),
-    num('dampening', 0), num('weightDecay', 0), bool('nesterov', false), bool('firstStep', true)],
-  adamStep: [f('param', 5), f('expAvg', 5), f('expAvgSq', 5), f('grad', 5), num('lr', 1e-3), num('beta1', 0.9),
-    num('beta2', 0.999), num('eps', 1e-8), num('weightDecay', 0), size('step', 1), bool('decoupled', false)],
-  im2col: [f('col', 32), f('x', 32), ...conv],
-  col2im: [f('dx', 32), f('col', 32), ...conv],
-  convOutput: [f('y', 24), f('out', 24), fn('bias', 3), size('N', 2), size('OC', 3), size('P', 4)],
-  convOutputBackward: [f('gT', 24), fn('dbias', 3), f('g', 24), size('N', 2), size('OC', 3), size('P', 4)],
-  maxPool2d: [f('y', 8), i32('indices', 8), f('x', 32), ...conv],
-  maxPool2dBackward: [f('dx', 32), f('dy', 8), i32('indices', 8), size('N', 1), size('C', 2), size('H', 4), size('W', 4),
-    size('OH', 2), size('OW', 2)],
-};
-// elementwise kernels take n from their first array, so a shorter first array is not an error
-const LENGTH_FROM_FIRST = new Set(['add', 'mul', 'scale', 'axpy', 'relu', 'reluBackward', 'leakyRelu',
-  'leakyReluBackward', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward', 'sum', 'sumSquares', 'sgdStep', 'adamStep']);
+const CALLS = Object.fromEntries(Object.entries(KERNELS).map(([name, spec]) => [name, validCall(spec)])) as Record<KernelName, Arg[]>;
 
 function fresh(args: Arg[]): unknown[] {
   return args.map((a) => (ArrayBuffer.isView(a.value) ? new (a.value.constructor as Float32ArrayConstructor)((a.value as Float32Array).length) : a.value));
@@ -126,12 +95,10 @@ describe('bad input gives the same TypeError/RangeError from native and the fall
           expectBoth(name, call([1, 2, 3]), 'TypeError', new RegExp(`${at}to be a Float32Array${nullable} but received Array$`));
           expectBoth(name, call(undefined), 'TypeError', new RegExp(`${at}to be a Float32Array${nullable} but received undefined$`));
           const len = (arg.value as Float32Array).length;
-          if (!(i === 0 && LENGTH_FROM_FIRST.has(name))) {
-            const want = arg.atLeast ? `to have at least ${len} elements but received ${len - 1}` : `to have length ${len} but received ${len - 1}`;
-            expectBoth(name, call(new Float32Array(len - 1)), 'RangeError', new RegExp(`${at}${want}$`));
-            if (!arg.atLeast)
-              expectBoth(name, call(new Float32Array(len + 1)), 'RangeError', new RegExp(`${at}to have length ${len} but received ${len + 1}$`));
-          }
+          const want = arg.atLeast ? `to have at least ${len} elements but received ${len - 1}` : `to have length ${len} but received ${len - 1}`;
+          expectBoth(name, call(new Float32Array(len - 1)), 'RangeError', new RegExp(`${at}${want}$`));
+          if (!arg.atLeast)
+            expectBoth(name, call(new Float32Array(len + 1)), 'RangeError', new RegExp(`${at}to have length ${len} but received ${len + 1}$`));
           break;
         }
         case 'i32':
@@ -200,6 +167,16 @@ describe('bad input gives the same TypeError/RangeError from native and the fall
     const shared = z(12);
     expectBoth('gatherRows', [shared.subarray(0, 6), shared, Int32Array.of(0, 1), 2, 3], 'RangeError',
       /^gatherRows: out must not overlap src$/);
+    // an output over the indices or targets the kernel reads would change them as it writes
+    const rows = new Float32Array(8);
+    expectBoth('gatherRows', [rows.subarray(0, 6), z(9), new Int32Array(rows.buffer, 16, 2), 2, 3], 'RangeError',
+      /^gatherRows: out must not overlap indices$/);
+    expectBoth('gatherBytes', [rows.subarray(0, 6), new Uint8Array(9), new Int32Array(rows.buffer, 16, 2), 2, 3, z(1), z(1)],
+      'RangeError', /^gatherBytes: out must not overlap indices$/);
+    expectBoth('softmaxCrossEntropy', [rows.subarray(0, 2), z(6), new Int32Array(rows.buffer, 4, 2), 2, 3, 0], 'RangeError',
+      /^softmaxCrossEntropy: losses must not overlap targets$/);
+    expectBoth('softmaxCrossEntropyBackward', [rows.subarray(0, 6), z(6), new Int32Array(rows.buffer, 20, 2), z(2), 2, 3, 0],
+      'RangeError', /^softmaxCrossEntropyBackward: dlogits must not overlap targets$/);
     // gatherBytes: three rows of 3 bytes in src; D a whole number of channels; out apart from src
     const u8 = (n: number) => new Uint8Array(n), one = Float32Array.of(1);
     expectBoth('gatherBytes', [z(6), u8(11), Int32Array.of(0, 3), 2, 3, one, one], 'RangeError',

@@ -1,7 +1,8 @@
 /**
  * The build chain: binding.gyp (canonical) and CMakeLists.txt (development) compile the same
- * sources because both read sources.json, which must list every C++ file in native/; nothing
- * shipped is built for the build machine's CPU; kernels stay free of N-API.
+ * sources because both read sources.json, which must list every C++ file in native/; the kernel
+ * wrappers are written from the schema; nothing shipped is built for the build machine's CPU;
+ * kernels stay free of N-API.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -47,6 +48,12 @@ describe('one source list for both builds', () => {
     for (const f of ['binding.gyp', 'CMakeLists.txt', 'sources.json', 'package.json'])
       expect(withoutComments(read(f)), f).not.toMatch(/-m(arch|tune)=native/);
     expect(sources.flags.scalar).toEqual([]);
+  });
+
+  it("native/binding.gen.h is what scripts/gen-binding.js writes from the kernel schema", () => {
+    // the schema is read from dist/, which `npm test` builds before vitest
+    const { generate } = require(join(root, 'scripts', 'gen-binding.js')) as { generate(): string };
+    expect(read('native/binding.gen.h') === generate(), 'run npm run build:ts, then rebuild the addon').toBe(true);
   });
 
   it('kernel families carry no N-API and each declares its shapes', () => {

@@ -336,7 +336,8 @@ fit(fitted, { train: loader, optimizer: new optim.SGD(fitted.parameters(), { lr:
   epochs: 100, maxSteps: 10000, onStep: () => { if (++step === 1000 || step === 10000) rss.fit.push((gc(), process.memoryUsage().rss)); } });
 console.log(JSON.stringify({ rss, stats: memoryStats() }));
 `;
-  it('RSS grows by less than 8 MiB from step 1,000 to step 10,000 in the README loop and in fit()', () => {
+  // AddressSanitizer (npm run test:asan) holds freed memory in its quarantine, which RSS counts
+  it.skipIf(process.env.LD_PRELOAD?.includes('libasan'))('RSS grows by less than 8 MiB from step 1,000 to step 10,000 in the README loop and in fit()', () => {
     const r = spawnSync(process.execPath, ['--expose-gc', '-e', CHILD], { cwd: root, encoding: 'utf8', timeout: 120_000 });
     expect(r.stderr).toBe('');
     const { rss } = JSON.parse(r.stdout) as { rss: Record<string, number[]> };

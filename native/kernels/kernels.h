@@ -1,5 +1,6 @@
 // Every kernel's signature, once. Each ISA build (see simd.h) fills one Kernels table with its own
-// functions; dispatch.cpp picks a table at run time from cpuid.
+// functions (table.cpp, from SG_KERNEL_NAMES); dispatch.cpp picks a table at run time from cpuid.
+// What JavaScript passes each kernel, and the checks on it, are in lib/backend/schema.ts.
 //
 // Conventions: outputs first, then inputs, then sizes and scalars. Arrays are float32, row-major,
 // contiguous unless a leading dimension says otherwise. Sizes are int64_t and already validated
@@ -103,6 +104,14 @@ struct Kernels {
   double (*fma_peak)(int64_t iters);
   void (*triad)(float* a, const float* b, const float* c, float s, int64_t n);
 };
+
+// Every member of Kernels but isa, in order: table.cpp declares and fills each ISA's table from it.
+#define SG_KERNEL_NAMES(X)                                                                                   \
+  X(sgemm) X(sgemm_sum_squares) X(batchnorm_forward_train) X(batchnorm_forward_eval) X(batchnorm_backward) X(add) \
+  X(mul) X(scale) X(axpy) X(relu) X(relu_backward) X(leaky_relu) X(leaky_relu_backward) X(sigmoid)               \
+  X(sigmoid_backward) X(tanh) X(tanh_backward) X(sum) X(sum_squares) X(max_rows) X(gather_rows) X(gather_bytes)  \
+  X(softmax_xent_forward) X(softmax_xent_backward) X(sgd_step) X(adam_step) X(im2col) X(col2im) X(conv_output)   \
+  X(conv_output_backward) X(max_pool2d) X(max_pool2d_backward) X(fma_peak) X(triad)
 
 static inline int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad) {
   return (in + 2 * pad - k) / stride + 1;

@@ -1,5 +1,10 @@
 /** im2col/col2im, Conv2d's output layout and 2-D max pooling: the specification of native/kernels/conv.cpp. */
-import type { ConvDims } from '../validate.js';
+
+/** A convolution's or pooling's sizes: x (N, C, H, W), a KH x KW window, stride, padding, output OH x OW. */
+export interface ConvDims {
+  N: number; C: number; H: number; W: number; KH: number; KW: number;
+  SH: number; SW: number; PH: number; PW: number; OH: number; OW: number;
+}
 
 /**
  * Visits every entry of col (C*KH*KW, N*OH*OW) in order, with the index in x (N, C, H, W) it
