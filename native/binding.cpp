@@ -179,9 +179,9 @@ class Args {
 
 // the elements a rows x cols matrix with leading dimension ld spans
 int64_t extent(int64_t rows, int64_t cols, int64_t ld) { return rows == 0 || cols == 0 ? 0 : mul_sat(rows - 1, ld) + cols; }
-// "[N, C]", or "[N, C, S]" when S > 1
+// "[N, C]" when S = 1, else "[N, C, S]"
 std::string dims(int64_t N, int64_t C, int64_t S) {
-  return "[" + std::to_string(N) + ", " + std::to_string(C) + (S > 1 ? ", " + std::to_string(S) : "") + "]";
+  return "[" + std::to_string(N) + ", " + std::to_string(C) + (S != 1 ? ", " + std::to_string(S) : "") + "]";
 }
 int64_t add_sat(int64_t a, int64_t b) {
   int64_t r;

@@ -204,6 +204,121 @@ Napi::Value K_batchnormBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// batchnormStats(mean, variance, x, N, C, S)
+Napi::Value K_batchnormStats(const Napi::CallbackInfo& info) {
+  Args call(info, "batchnormStats", 6);
+  const int64_t N = call.size(3, "N", 0);
+  const int64_t C = call.size(4, "C", 0);
+  const int64_t S = call.size(5, "S", 0);
+  const View mean_ = call.array(0, "mean", napi_float32_array, "Float32Array", false);
+  call.length(mean_, "mean", C, false);
+  const View variance_ = call.array(1, "variance", napi_float32_array, "Float32Array", false);
+  call.length(variance_, "variance", C, false);
+  const View x_ = call.array(2, "x", napi_float32_array, "Float32Array", false);
+  call.length(x_, "x", mul_sat(mul_sat(N, C), S), false);
+  if ((mul_sat(N, S) < 1)) call.range_error(std::string("expected at least 1 value per channel but received input size ") + dims(N, C, S));
+  float* const mean = static_cast<float*>(mean_.data);
+  float* const variance = static_cast<float*>(variance_.data);
+  float* const x = static_cast<float*>(x_.data);
+  kernels().batchnorm_stats(mean, variance, x, N, C, S);
+  return info.Env().Undefined();
+}
+
+// batchnormApply(y, x, mean, invstd, weight, bias, N, C, S, relu)
+Napi::Value K_batchnormApply(const Napi::CallbackInfo& info) {
+  Args call(info, "batchnormApply", 10);
+  const int64_t N = call.size(6, "N", 0);
+  const int64_t C = call.size(7, "C", 0);
+  const int64_t S = call.size(8, "S", 0);
+  const bool relu = call.flag(9, "relu");
+  const View y_ = call.array(0, "y", napi_float32_array, "Float32Array", false);
+  call.length(y_, "y", mul_sat(mul_sat(N, C), S), false);
+  const View x_ = call.array(1, "x", napi_float32_array, "Float32Array", false);
+  call.length(x_, "x", mul_sat(mul_sat(N, C), S), false);
+  const View mean_ = call.array(2, "mean", napi_float32_array, "Float32Array", false);
+  call.length(mean_, "mean", C, false);
+  const View invstd_ = call.array(3, "invstd", napi_float32_array, "Float32Array", false);
+  call.length(invstd_, "invstd", C, false);
+  const View weight_ = call.array(4, "weight", napi_float32_array, "Float32Array", true);
+  call.length(weight_, "weight", C, false);
+  const View bias_ = call.array(5, "bias", napi_float32_array, "Float32Array", true);
+  call.length(bias_, "bias", C, false);
+  float* const y = static_cast<float*>(y_.data);
+  float* const x = static_cast<float*>(x_.data);
+  float* const mean = static_cast<float*>(mean_.data);
+  float* const invstd = static_cast<float*>(invstd_.data);
+  float* const weight = static_cast<float*>(weight_.data);
+  float* const bias = static_cast<float*>(bias_.data);
+  kernels().batchnorm_apply(y, x, mean, invstd, weight, bias, N, C, S, relu);
+  return info.Env().Undefined();
+}
+
+// batchnormBackwardReduce(sumDy, sumDyXmu, dy, x, mean, y, N, C, S)
+Napi::Value K_batchnormBackwardReduce(const Napi::CallbackInfo& info) {
+  Args call(info, "batchnormBackwardReduce", 9);
+  const int64_t N = call.size(6, "N", 0);
+  const int64_t C = call.size(7, "C", 0);
+  const int64_t S = call.size(8, "S", 0);
+  const View sumDy_ = call.array(0, "sumDy", napi_float32_array, "Float32Array", false);
+  call.length(sumDy_, "sumDy", C, false);
+  const View sumDyXmu_ = call.array(1, "sumDyXmu", napi_float32_array, "Float32Array", false);
+  call.length(sumDyXmu_, "sumDyXmu", C, false);
+  const View dy_ = call.array(2, "dy", napi_float32_array, "Float32Array", false);
+  call.length(dy_, "dy", mul_sat(mul_sat(N, C), S), false);
+  const View x_ = call.array(3, "x", napi_float32_array, "Float32Array", false);
+  call.length(x_, "x", mul_sat(mul_sat(N, C), S), false);
+  const View mean_ = call.array(4, "mean", napi_float32_array, "Float32Array", false);
+  call.length(mean_, "mean", C, false);
+  const View y_ = call.array(5, "y", napi_float32_array, "Float32Array", true);
+  call.length(y_, "y", mul_sat(mul_sat(N, C), S), false);
+  float* const sumDy = static_cast<float*>(sumDy_.data);
+  float* const sumDyXmu = static_cast<float*>(sumDyXmu_.data);
+  float* const dy = static_cast<float*>(dy_.data);
+  float* const x = static_cast<float*>(x_.data);
+  float* const mean = static_cast<float*>(mean_.data);
+  float* const y = static_cast<float*>(y_.data);
+  kernels().batchnorm_backward_reduce(sumDy, sumDyXmu, dy, x, mean, y, N, C, S);
+  return info.Env().Undefined();
+}
+
+// batchnormBackwardApply(dx, dy, x, mean, invstd, weight, sumDy, sumDyXmu, y, count, N, C, S)
+Napi::Value K_batchnormBackwardApply(const Napi::CallbackInfo& info) {
+  Args call(info, "batchnormBackwardApply", 13);
+  const int64_t count = call.size(9, "count", 1);
+  const int64_t N = call.size(10, "N", 0);
+  const int64_t C = call.size(11, "C", 0);
+  const int64_t S = call.size(12, "S", 0);
+  const View dx_ = call.array(0, "dx", napi_float32_array, "Float32Array", false);
+  call.length(dx_, "dx", mul_sat(mul_sat(N, C), S), false);
+  const View dy_ = call.array(1, "dy", napi_float32_array, "Float32Array", false);
+  call.length(dy_, "dy", mul_sat(mul_sat(N, C), S), false);
+  const View x_ = call.array(2, "x", napi_float32_array, "Float32Array", false);
+  call.length(x_, "x", mul_sat(mul_sat(N, C), S), false);
+  const View mean_ = call.array(3, "mean", napi_float32_array, "Float32Array", false);
+  call.length(mean_, "mean", C, false);
+  const View invstd_ = call.array(4, "invstd", napi_float32_array, "Float32Array", false);
+  call.length(invstd_, "invstd", C, false);
+  const View weight_ = call.array(5, "weight", napi_float32_array, "Float32Array", true);
+  call.length(weight_, "weight", C, false);
+  const View sumDy_ = call.array(6, "sumDy", napi_float32_array, "Float32Array", false);
+  call.length(sumDy_, "sumDy", C, false);
+  const View sumDyXmu_ = call.array(7, "sumDyXmu", napi_float32_array, "Float32Array", false);
+  call.length(sumDyXmu_, "sumDyXmu", C, false);
+  const View y_ = call.array(8, "y", napi_float32_array, "Float32Array", true);
+  call.length(y_, "y", mul_sat(mul_sat(N, C), S), false);
+  float* const dx = static_cast<float*>(dx_.data);
+  float* const dy = static_cast<float*>(dy_.data);
+  float* const x = static_cast<float*>(x_.data);
+  float* const mean = static_cast<float*>(mean_.data);
+  float* const invstd = static_cast<float*>(invstd_.data);
+  float* const weight = static_cast<float*>(weight_.data);
+  float* const sumDy = static_cast<float*>(sumDy_.data);
+  float* const sumDyXmu = static_cast<float*>(sumDyXmu_.data);
+  float* const y = static_cast<float*>(y_.data);
+  kernels().batchnorm_backward_apply(dx, dy, x, mean, invstd, weight, sumDy, sumDyXmu, y, count, N, C, S);
+  return info.Env().Undefined();
+}
+
 // add(out, a, b)
 Napi::Value K_add(const Napi::CallbackInfo& info) {
   Args call(info, "add", 3);
@@ -742,6 +857,10 @@ void register_kernels(Napi::Env env, Napi::Object exports) {
   SG_EXPORT("batchnormForwardTrain", K_batchnormForwardTrain);
   SG_EXPORT("batchnormForwardEval", K_batchnormForwardEval);
   SG_EXPORT("batchnormBackward", K_batchnormBackward);
+  SG_EXPORT("batchnormStats", K_batchnormStats);
+  SG_EXPORT("batchnormApply", K_batchnormApply);
+  SG_EXPORT("batchnormBackwardReduce", K_batchnormBackwardReduce);
+  SG_EXPORT("batchnormBackwardApply", K_batchnormBackwardApply);
   SG_EXPORT("add", K_add);
   SG_EXPORT("mul", K_mul);
   SG_EXPORT("scale", K_scale);

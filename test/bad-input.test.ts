@@ -167,6 +167,10 @@ describe('bad input gives the same TypeError/RangeError from native and the fall
     const shared = z(12);
     expectBoth('gatherRows', [shared.subarray(0, 6), shared, Int32Array.of(0, 1), 2, 3], 'RangeError',
       /^gatherRows: out must not overlap src$/);
+    expectBoth('batchnormStats', [z(3), z(3), z(0), 2, 3, 0], 'RangeError',
+      /^batchnormStats: expected at least 1 value per channel but received input size \[2, 3, 0\]$/);
+    expectBoth('batchnormBackwardApply', [z(24), z(24), z(24), z(3), z(3), null, z(3), z(3), null, 0, 2, 3, 4], 'RangeError',
+      /^batchnormBackwardApply: expected count to be an integer from 1 to 2147483647 but received 0$/);
     // an output over the indices or targets the kernel reads would change them as it writes
     const rows = new Float32Array(8);
     expectBoth('gatherRows', [rows.subarray(0, 6), z(9), new Int32Array(rows.buffer, 16, 2), 2, 3], 'RangeError',

@@ -159,6 +159,70 @@ describe.each(runnableIsas)('native %s vs the TypeScript fallback', (isa) => {
     });
   });
 
+  it.each([1, 2])('batchnorm in phases (stats, apply, backward reduce, backward apply), layouts (N, C) and (N, C, S), relu %#', (variant) => {
+    const relu = variant === 2;
+    withIsa(isa, () => {
+      const rng = new Rng(21 + variant);
+      for (const N of [1, 2, 7, 33])
+        for (const C of SIZES)
+          for (const S of [1, 7, 17, 100, 200, 1031]) {
+            if (N * S < 1) continue;
+            const n = N * C * S, affine = (N + C + S) % 4 !== 0;
+            const x = rng.f32(n, 2, 1), dy = rng.f32(n), w = rng.f32(C), bias = rng.f32(C);
+            // the same statistics and ReLU mask on both backends for the later phases (see above)
+            const mean = rng.f32(C, 0.5, 1), invstd = Float32Array.from(rng.f32(C), (v) => Math.abs(v) + 0.5);
+            const sumDy = rng.f32(C, 10), sumDyXmu = rng.f32(C, 10);
+            let mask: Float32Array | null = null;
+            const [rn, rt] = both((b) => {
+              const m = new Float32Array(C), v = new Float32Array(C);
+              b.batchnormStats(m, v, x, N, C, S);
+              const y = new Float32Array(n);
+              b.batchnormApply(y, x, mean, invstd, affine ? w : null, affine ? bias : null, N, C, S, relu);
+              mask ??= y;
+              const s1 = new Float32Array(C), s2 = new Float32Array(C);
+              b.batchnormBackwardReduce(s1, s2, dy, x, mean, relu ? mask : null, N, C, S);
+              const dx = new Float32Array(n);
+              b.batchnormBackwardApply(dx, dy, x, mean, invstd, affine ? w : null, sumDy, sumDyXmu, relu ? mask : null, N * S + 3, N, C, S);
+              return { m, v, y, s1, s2, dx };
+            });
+            for (const key of Object.keys(rn) as (keyof typeof rn)[]) {
+              // sums over the channel: their natural size is the sum of the magnitudes, not the result
+              const atol = key === 's1' || key === 's2' ? 0.01 * N * S * maxAbs(dy) * 2 : undefined;
+              const err = maxError(rn[key], rt[key], atol);
+              if (err > 1e-4) expect.fail(`N=${N} C=${C} S=${S} ${key}: error ${err}`);
+            }
+          }
+    });
+  });
+
+  it('batchnorm: the phases composed give what the one-call kernels give (nn.BatchNorm runs the one-call ones: faster)', () => {
+    withIsa(isa, () => {
+      const rng = new Rng(31);
+      for (const [N, C, S] of [[64, 50, 1], [7, 5, 17], [4, 6, 200], [2, 3, 1031]])
+        for (const b of [native, tsBackend])
+          for (const relu of [false, true]) {
+            const n = N * C * S, x = rng.f32(n, 2, 1), dy = rng.f32(n), w = rng.f32(C), bias = rng.f32(C);
+            const y1 = new Float32Array(n), mean1 = new Float32Array(C), invstd1 = new Float32Array(C);
+            b.batchnormForwardTrain(y1, mean1, invstd1, null, null, x, w, bias, N, C, S, 1e-5, 0.1, relu);
+            const dx1 = new Float32Array(n), dw1 = new Float32Array(C), db1 = new Float32Array(C);
+            b.batchnormBackward(dx1, dw1, db1, dy, x, mean1, invstd1, w, relu ? y1 : null, N, C, S, true);
+            const mean = new Float32Array(C), variance = new Float32Array(C);
+            b.batchnormStats(mean, variance, x, N, C, S);
+            const invstd = Float32Array.from(variance, (v) => 1 / Math.sqrt(v + 1e-5)), y = new Float32Array(n);
+            b.batchnormApply(y, x, mean, invstd, w, bias, N, C, S, relu);
+            const sumDy = new Float32Array(C), sumDyXmu = new Float32Array(C), dx = new Float32Array(n);
+            b.batchnormBackwardReduce(sumDy, sumDyXmu, dy, x, mean, relu ? y1 : null, N, C, S);
+            b.batchnormBackwardApply(dx, dy, x, mean, invstd, w, sumDy, sumDyXmu, relu ? y1 : null, N * S, N, C, S);
+            const at = `${b.name} N=${N} C=${C} S=${S} relu=${relu}`, dxScale = maxAbs(dy) * maxAbs(invstd) * maxAbs(w);
+            for (const [key, got, want, atol] of [['mean', mean, mean1], ['invstd', invstd, invstd1], ['y', y, y1],
+              ['dweight', sumDyXmu.map((v, c) => v * invstd[c]), dw1], ['dbias', sumDy, db1], ['dx', dx, dx1, 0.01 * dxScale]] as const) {
+              const err = maxError(got, want, atol);
+              if (err > 1e-4) expect.fail(`${at} ${key}: error ${err}`);
+            }
+          }
+    });
+  });
+
   // Streamed outputs (8 MiB and more) a few bytes ahead of their inputs modulo 4 KiB are written
   // from the end down (simd.h, write_run): here the arrays are carved from one buffer so that each
   // output is 12-72 bytes ahead of every array of the test it reads, whatever the buffer's own

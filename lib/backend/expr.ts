@@ -13,7 +13,7 @@
  * Values are numbers and booleans. Sizes are non-negative integers, so '/' is integer division
  * (floor). The functions are len(array), isNull(array), max, min, extent(rows, cols, ld) (the
  * elements a rows x cols matrix with leading dimension ld spans: 0 when empty, else
- * (rows - 1) * ld + cols) and, in messages only, dims(N, C, S) ("[N, C]", or "[N, C, S]" when S > 1).
+ * (rows - 1) * ld + cols) and, in messages only, dims(N, C, S) ("[N, C]" when S = 1, else "[N, C, S]").
  */
 
 export type Expr =
@@ -149,7 +149,7 @@ export function evaluate(e: Expr, get: (name: string) => Value): number | boolea
         case 'max': return Math.max(...v);
         case 'min': return Math.min(...v);
         case 'extent': return v[0] === 0 || v[1] === 0 ? 0 : (v[0] - 1) * v[2] + v[1];
-        default: return `[${v[0]}, ${v[1]}${v[2] > 1 ? `, ${v[2]}` : ''}]`; // dims
+        default: return `[${v[0]}, ${v[1]}${v[2] !== 1 ? `, ${v[2]}` : ''}]`; // dims
       }
     }
   }

@@ -153,6 +153,33 @@ export const KERNELS = {
     example: { ...bnExample, train: true },
   },
 
+  // BatchNorm in phases, for statistics merged across processes (see kernels.h)
+  batchnormStats: {
+    args: [f32('mean', 'C'), f32('variance', 'C'), f32('x', 'N * C * S'), size('N'), size('C'), size('S')],
+    valueChecks: [rangeError('N * S < 1', 'expected at least 1 value per channel but received input size ${dims(N, C, S)}')],
+    native: 'batchnorm_stats(mean, variance, x, N, C, S)',
+    example: bnExample,
+  },
+  batchnormApply: {
+    args: [f32('y', 'N * C * S'), f32('x', 'N * C * S'), f32('mean', 'C'), f32('invstd', 'C'), f32OrNull('weight', 'C'),
+      f32OrNull('bias', 'C'), size('N'), size('C'), size('S'), flag('relu')],
+    native: 'batchnorm_apply(y, x, mean, invstd, weight, bias, N, C, S, relu)',
+    example: bnExample,
+  },
+  batchnormBackwardReduce: {
+    args: [f32('sumDy', 'C'), f32('sumDyXmu', 'C'), f32('dy', 'N * C * S'), f32('x', 'N * C * S'), f32('mean', 'C'),
+      f32OrNull('y', 'N * C * S'), size('N'), size('C'), size('S')],
+    native: 'batchnorm_backward_reduce(sumDy, sumDyXmu, dy, x, mean, y, N, C, S)',
+    example: bnExample,
+  },
+  batchnormBackwardApply: {
+    args: [f32('dx', 'N * C * S'), f32('dy', 'N * C * S'), f32('x', 'N * C * S'), f32('mean', 'C'), f32('invstd', 'C'),
+      f32OrNull('weight', 'C'), f32('sumDy', 'C'), f32('sumDyXmu', 'C'), f32OrNull('y', 'N * C * S'), size('count', 1),
+      size('N'), size('C'), size('S')],
+    native: 'batchnorm_backward_apply(dx, dy, x, mean, invstd, weight, sumDy, sumDyXmu, y, count, N, C, S)',
+    example: { ...bnExample, count: 8 },
+  },
+
   add: binary('out', 'a', 'b', 'add(out, a, b, n)'),
   mul: binary('out', 'a', 'b', 'mul(out, a, b, n)'),
   scale: withScalar('out', 'x', 'alpha', 'scale(out, x, alpha, n)'),

@@ -111,7 +111,7 @@ function js(e: Expr): string {
 const helpers = {
   describe,
   extent: (rows: number, cols: number, ld: number) => (rows === 0 || cols === 0 ? 0 : (rows - 1) * ld + cols),
-  dims: (N: number, C: number, S: number) => `[${N}, ${C}${S > 1 ? `, ${S}` : ''}]`,
+  dims: (N: number, C: number, S: number) => `[${N}, ${C}${S !== 1 ? `, ${S}` : ''}]`,
   overlaps: (a: ArrayBufferView | null, b: ArrayBufferView | null) => a !== null && b !== null && a.buffer === b.buffer &&
     a.byteLength > 0 && b.byteLength > 0 && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength,
   // an instance of the type itself, not an object merely inheriting from its prototype

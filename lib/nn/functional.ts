@@ -102,6 +102,43 @@ export function batchNorm(x: Tensor, a: BatchNormArgs): Tensor {
   });
 }
 
+/** A BatchNorm's per-channel statistics of some values: what backend().batchnormStats gives, and their count. */
+export interface BatchNormStats {
+  mean: Float32Array;
+  /** biased: the mean of the squared deviations */
+  variance: Float32Array;
+  /** values per channel */
+  count: number;
+}
+
+/**
+ * The statistics of the union of several parts' values from each part's (the batches of processes
+ * that train together, say), per channel: Chan et al.'s pairwise update, in double, so the order of
+ * the parts changes only the last bit.
+ * @example const all = mergeBatchNormStats([statsOfMine, statsOfYours]);
+ * @throws {RangeError} when there are no parts, a count is not positive, or the channel counts differ
+ */
+export function mergeBatchNormStats(parts: BatchNormStats[]): BatchNormStats {
+  if (!parts.length) throw new RangeError('mergeBatchNormStats: expected at least one part');
+  const C = parts[0].mean.length;
+  const mean = new Float64Array(C), m2 = new Float64Array(C); // m2: the sum of squared deviations
+  let count = 0;
+  parts.forEach((p, i) => {
+    if (!(Number.isInteger(p.count) && p.count > 0))
+      throw new RangeError(`mergeBatchNormStats: expected part ${i}'s count to be a positive integer but received ${p.count}`);
+    if (p.mean.length !== C || p.variance.length !== C)
+      throw new RangeError(`mergeBatchNormStats: expected part ${i} to have ${C} channels but received ${p.mean.length} means and ${p.variance.length} variances`);
+    const total = count + p.count;
+    for (let c = 0; c < C; c++) {
+      const delta = p.mean[c] - mean[c];
+      mean[c] += (delta * p.count) / total;
+      m2[c] += p.variance[c] * p.count + (delta * delta * count * p.count) / total;
+    }
+    count = total;
+  });
+  return { mean: Float32Array.from(mean), variance: Float32Array.from(m2, (v) => v / count), count };
+}
+
 /** Class indices as an Int32Array, validated against the batch size and the class count. */
 export function classTargets(fn: string, target: Tensor | Int32Array | Uint8Array | number[], R: number, K: number): Int32Array {
   let values: ArrayLike<number>;

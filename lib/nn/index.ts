@@ -4,8 +4,9 @@ export { BatchNorm1d, BatchNorm2d, Dropout, Flatten, LeakyReLU, Linear, ReLU, Se
 export { CrossEntropyLoss, MSELoss } from './loss.js';
 export { AvgPool2d, Conv2d, LayerNorm, MaxPool2d } from './conv.js';
 import { leakyRelu } from './layers.js';
-import { batchNorm, crossEntropy, linear, mseLoss } from './functional.js';
+import { batchNorm, crossEntropy, linear, mergeBatchNormStats, mseLoss } from './functional.js';
 import { logSoftmax, relu, sigmoid, softmax, tanh } from '../tensor.js';
 /** Functional forms: nn.functional.linear, crossEntropy, mseLoss, batchNorm, relu, ... */
-export const functional = { linear, batchNorm, crossEntropy, mseLoss, relu, leakyRelu, sigmoid, tanh, softmax, logSoftmax };
+export const functional = { linear, batchNorm, mergeBatchNormStats, crossEntropy, mseLoss, relu, leakyRelu, sigmoid, tanh, softmax, logSoftmax };
+export type { BatchNormStats } from './functional.js';
 export * as utils from './utils.js';

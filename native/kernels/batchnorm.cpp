@@ -14,6 +14,11 @@
 //   dx = weight*invstd * (dy - sum(dy)/M - (x - mean) * invstd^2 * sum(dy*(x - mean))/M).
 //   The two sums come from one fused pass over (dy, x); dx is a second pass.
 // Backward (eval): mean and invstd are constants, so dx = dy*weight*invstd.
+// In phases (for a BatchNorm whose statistics are merged across processes; PyTorch's
+//   batch_norm_stats / _elemt / _backward_reduce / _backward_elemt): stats gives mean and variance, apply
+//   y from given mean and invstd, backward_reduce sum(dy) and sum(dy*(x - mean)), backward_apply dx
+//   from given sums over `count` values. The one-call kernels above are the same passes; over
+//   (N, C, S) with large planes they run both passes channel by channel, the second from L2.
 // Two layouts, two loop orders: (N, C, S) walks each channel's contiguous planes with vector lanes
 // and splits channels over threads (planes under kSmallPlane values are walked sample by sample
 // instead); (N, C) is contiguous along C, so it vectorises across channels and walks whole rows.
@@ -359,6 +364,97 @@ void grad_coefficients(int64_t C, const double* sum_dy, const double* dot, const
   }
 }
 
+// k (C) = each channel's first value (its shift), s1 (C), s2 (C) = the shifted sums sum(x - k),
+// sum((x - k)^2) of every channel over its N*S values, by the layout's walk (see row_sums,
+// plane_sums, kPlanesAhead)
+void channel_shifted_sums(float* k, double* s1, double* s2, const float* x, int64_t N, int64_t C, int64_t S) {
+  for (int64_t c = 0; c < C; c++) k[c] = x[c * S];
+  if (S == 1)
+    row_sums<4>(s1, s2, N, C, [=](int64_t n) { return x + n * C; },
+                [=](const float* row, int64_t c, int64_t lanes, vf& v0, vf& v1) {
+                  v0 = vsub(vload_n(row + c, lanes), vload_n(k + c, lanes));  // dead lanes: 0 - 0
+                  v1 = vmul(v0, v0);
+                });
+  else if (S < kSmallPlane)
+    plane_sums(s1, s2, N, C, S, [=](int64_t n, int64_t c, double& t1, double& t2) {
+      shifted_sums_run(x + (n * C + c) * S, S, k[c], t1, t2);
+    });
+  else
+    parallel(C, channel_grain(N * S), [&](int64_t c0, int64_t c1, int) {
+      for (int64_t c = c0; c < c1; c++) {
+        s1[c] = s2[c] = 0.0;
+        for (int64_t n = 0; n < N; n++)
+          shifted_sums_run(x + (n * C + c) * S, S, k[c], s1[c], s2[c], n + kPlanesAhead < N ? kPlanesAhead * C * S : 0);
+      }
+    });
+}
+
+// sum_dy (C) = sum(dy'), dot (C) = sum(dy' * (x - mean)) of every channel over its N*S values, by
+// the layout's walk (three arrays stream with a fused ReLU's y: two rows per visit, see row_sums)
+template <bool kMasked>
+void grad_channel_sums(double* sum_dy, double* dot, const float* dy, const float* x, const float* mean, const float* y,
+                       int64_t N, int64_t C, int64_t S) {
+  if (S == 1) {
+    struct Rows {
+      const float *dy, *x, *y;
+    };
+    auto rows_at = [=](int64_t n) { return Rows{dy + n * C, x + n * C, kMasked ? y + n * C : nullptr}; };
+    auto grad_values = [=](const Rows& r, int64_t c, int64_t lanes, vf& v0, vf& v1) {
+      v0 = grad_n<kMasked>(r.dy + c, kMasked ? r.y + c : nullptr, lanes);
+      v1 = vmul(v0, vsub(vload_n(r.x + c, lanes), vload_n(mean + c, lanes)));
+    };
+    if (kMasked)
+      row_sums<2>(sum_dy, dot, N, C, rows_at, grad_values);
+    else
+      row_sums<4>(sum_dy, dot, N, C, rows_at, grad_values);
+  } else if (S < kSmallPlane) {
+    plane_sums(sum_dy, dot, N, C, S, [=](int64_t n, int64_t c, double& t1, double& t2) {
+      const int64_t off = (n * C + c) * S;
+      grad_sums_run<kMasked>(dy + off, x + off, kMasked ? y + off : nullptr, S, mean[c], t1, t2);
+    });
+  } else
+    parallel(C, channel_grain(N * S), [&](int64_t c0, int64_t c1, int) {
+      for (int64_t c = c0; c < c1; c++) {
+        sum_dy[c] = dot[c] = 0.0;
+        for (int64_t n = 0; n < N; n++) {
+          const int64_t off = (n * C + c) * S;
+          grad_sums_run<kMasked>(dy + off, x + off, kMasked ? y + off : nullptr, S, mean[c], sum_dy[c], dot[c],
+                                 n + kPlanesAhead < N ? kPlanesAhead * C * S : 0);
+        }
+      }
+    });
+}
+
+// The dx pass from per-channel coefficients: dx = (dy' - gm - (x - mean)*k) * sc (train), dy' * sc
+// (eval), over every plane of (N, C, S), or every row of (N, C) when S = 1
+template <bool kMasked>
+void dx_pass(float* dx, const float* dy, const float* x, const float* y, const float* mean, const float* gm,
+             const float* k, const float* sc, int64_t N, int64_t C, int64_t S, bool train, bool stream) {
+  if (S > 1) {
+    parallel(N * C, channel_grain(S), [&](int64_t p0, int64_t p1, int) {
+      for (int64_t p = p0; p < p1; p++) {
+        const int64_t c = p % C;
+        dx_run<kMasked>(dx + p * S, dy + p * S, x + p * S, kMasked ? y + p * S : nullptr, S, mean[c], gm[c], k[c], sc[c],
+                        train, stream);
+      }
+      if (stream) stream_fence();
+    });
+    return;
+  }
+  parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {
+    for (int64_t n = n0; n < n1; n++) {
+      const float *rdy = dy + n * C, *rx = x + n * C, *ry = kMasked ? y + n * C : nullptr;
+      write_run(dx + n * C, C, stream, {rdy, rx, ry, sc, mean, gm, k}, [=](int64_t c, int64_t lanes) {
+        const vf g = grad_n<kMasked>(rdy + c, kMasked ? ry + c : nullptr, lanes), vsc = vload_n(sc + c, lanes);
+        const vf centered = vsub(vload_n(rx + c, lanes), vload_n(mean + c, lanes));
+        return train ? vmul(vsub(vsub(g, vload_n(gm + c, lanes)), vmul(centered, vload_n(k + c, lanes))), vsc)
+                     : vmul(g, vsc);
+      });
+    }
+    if (stream) stream_fence();
+  });
+}
+
 }  // namespace
 
 void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, float* running_mean, float* running_var,
@@ -366,22 +462,8 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
                              float eps, float momentum, bool relu) {
   const int64_t M = N * S;
   const bool stream = N * C * S * (int64_t)sizeof(float) >= kStreamBytes;
-  if (S > 1 && S < kSmallPlane) {
-    // sample-major: the shifted sums over every plane in memory order, then the output pass
-    Buffer<float> arrays(3 * C);
-    float *k = arrays.data, *a = k + C, *b = a + C;
-    for (int64_t c = 0; c < C; c++) k[c] = x[c * S];  // the shift: each channel's first value
-    Buffer<double> sums_buffer(2 * C);
-    double* sums = sums_buffer.data;
-    plane_sums(sums, sums + C, N, C, S, [=](int64_t n, int64_t c, double& s1, double& s2) {
-      shifted_sums_run(x + (n * C + c) * S, S, k[c], s1, s2);
-    });
-    finish_channels(C, k, sums, sums + C, M, eps, momentum, weight, bias, save_mean, save_invstd, running_mean,
-                    running_var, a, b);
-    write_affine(y, x, a, b, N, C, S, relu, stream);
-    return;
-  }
-  if (S > 1) {
+  if (S >= kSmallPlane) {
+    // channel by channel: its shifted sums, then its output pass (from L2, last plane first)
     parallel(C, channel_grain(M), [&](int64_t c0, int64_t c1, int) {
       for (int64_t c = c0; c < c1; c++) {
         const float k = x[c * S];  // the shift: the channel's first value
@@ -399,20 +481,14 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
     });
     return;
   }
-  // (N, C): the shifted sums in one pass over the rows (the shift: row 0), then the output pass
-  Buffer<float> arrays(2 * C);
-  float *a = arrays.data, *b = a + C;
-  const float* k = x;
+  // the shifted sums of every channel in one pass, then the output pass
+  Buffer<float> arrays(3 * C);
+  float *k = arrays.data, *a = k + C, *b = a + C;
   Buffer<double> sums(2 * C);
-  double *s1 = sums.data, *s2 = s1 + C;
-  row_sums<4>(s1, s2, N, C, [=](int64_t n) { return x + n * C; },
-              [=](const float* row, int64_t c, int64_t lanes, vf& v0, vf& v1) {
-                v0 = vsub(vload_n(row + c, lanes), vload_n(k + c, lanes));  // dead lanes: 0 - 0
-                v1 = vmul(v0, v0);
-              });
-  finish_channels(C, k, s1, s2, N, eps, momentum, weight, bias, save_mean, save_invstd, running_mean, running_var, a,
-                  b);
-  write_affine(y, x, a, b, N, C, 1, relu, stream);
+  channel_shifted_sums(k, sums.data, sums.data + C, x, N, C, S);
+  finish_channels(C, k, sums.data, sums.data + C, M, eps, momentum, weight, bias, save_mean, save_invstd, running_mean,
+                  running_var, a, b);
+  write_affine(y, x, a, b, N, C, S, relu, stream);
 }
 
 void batchnorm_forward_eval(float* y, const float* x, const float* running_mean, const float* running_var,
@@ -440,34 +516,13 @@ void backward(float* dx, float* dweight, float* dbias, const float* dy, const fl
               const float* invstd, const float* weight, const float* y, int64_t N, int64_t C, int64_t S, bool train) {
   const int64_t M = N * S;
   const bool stream = N * C * S * (int64_t)sizeof(float) >= kStreamBytes;
-  if (S > 1 && S < kSmallPlane) {
-    // sample-major (see plane_sums): both sums over every plane in memory order, then dx
-    Buffer<float> arrays(3 * C);
-    float *gm = arrays.data, *k = gm + C, *sc = k + C;
-    Buffer<double> sums_buffer(2 * C);
-    double* sums = sums_buffer.data;
-    if (dweight || dbias || (dx && train))
-      plane_sums(sums, sums + C, N, C, S, [=](int64_t n, int64_t c, double& sum_dy, double& dot) {
-        const int64_t off = (n * C + c) * S;
-        grad_sums_run<kMasked>(dy + off, x + off, kMasked ? y + off : nullptr, S, mean[c], sum_dy, dot);
-      });
-    grad_coefficients(C, sums, sums + C, invstd, weight, M, train, dweight, dbias, gm, k, sc);
-    if (!dx) return;
-    parallel(N * C, channel_grain(S), [&](int64_t p0, int64_t p1, int) {
-      for (int64_t p = p0; p < p1; p++) {
-        const int64_t c = p % C;
-        dx_run<kMasked>(dx + p * S, dy + p * S, x + p * S, kMasked ? y + p * S : nullptr, S, mean[c], gm[c], k[c], sc[c],
-                        train, stream);
-      }
-      if (stream) stream_fence();
-    });
-    return;
-  }
-  if (S > 1) {
+  const bool sums_needed = dweight || dbias || (dx && train);
+  if (S >= kSmallPlane) {
+    // channel by channel: its sums, then its dx (from L2, last plane first)
     parallel(C, channel_grain(M), [&](int64_t c0, int64_t c1, int) {
       for (int64_t c = c0; c < c1; c++) {
         double sum_dy = 0, dot = 0;
-        if (dweight || dbias || (dx && train))
+        if (sums_needed)
           for (int64_t n = 0; n < N; n++) {
             const int64_t off = (n * C + c) * S;
             grad_sums_run<kMasked>(dy + off, x + off, kMasked ? y + off : nullptr, S, mean[c], sum_dy, dot,
@@ -487,41 +542,14 @@ void backward(float* dx, float* dweight, float* dbias, const float* dy, const fl
     });
     return;
   }
-  // (N, C): both per-channel sums in one pass over the rows, then dx over the rows
-  Buffer<float> arrays(4 * C);
-  float *m = arrays.data, *gm = m + C, *k = gm + C, *sc = k + C;
-  for (int64_t c = 0; c < C; c++) m[c] = mean[c];
+  // both per-channel sums in one pass, then dx
+  Buffer<float> arrays(3 * C);
+  float *gm = arrays.data, *k = gm + C, *sc = k + C;
   Buffer<double> sums(2 * C);
   double *sum_dy = sums.data, *dot = sum_dy + C;
-  struct Rows {
-    const float *dy, *x, *y;
-  };
-  auto rows_at = [=](int64_t n) { return Rows{dy + n * C, x + n * C, kMasked ? y + n * C : nullptr}; };
-  auto grad_values = [=](const Rows& r, int64_t c, int64_t lanes, vf& v0, vf& v1) {
-    v0 = grad_n<kMasked>(r.dy + c, kMasked ? r.y + c : nullptr, lanes);
-    v1 = vmul(v0, vsub(vload_n(r.x + c, lanes), vload_n(m + c, lanes)));
-  };
-  // with a fused ReLU three arrays stream (dy, x, y): two rows per visit (see row_sums)
-  if (dweight || dbias || (dx && train)) {
-    if (kMasked)
-      row_sums<2>(sum_dy, dot, N, C, rows_at, grad_values);
-    else
-      row_sums<4>(sum_dy, dot, N, C, rows_at, grad_values);
-  }
+  if (sums_needed) grad_channel_sums<kMasked>(sum_dy, dot, dy, x, mean, y, N, C, S);
   grad_coefficients(C, sum_dy, dot, invstd, weight, M, train, dweight, dbias, gm, k, sc);
-  if (!dx) return;
-  parallel(N, imax(1, 32768 / imax(C, 1)), [=](int64_t n0, int64_t n1, int) {
-    for (int64_t n = n0; n < n1; n++) {
-      const Rows r = rows_at(n);
-      write_run(dx + n * C, C, stream, {r.dy, r.x, kMasked ? r.y : nullptr, sc, m, gm, k}, [=](int64_t c, int64_t lanes) {
-        const vf g = grad_n<kMasked>(r.dy + c, kMasked ? r.y + c : nullptr, lanes), vsc = vload_n(sc + c, lanes);
-        const vf centered = vsub(vload_n(r.x + c, lanes), vload_n(m + c, lanes));
-        return train ? vmul(vsub(vsub(g, vload_n(gm + c, lanes)), vmul(centered, vload_n(k + c, lanes))), vsc)
-                     : vmul(g, vsc);
-      });
-    }
-    if (stream) stream_fence();
-  });
+  if (dx) dx_pass<kMasked>(dx, dy, x, y, mean, gm, k, sc, N, C, S, train, stream);
 }
 
 }  // namespace
@@ -533,6 +561,58 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
     backward<true>(dx, dweight, dbias, dy, x, mean, invstd, weight, y, N, C, S, train);
   else
     backward<false>(dx, dweight, dbias, dy, x, mean, invstd, weight, y, N, C, S, train);
+}
+
+void batchnorm_stats(float* mean, float* variance, const float* x, int64_t N, int64_t C, int64_t S) {
+  const int64_t M = N * S;
+  Buffer<float> k(C);
+  Buffer<double> sums(2 * C);
+  channel_shifted_sums(k.data, sums.data, sums.data + C, x, N, C, S);
+  for (int64_t c = 0; c < C; c++) {
+    const ChannelStats st = shifted_stats(k.data[c], sums.data[c], sums.data[C + c], M);
+    mean[c] = (float)st.mean;
+    variance[c] = (float)(st.var_sum / (double)M);
+  }
+}
+
+void batchnorm_apply(float* y, const float* x, const float* mean, const float* invstd, const float* weight,
+                     const float* bias, int64_t N, int64_t C, int64_t S, bool relu) {
+  Buffer<float> ab(2 * C);
+  float *a = ab.data, *b = a + C;
+  for (int64_t c = 0; c < C; c++) {
+    const double sc = (double)invstd[c] * (weight ? (double)weight[c] : 1.0);
+    a[c] = (float)sc;
+    b[c] = (float)((bias ? (double)bias[c] : 0.0) - (double)mean[c] * sc);
+  }
+  write_affine(y, x, a, b, N, C, S, relu, N * C * S * (int64_t)sizeof(float) >= kStreamBytes);
+}
+
+void batchnorm_backward_reduce(float* sum_dy, float* sum_dy_xmu, const float* dy, const float* x, const float* mean,
+                               const float* y, int64_t N, int64_t C, int64_t S) {
+  Buffer<double> sums(2 * C);
+  if (y)
+    grad_channel_sums<true>(sums.data, sums.data + C, dy, x, mean, y, N, C, S);
+  else
+    grad_channel_sums<false>(sums.data, sums.data + C, dy, x, mean, y, N, C, S);
+  for (int64_t c = 0; c < C; c++) {
+    sum_dy[c] = (float)sums.data[c];
+    sum_dy_xmu[c] = (float)sums.data[C + c];
+  }
+}
+
+void batchnorm_backward_apply(float* dx, const float* dy, const float* x, const float* mean, const float* invstd,
+                              const float* weight, const float* sum_dy, const float* sum_dy_xmu, const float* y,
+                              int64_t count, int64_t N, int64_t C, int64_t S) {
+  Buffer<float> arrays(3 * C);
+  float *gm = arrays.data, *k = gm + C, *sc = k + C;
+  Buffer<double> sums(2 * C);
+  for (int64_t c = 0; c < C; c++) sums.data[c] = sum_dy[c], sums.data[C + c] = sum_dy_xmu[c];
+  grad_coefficients(C, sums.data, sums.data + C, invstd, weight, count, true, nullptr, nullptr, gm, k, sc);
+  const bool stream = N * C * S * (int64_t)sizeof(float) >= kStreamBytes;
+  if (y)
+    dx_pass<true>(dx, dy, x, y, mean, gm, k, sc, N, C, S, true, stream);
+  else
+    dx_pass<false>(dx, dy, x, y, mean, gm, k, sc, N, C, S, true, stream);
 }
 
 }  // namespace SG_NS

@@ -47,6 +47,21 @@ struct Kernels {
                              const float* mean, const float* invstd, const float* weight, const float* y,
                              int64_t N, int64_t C, int64_t S, bool train);
 
+  // BatchNorm in phases (PyTorch's batch_norm_stats, _elemt, _backward_reduce, _backward_elemt), for
+  // statistics merged across processes. stats: mean (C) and biased variance (C) of each channel's N*S
+  // values (N*S >= 1). apply: y = (x - mean) * invstd * weight + bias (then max(0, .) when relu).
+  // backward_reduce: sum_dy (C) = sum(dy'), sum_dy_xmu (C) = sum(dy' * (x - mean)), with dy' = dy
+  // masked by y > 0 when y (a fused ReLU's output) is given. backward_apply: dx = weight * invstd *
+  // (dy' - sum_dy/count - (x - mean) * invstd^2 * sum_dy_xmu/count), the sums over `count` values.
+  void (*batchnorm_stats)(float* mean, float* variance, const float* x, int64_t N, int64_t C, int64_t S);
+  void (*batchnorm_apply)(float* y, const float* x, const float* mean, const float* invstd, const float* weight,
+                          const float* bias, int64_t N, int64_t C, int64_t S, bool relu);
+  void (*batchnorm_backward_reduce)(float* sum_dy, float* sum_dy_xmu, const float* dy, const float* x,
+                                    const float* mean, const float* y, int64_t N, int64_t C, int64_t S);
+  void (*batchnorm_backward_apply)(float* dx, const float* dy, const float* x, const float* mean, const float* invstd,
+                                   const float* weight, const float* sum_dy, const float* sum_dy_xmu, const float* y,
+                                   int64_t count, int64_t N, int64_t C, int64_t S);
+
   // Elementwise over n items; out may alias an input.
   void (*add)(float* out, const float* a, const float* b, int64_t n);
   void (*mul)(float* out, const float* a, const float* b, int64_t n);
@@ -107,7 +122,8 @@ struct Kernels {
 
 // Every member of Kernels but isa, in order: table.cpp declares and fills each ISA's table from it.
 #define SG_KERNEL_NAMES(X)                                                                                   \
-  X(sgemm) X(sgemm_sum_squares) X(batchnorm_forward_train) X(batchnorm_forward_eval) X(batchnorm_backward) X(add) \
+  X(sgemm) X(sgemm_sum_squares) X(batchnorm_forward_train) X(batchnorm_forward_eval) X(batchnorm_backward)          \
+  X(batchnorm_stats) X(batchnorm_apply) X(batchnorm_backward_reduce) X(batchnorm_backward_apply) X(add)            \
   X(mul) X(scale) X(axpy) X(relu) X(relu_backward) X(leaky_relu) X(leaky_relu_backward) X(sigmoid)               \
   X(sigmoid_backward) X(tanh) X(tanh_backward) X(sum) X(sum_squares) X(max_rows) X(gather_rows) X(gather_bytes)  \
   X(softmax_xent_forward) X(softmax_xent_backward) X(sgd_step) X(adam_step) X(im2col) X(col2im) X(conv_output)   \

@@ -128,6 +128,17 @@ export function batchnormBackward(dx: Float32Array | null, dweight: Float32Array
   dy: Float32Array, x: Float32Array, mean: Float32Array, invstd: Float32Array, weight: Float32Array | null,
   y: Float32Array | null, N: number, C: number, S: number, train: boolean): void {
   const M = N * S;
+  const { sumDy, dot } = gradSums(dy, x, mean, y, N, C, S);
+  for (let c = 0; c < C; c++) {
+    if (dweight) dweight[c] = dot[c] * invstd[c];
+    if (dbias) dbias[c] = sumDy[c];
+  }
+  if (dx) dxPass(dx, dy, x, y, mean, invstd, weight, sumDy, dot, M, N, C, S, train);
+}
+
+/** Per channel: sumDy = Σdy' and dot = Σdy'·(x - mean), dy' = dy masked by the fused ReLU's y when given. */
+function gradSums(dy: Float32Array, x: Float32Array, mean: Float32Array, y: Float32Array | null, N: number, C: number,
+  S: number): { sumDy: Float64Array; dot: Float64Array } {
   const sumDy = new Float64Array(C), dot = new Float64Array(C);
   if (S === 1) {
     // two rows per visit here, not four: with dy, y and x (and dx below) four rows would be 12-16
@@ -147,26 +158,30 @@ export function batchnormBackward(dx: Float32Array | null, dweight: Float32Array
         sumDy[c] += gi;
         dot[c] += gi * (x[o + c] - mean[c]);
       }
-  } else {
-    for (let n = 0, o = 0; n < N; n++)
-      for (let c = 0; c < C; c++) {
-        const m = mean[c];
-        let s1 = 0, s2 = 0;
-        for (const end = o + S; o < end; o++) {
-          const gi = gradAt(dy, y, o);
-          s1 += gi;
-          s2 += gi * (x[o] - m);
-        }
-        sumDy[c] += s1;
-        dot[c] += s2;
+    return { sumDy, dot };
+  }
+  for (let n = 0, o = 0; n < N; n++)
+    for (let c = 0; c < C; c++) {
+      const m = mean[c];
+      let s1 = 0, s2 = 0;
+      for (const end = o + S; o < end; o++) {
+        const gi = gradAt(dy, y, o);
+        s1 += gi;
+        s2 += gi * (x[o] - m);
       }
-  }
-  for (let c = 0; c < C; c++) {
-    if (dweight) dweight[c] = dot[c] * invstd[c];
-    if (dbias) dbias[c] = sumDy[c];
-  }
-  if (!dx) return;
-  // dx = (g - Σg/M - (x - mean) * Σg(x - mean) * invstd² / M) * invstd * w in training, g * invstd * w in eval
+      sumDy[c] += s1;
+      dot[c] += s2;
+    }
+  return { sumDy, dot };
+}
+
+/**
+ * dx = (g - Σg/M - (x - mean) * Σg(x - mean) * invstd² / M) * invstd * w in training, g * invstd * w
+ * in eval, from the sums over M values.
+ */
+function dxPass(dx: Float32Array, dy: Float32Array, x: Float32Array, y: Float32Array | null, mean: Float32Array,
+  invstd: Float32Array, weight: Float32Array | null, sumDy: ArrayLike<number>, dot: ArrayLike<number>, M: number,
+  N: number, C: number, S: number, train: boolean): void {
   const sc = new Float64Array(C), gm = new Float64Array(C), k = new Float64Array(C);
   for (let c = 0; c < C; c++) {
     sc[c] = invstd[c] * (weight ? weight[c] : 1);
@@ -195,4 +210,44 @@ export function batchnormBackward(dx: Float32Array | null, dweight: Float32Array
       if (train) for (const end = o + S; o < end; o++) dx[o] = (gradAt(dy, y, o) - gmc - (x[o] - m) * kc) * scc;
       else for (const end = o + S; o < end; o++) dx[o] = gradAt(dy, y, o) * scc;
     }
+}
+
+// ---- in phases (see native/kernels/kernels.h) ---------------------------------------------------------
+
+/** mean (C), variance (C): each channel's mean and biased variance over its N*S values. */
+export function batchnormStats(mean: Float32Array, variance: Float32Array, x: Float32Array, N: number, C: number, S: number): void {
+  const M = N * S;
+  const m = channelSums(x, null, N, C, S);
+  for (let c = 0; c < C; c++) m[c] /= M;
+  const sq = channelSums(x, m, N, C, S);
+  for (let c = 0; c < C; c++) {
+    mean[c] = m[c];
+    variance[c] = sq[c] / M;
+  }
+}
+
+/** y = (x - mean) * invstd * weight + bias, then max(y, 0) when relu. */
+export function batchnormApply(y: Float32Array, x: Float32Array, mean: Float32Array, invstd: Float32Array,
+  weight: Float32Array | null, bias: Float32Array | null, N: number, C: number, S: number, relu: boolean): void {
+  const scale = new Float64Array(C), shift = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    scale[c] = invstd[c] * (weight ? weight[c] : 1);
+    shift[c] = (bias ? bias[c] : 0) - mean[c] * scale[c];
+  }
+  affine(y, x, N, C, S, scale, shift, relu);
+}
+
+/** sumDy (C) = Σdy', sumDyXmu (C) = Σdy'·(x - mean), dy' = dy masked by y > 0 when y is given. */
+export function batchnormBackwardReduce(sumDy: Float32Array, sumDyXmu: Float32Array, dy: Float32Array, x: Float32Array,
+  mean: Float32Array, y: Float32Array | null, N: number, C: number, S: number): void {
+  const sums = gradSums(dy, x, mean, y, N, C, S);
+  sumDy.set(sums.sumDy);
+  sumDyXmu.set(sums.dot);
+}
+
+/** dx from the sums over count values (the training formula; zero sums give the evaluation one). */
+export function batchnormBackwardApply(dx: Float32Array, dy: Float32Array, x: Float32Array, mean: Float32Array,
+  invstd: Float32Array, weight: Float32Array | null, sumDy: Float32Array, sumDyXmu: Float32Array, y: Float32Array | null,
+  count: number, N: number, C: number, S: number): void {
+  dxPass(dx, dy, x, y, mean, invstd, weight, sumDy, sumDyXmu, count, N, C, S, true);
 }

@@ -6,7 +6,10 @@
 import { KERNELS, type KernelName, type KernelValues } from '../schema.js';
 import type { Backend, Kernels } from '../types.js';
 import { checked, MAX_SIZE } from '../validate.js';
-import { batchnormBackward, batchnormForwardEval, batchnormForwardTrain } from './batchnorm.js';
+import {
+  batchnormApply, batchnormBackward, batchnormBackwardApply, batchnormBackwardReduce, batchnormForwardEval, batchnormForwardTrain,
+  batchnormStats,
+} from './batchnorm.js';
 import { col2im, convOutput, convOutputBackward, im2col, maxPool2d, maxPool2dBackward } from './conv.js';
 import * as ew from './elementwise.js';
 import { gemmThreads, setGemmThreads, sgemmThreaded } from './gemm-threads.js';
@@ -36,6 +39,11 @@ const twins: Twins = {
     v.bias, v.N, v.C, v.S, v.eps, v.momentum, v.relu),
   batchnormForwardEval: (v) => batchnormForwardEval(v.y, v.x, v.runningMean, v.runningVar, v.weight, v.bias, v.N, v.C, v.S, v.eps, v.relu),
   batchnormBackward: (v) => batchnormBackward(v.dx, v.dweight, v.dbias, v.dy, v.x, v.mean, v.invstd, v.weight, v.y, v.N, v.C, v.S, v.train),
+  batchnormStats: (v) => batchnormStats(v.mean, v.variance, v.x, v.N, v.C, v.S),
+  batchnormApply: (v) => batchnormApply(v.y, v.x, v.mean, v.invstd, v.weight, v.bias, v.N, v.C, v.S, v.relu),
+  batchnormBackwardReduce: (v) => batchnormBackwardReduce(v.sumDy, v.sumDyXmu, v.dy, v.x, v.mean, v.y, v.N, v.C, v.S),
+  batchnormBackwardApply: (v) => batchnormBackwardApply(v.dx, v.dy, v.x, v.mean, v.invstd, v.weight, v.sumDy, v.sumDyXmu, v.y,
+    v.count, v.N, v.C, v.S),
   add: (v) => ew.add(v.out, v.a, v.b),
   mul: (v) => ew.mul(v.out, v.a, v.b),
   scale: (v) => ew.scale(v.out, v.x, v.alpha),
