@@ -2,10 +2,12 @@
 # Sources and per-ISA flags come from sources.json, which CMakeLists.txt reads too.
 # Each kernel family is compiled three times, once per ISA, into its own static library with its
 # own target flags (-Wno-*uninitialized: GCC 12 warns inside its own avx512fintrin.h);
-# dispatch.cpp picks one at run time from cpuid. Nothing is built -march=native.
+# dispatch.cpp picks one at run time from cpuid. Nothing is built -march=native. Functions start
+# on a cache line (-falign-functions=64), so that a kernel's hot loop sits at the same offset in
+# its line whatever code the linker places before it (a change to the binding moved GEMM's loops).
 {
   "target_defaults": {
-    "cflags": ["-O3", "-fno-math-errno", "-fPIC", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    "cflags": ["-O3", "-fno-math-errno", "-falign-functions=64", "-fPIC", "-Wall", "-Wextra", "-Wno-unused-parameter"],
     "cflags_cc!": ["-fno-exceptions"],
     "cflags_cc": ["-fexceptions"],
     "include_dirs": ["native"]
