@@ -76,9 +76,9 @@ struct View {
 // Argument access for one call of one function; every accessor throws on a bad argument. Each
 // reads its argument with one N-API call, which also tells a wrong kind (napi_get_value_double
 // fails on anything but a number, napi_get_typedarray_info on anything but a typed array, and
-// gives the type, length and data pointer at once); node-addon-api's accessors took one call per
-// property (five for a Float32Array's pointer), and a 4 x 4 x 4 sgemm call cost 0.87 us (0.44 then),
-// more than its kernel. The messages are built only on the error path.
+// gives the type, length and data pointer at once); node-addon-api's accessors take one call per
+// property (five for a Float32Array's pointer), more than a small kernel. The messages are built
+// only on the error path.
 class Args {
  public:
   Args(const Napi::CallbackInfo& info, const char* fn, size_t count) : info_(info), env_(info.Env()), fn_(fn) {

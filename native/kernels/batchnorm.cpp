@@ -42,12 +42,9 @@ inline int64_t channel_grain(int64_t per_channel) { return imax(1, 32768 / imax(
 // (N, C, S) with large planes is walked one channel at a time, and a channel's planes are C*S
 // values apart, so each plane starts on a page of its own, where the hardware prefetchers stop (and
 // which misses the TLB). The first pass over a channel (its sums) therefore prefetches the plane
-// kPlanesAhead ahead: at (64, 64, 32, 32) on one thread, forward 2.8 -> 2.0 ms and backward
-// 4.4 -> 3.7 ms (1, 3 and 4 ahead measured the same as 2). The second pass (output, dx) re-reads
-// the channel and gained nothing from prefetching; it walks the planes last first instead, so it
-// starts on those the first pass left in L2 (a channel's planes are a multiple of 64 KiB apart
-// when C*S is, all in the same L2 sets, so only the last few stay): (64, 64, 32, 32) train
-// forward+backward 4.46-4.56 -> 4.09-4.15 ms on one thread, 2.45-2.48 -> 2.35-2.39 on two.
+// kPlanesAhead ahead. The second pass (output, dx) re-reads the channel, last plane first, so it
+// starts on those the first pass left in L2 (planes a multiple of 64 KiB apart all fall in the
+// same L2 sets, so only the last few stay).
 constexpr int64_t kPlanesAhead = 2;
 
 // sum(x - k) and sum((x - k)^2) over a run, in one pass. Shifting by k, a value of the channel,
@@ -207,8 +204,7 @@ void add_block_sums(double* out0, double* out1, const double* partial, int64_t b
 // kRows rows per visit of the float lanes. More rows per visit load and store the lanes less
 // often, but when C is a multiple of 1024 the rows are a multiple of 4 KiB apart, so every row's
 // line at c falls in one 8-way L1 set: four rows of each of three arrays (the fused-ReLU backward:
-// dy, x, y) thrash it (its sums at (256, 1024) took 190 us on one thread with four rows, 80 with
-// two); one or two arrays keep four. A visit's row pointers are taken once, into locals, and the
+// dy, x, y) thrash it, so three arrays go two rows a visit; one or two arrays keep four. A visit's row pointers are taken once, into locals, and the
 // channel loop runs on whole vectors with lanes a constant: addressing each row as n * C + c
 // inside the loop, through the callers' captures, left GCC reloading spilled pointers and C from
 // the stack at every vector.
@@ -274,12 +270,8 @@ void row_sums(double* out0, double* out1, int64_t N, int64_t C, const Row& row, 
 // blocks of samples fixed by N alone (added in block order: the same result for any thread count),
 // then the output pass over the planes in order. From 144 values a plane (576 bytes) the channel
 // walk with its planes asked for ahead wins, as its second pass (output, dx) reads the channel
-// from L2 where the sample-major one reads the whole array again: on a Xeon with AVX-512, train
-// forward + backward, sample-major -> channel walk (us, one / two threads): (32, 128, 16, 16)
-// 1227 -> 958 / 585 -> 479, with the fused ReLU 1437 -> 1173 / 716 -> 548; (64, 32, 28, 28) 1784
-// -> 1312 / 877 -> 659; (64, 64, 14, 14) 880 -> 749 / 414 -> 340; (64, 64, 12, 12) 647 -> 527 / 272
-// -> 251; but (64, 64, 8 x 16) 562 -> 511 / 224 -> 235, (64, 128, 10, 10) 921 -> 973 / 448 -> 469,
-// (128, 64, 8, 8) 583 -> 761 / 242 -> 376 and (64, 256, 7, 7) 934 -> 1353 / 477 -> 675.
+// from L2 where the sample-major one reads the whole array again (measured across 28 x 28 to
+// 7 x 7 planes; the crossing is near 144).
 constexpr int64_t kSmallPlane = 144;
 
 // out0 (C), out1 (C) = the sums that plane(n, c, t0, t1) adds into t0, t1 for every plane (n, c)
@@ -311,7 +303,7 @@ inline ChannelStats shifted_stats(double k, double s1, double s2, int64_t M) {
 // saves the statistics, updates the running ones and returns the affine a (C), b (C). In chunks,
 // each step a loop over the chunk that the compiler vectorises (the operations are the same as
 // one channel at a time, so are the values): channel by channel, the square roots and divisions
-// of 1024 channels took 8-10 us on one thread, a tenth of the (256, 1024) forward.
+// took a tenth of the (256, 1024) forward.
 void finish_channels(int64_t C, const float* k, const double* s1, const double* s2, int64_t M, float eps,
                      float momentum, const float* weight, const float* bias, float* save_mean, float* save_invstd,
                      float* running_mean, float* running_var, float* a, float* b) {

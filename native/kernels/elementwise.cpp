@@ -38,9 +38,8 @@ void map2(float* out, const float* a, const float* b, int64_t n, const Op& op) {
 
 // sum over chunks of op(vector) in float lanes, flushed to double every 1024 values; the per-chunk
 // partial sums are added in chunk order, so a given thread count always gives the same result.
-// Four vector sums, each added to every fourth vector: one sum waits on the previous add at every
-// vector (3-4 cycles), which held sum_squares of 1.5 MB at 55 us on one thread, half the speed of
-// reading it.
+// Four vector sums, each added to every fourth vector: one sum would wait on the previous add at
+// every vector (3-4 cycles), half the speed of reading the array.
 template <class Op>
 double reduce(const float* x, int64_t n, const Op& op) {
   double partial[kMaxThreads] = {0};

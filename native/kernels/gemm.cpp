@@ -1,19 +1,18 @@
-// Single-precision GEMM, the BLIS way: C (M, N) = alpha * op(A) (M, K) . op(B) (K, N) + beta * C.
-//
-// Loops, outermost first: jc over NC columns of C; pc over KC of the K dimension, packing op(B)'s
-// (KC, NC) block into NR-wide micro-panels (each thread its own copy); ic over MC rows, each thread
-// packing its op(A) (MC, KC) block into MR-tall micro-panels; jr over the B micro-panels (one stays
-// in L1 while ir sweeps the A panels out of L2); the MR x NR microkernel keeps its C tile in
-// registers for the whole KC loop. Transposes are folded into the packing; edges are zero-padded
-// there, so the microkernel only ever sees full panels and masks its store.
-// Threads: the row blocks are claimed one at a time by the free thread, each thread packing B's
-// block for itself; in a product with one row block (a training batch) each thread packs op(A) for
-// itself and takes an equal run of the column panels instead, the panels left over split by rows
-// (one with fewer column panels than threads goes by rows, in smaller blocks). One thread goes by
-// column chunks too when B is transposed. One-row products are not packed at all, nor are narrow
-// A . B^T products (dot products along K; see sgemm_dots), nor up to 12 rows of op(A) against a B
-// not transposed (see sgemm_rows); a batch of up to 64 rows against a wide B^T packs only A (see
-// sgemm_wide).
+// Single-precision GEMM: C (M, N) = alpha * op(A) (M, K) . op(B) (K, N) + beta * C (+ bias (N) on
+// every row). choose_path() below picks one of five algorithms for a product, by its shape:
+//   row      M = 1 (a bias gradient ones . g, a batch of one): op(B) read once, nothing packed
+//   dots     a narrow A . B^T (a classifier's last layer, a conv weight gradient): dot products
+//            along K, both operands read along their rows
+//   rows     2..12 rows of op(A) against B not transposed (a last layer's weight gradient g^T . h):
+//            B read in place, the whole of M in one register tile
+//   wide     a batch of up to 64 rows against a wide B^T (a linear layer's forward x . W^T): the
+//            transpose C^T = W . x^T, with only x^T packed and W's rows read in place
+//   blocked  everything else, the BLIS way: op(B) packed into NR-wide panels per KC block, op(A)
+//            into MR-tall panels per MC block, an MR x NR register tile per microkernel call
+// The first four avoid packing an operand that would be read once; their thresholds are where
+// each beat the blocked product on the machines of docs/PERFORMANCE.md (its history has the
+// figures). Threads: see each path; every output is summed in an order fixed by the shape, so the
+// result is the same for any thread count.
 #include <cstdlib>
 #include <new>
 #include <type_traits>
@@ -25,15 +24,11 @@ namespace sg {
 namespace SG_NS {
 namespace {
 
-// MR x (NV vectors) accumulators: 24 of 32 zmm on AVX-512, 12 of 16 ymm on AVX2, 8 of 16 xmm on SSE2.
-// AVX-512 as 8 x 48 rather than 12 x 32: a step of k loads 11 values for its 24 FMAs, not 14. On a
-// Xeon with two 512-bit FMA pipes (peak 232-240 GFLOP/s a core) the k loop alone ran the same either
-// way (185-207 GFLOP/s from L1), but in sgemm on one thread, four alternating pairs, 1024^3 went
-// 153-162 -> 157-167 GFLOP/s, 2048^3 147-156 -> 156-163, and the seed model's forward and input
-// gradient products 7-12% faster.
-// KC keeps a B micro-panel (KC x NR floats) near half of a 48 KiB L1 (AVX-512's, 36 KiB, three
-// quarters of it: KC 128 and 256 measured the same), MC*KC of packed A near half of a 1 MiB L2,
-// NC*KC of packed B in L3.
+// ---- tuning, per ISA: every tile size and threshold ---------------------------------------------
+
+// blocked: MR x (NV vectors) accumulators (24 of 32 zmm on AVX-512, 12 of 16 ymm on AVX2, 8 of 16
+// xmm on SSE2); AVX-512's 8 x 48 rather than 12 x 32 loads 11 values per 24 FMAs, not 14. KC keeps
+// a B micro-panel near half of L1, MC x KC of packed A near half of L2, KC x NC of packed B in L3.
 #if SG_ISA_AVX512
 constexpr int MR = 8, NV = 3;
 constexpr int64_t KC = 192, MC = 480, NC = 3072;
@@ -45,17 +40,85 @@ constexpr int MR = 4, NV = 2;
 constexpr int64_t KC = 256, MC = 128, NC = 2048;
 #endif
 constexpr int NR = NV * VL;
+static_assert(NC % NR == 0, "a packed (KC, NC) block holds whole panels");
+// blocked: B not transposed, in one K block of at most kInPlaceBytes, is read in place when its rows
+// are an odd number of whole lines apart (AVX-512 only, where it was measured; see sgemm_impl)
 #if SG_ISA_AVX512
-constexpr bool kBInPlace = true;  // see b_in_place in sgemm_impl
+constexpr bool kBInPlace = true;
 constexpr int64_t kInPlaceBytes = 256 << 10;
 #else
 constexpr bool kBInPlace = false;
 constexpr int64_t kInPlaceBytes = 0;
 #endif
-// a packed (KC, NC) block holds whole panels: NC 1024 with NR 48 wrote past it
-static_assert(NC % NR == 0, "NC must be a multiple of NR");
-// One row block split by columns: K blocks of op(A) packed at once, and B panels per column chunk
+// blocked, one row block split by columns: K blocks of op(A) packed at once, B panels per chunk
 constexpr int64_t kSharedKBlocks = 16, kChunkPanels = 4;
+// below this many multiply-adds one thread: the hand-off to another core, and its fetching the
+// operands the caller's core just wrote, cost more than the split saves
+constexpr double kParallelMinMadds = 1 << 19;
+
+// rows: up to kRowsMaxM rows; a tile of R rows holds kRowsAccumulators vectors, 1..4 of B a row
+// (fewer as R grows); K in blocks of kRowsKC rows of B, whose pages stay in the TLB for the next
+// strip of columns
+#if SG_ISA_AVX512
+constexpr int kRowsAccumulators = 24;
+#elif SG_ISA_AVX2
+constexpr int kRowsAccumulators = 12;
+#else
+constexpr int kRowsAccumulators = 8;
+#endif
+template <int R>
+constexpr int rows_vectors() { return kRowsAccumulators / R < 1 ? 1 : kRowsAccumulators / R < 4 ? kRowsAccumulators / R : 4; }
+constexpr int64_t kRowsMaxM = 12, kRowsKC = 128;
+
+// dots: A . B^T with N <= 4 at any K, N <= 12 from K = 128, N <= 32 from K = 384 (shorter dot
+// products stay blocked: each output ends in a sum across a vector's lanes). The tile: kDotRA rows
+// of A against kDotRB of B (20 of AVX-512's 32 registers, 12 of AVX2's 16); K in blocks of kDotKB
+// whose rows stay in L2; a thread's kDotAcc vector sums hold up to kDotRows rows of C
+constexpr int64_t kDotAnyKMaxN = 4, kDotShortMaxN = 12, kDotShortMinK = 128, kDotMaxN = 32, kDotMinK = 384;
+#if SG_ISA_AVX512
+constexpr int kDotRA = 4, kDotRB = 5;
+#else
+constexpr int kDotRA = 4, kDotRB = 3;
+#endif
+constexpr int64_t kDotKB = 2048, kDotRows = 64, kDotAcc = 1024;
+static_assert(kDotAcc >= kDotMaxN * kDotRA, "at least one tile of rows of C for the widest N");
+
+// wide: M from kWideMinM (AVX-512's narrowest panel is 16 wide: below 9 rows it is mostly padding)
+// to kWideMaxM, N >= 12, K >= 64. The tiles, R rows of W x NVA vectors of x's rows (at least 8
+// accumulators, for two FMA pipes of latency 4), the first whose panel (the last figure) fits M.
+// K in blocks of kWideKC (a block's panels of x^T stay in L1), W's rows kWideChunk at a time (a
+// multiple of every R and of the transposes' 8; C^T's chunk stays in L2).
+#if SG_ISA_AVX512
+#define SG_WIDE_TILES(X) X(12, 1, 16) X(8, 2, 32) X(8, 3, 48) X(6, 4, 64)
+constexpr int64_t kWideMinM = 9;
+#elif SG_ISA_AVX2
+#define SG_WIDE_TILES(X) X(8, 1, 8) X(6, 2, 64)
+constexpr int64_t kWideMinM = 2;
+#else
+#define SG_WIDE_TILES(X) X(4, 2, 64)
+constexpr int64_t kWideMinM = 2;
+#endif
+constexpr int64_t kWideMaxM = 64, kWideKC = 128, kWideChunk = 480;
+
+// ---- the choice ----------------------------------------------------------------------------------
+
+enum class Path { kEmpty, kScale, kRow, kDots, kRows, kWide, kBlocked };
+
+// The algorithm for a product of this shape (see the top of the file); kScale: no product to add
+// (C = beta * C, plus the bias).
+Path choose_path(int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b, float alpha) {
+  if (M == 0 || N == 0) return Path::kEmpty;
+  if (K == 0 || alpha == 0.0f) return Path::kScale;
+  if (M == 1) return Path::kRow;
+  if (!trans_a && trans_b &&
+      (N <= kDotAnyKMaxN || (N <= kDotShortMaxN && K >= kDotShortMinK) || (N <= kDotMaxN && K >= kDotMinK)))
+    return Path::kDots;
+  if (!trans_b && M <= kRowsMaxM) return Path::kRows;
+  if (!trans_a && trans_b && M >= kWideMinM && M <= kWideMaxM && N >= 12 && K >= 64) return Path::kWide;
+  return Path::kBlocked;
+}
+
+// ---- packing and the microkernel (blocked) -------------------------------------------------------
 
 // Packing buffers, owned by the calling thread and reused across calls (a training step calls GEMM
 // with the same shapes thousands of times; fresh multi-megabyte allocations would page-fault).
@@ -153,10 +216,9 @@ void pack_b_panels(float* bp, const float* B, int64_t ldb, bool trans_b, int64_t
                    int64_t nc, int64_t first, int64_t last) {
   static_assert(W % VL == 0 && W % 8 == 0, "whole vectors, and whole 8 x 8 transposes");
   if (!trans_b) {
-    // Row by row of B, each panel's piece of it in turn: a B with long rows (a batch of conv patches
-    // is 12,544 columns wide) has its rows pages apart, and walking one panel down the rows missed
-    // in memory at every row (the prefetchers stop at page boundaries): 37% of a 64 x 12544 x 288
-    // product went to packing; along the rows it streams.
+    // Row by row of B, each panel's piece of it in turn: a B with long rows (a batch of conv patches)
+    // has its rows pages apart, and walking one panel down them missed in memory at every row (the
+    // prefetchers stop at page boundaries); along the rows it streams.
     for (int64_t k = 0; k < kc; k++) {
       const float* src = B + (p0 + k) * ldb + jc;
       for (int64_t p = first; p < last; p++) {
@@ -182,7 +244,7 @@ void pack_b_panels(float* bp, const float* B, int64_t ldb, bool trans_b, int64_t
     for (int64_t jj = 0; jj < nr8; jj += 8)
       for (int64_t k = 0; k < kc8; k += 8) transpose8x8(panel + k * W + jj, W, B + (j + jj) * ldb + p0 + k, ldb);
     // the zero padding in a loop of its own, which compiles to vector stores (one loop with the
-    // copy did not: 4% of the seed model's forward product went to padding its last panel)
+    // copy did not)
     for (int64_t k = 0; k < kc; k++) {
       float* dst = panel + k * W;
       int64_t jj = k < kc8 ? nr8 : 0;
@@ -216,7 +278,7 @@ inline void with_last_vector(int64_t last, const Loop& loop) {
 // is NV but for a panel at the edge of C whose columns fit in fewer vectors (784 = 16 panels of 48
 // and one of 16, which would otherwise be two thirds padding).
 // A function of its own: inlined into the block loops, GCC ran out of ymm registers and kept an
-// AVX2 accumulator on the stack (35 instead of 85 GFLOP/s).
+// AVX2 accumulator on the stack.
 // sq: unless null, the sum of the squares of the values stored is added to *sq.
 // kInPlace: b is op(B)'s rows themselves, ldb apart, not a packed panel (see b_in_place); their
 // columns past nr are not B's, so the last vector is loaded masked there.
@@ -256,8 +318,7 @@ __attribute__((noinline)) void microkernel(int64_t kc, const float* a, const flo
   vf squares = vzero();
   if (mr == MR && nr == NVK * VL) {
     if (sq) {
-      // 2 * NVK sums: one chain of FMAs through the tile's 24 values took 24 FMA latencies a tile
-      // (500 x 784 x 64 on two threads 7 us slower than a separate pass over C)
+      // 2 * NVK sums: one chain of FMAs through the tile's 24 values would take 24 FMA latencies
       vf part[2][NVK];
 #pragma GCC unroll 4
       for (int v = 0; v < NVK; v++) part[0][v] = part[1][v] = vzero();
@@ -292,31 +353,10 @@ __attribute__((noinline)) void microkernel(int64_t kc, const float* a, const flo
   if (sq) *sq += (double)vhsum(squares);
 }
 
-// Few rows of op(A) against B (K, N) not transposed, B read in place and nothing packed: a last
-// layer's weight gradient g^T . h (10 x 500 x 64 in the seed model). Packed, all of B is copied
-// for the use of one or two MR-row panels of op(A), and M is padded to MR (10 rows as 16). Here a
-// tile of R rows (all of M) broadcasts op(A)[i][k] from A as it is stored, at A[i * a_row + k * a_k],
-// against NVK vectors of B's row k, with the (R, NVK * VL) tile of C in registers over a K block.
-// On a Xeon with AVX-512, one thread, packed -> here (us): 10 x 500 x 64 (A^T) 8.2 -> 3.8,
-// 10 x 500 x 784 (A^T) 103 -> 53, 2 x 784 x 500 71 -> 33, 12 x 784 x 500 100 -> 65, 11 x 64 x 256 (A^T)
-// 6.8 -> 1.9; with more rows the packed microkernel wins even at small K (64 x 500 x 10 5.2 and
-// 6.1, 32 x 784 x 8 3.8 and 4.3), so this path stops at kRowsMaxM.
-#if SG_ISA_AVX512
-constexpr int kRowsAccumulators = 24;
-#elif SG_ISA_AVX2
-constexpr int kRowsAccumulators = 12;
-#else
-constexpr int kRowsAccumulators = 8;
-#endif
-// 1 to 4 vectors of B a row, fewer as R grows: 2 x 64 .. 6 x 64, 7-8 x 48, 9-12 x 32 on AVX-512;
-// one vector past kRowsAccumulators rows (SSE2's 12 x 4 is 12 of its 16 registers)
-template <int R>
-constexpr int rows_vectors() { return kRowsAccumulators / R < 1 ? 1 : kRowsAccumulators / R < 4 ? kRowsAccumulators / R : 4; }
-// K in blocks of kRowsKC rows of B: a tile walks down B's rows, one page apart for a wide B, and
-// the next tile (columns to the right) finds the block's pages still in the TLB and its lines in
-// L2: 12 x 2048 x 2048 in one pass took 1.73 ms on one thread (packed 1.60), in blocks of 256
-// 1.27, of 128 1.09, of 512 1.51.
-constexpr int64_t kRowsMaxM = 12, kRowsKC = 128;
+// ---- rows: few rows of op(A) against B not transposed ---------------------------------------------
+// Packed, all of B would be copied for one or two MR-row panels of op(A), and M padded to MR. Here
+// a tile of R rows (all of M) broadcasts op(A)[i][k] from A as it is stored, at A[i * a_row + k *
+// a_k], against NVK vectors of B's row k, the (R, NVK * VL) tile of C in registers over a K block.
 
 // c (rows, (NVK - 1) * VL + last) = alpha * op(A)'s rows (kc of K) . B's rows (kc, the same
 // columns) + beta * c (+ bias); rows <= R, the rows past it repeat the last (computed, not stored)
@@ -423,15 +463,14 @@ void scale_c(float* C, int64_t M, int64_t N, int64_t ldc, float beta) {
 
 // M == 1: c (1, N) = alpha * a . op(B) (K, N) + beta * c, where a (K) is op(A)'s one row (a bias
 // gradient ones . g, a batch of one through a linear layer). Packing would copy all of op(B) to
-// feed one of the microkernel's MR rows (1 x 500 x 64 took 22 us in a training step); these walks
-// read op(B) once. Each output is one thread's sum in k order: the same for any thread count.
+// feed one of the microkernel's MR rows; these walks read op(B) once. Each output is one thread's sum in k order: the same for any thread count.
 void sgemm_row(float* c, const float* A, const float* B, int64_t N, int64_t K, bool trans_a, bool trans_b, float alpha,
                float beta, int64_t lda, int64_t ldb, bool par) {
   const int64_t a_step = trans_a ? lda : 1;  // a[k] = A[k * a_step]
   const vf valpha = vset1(alpha), vbeta = vset1(beta);
   if (!trans_b) {
-    // B (K, N), walked along its rows (which the prefetchers stream; walking down them missed at every
-    // row of a 4096 x 4096 B) in blocks of columns whose sums stay in L1, four rows per pass over the
+    // B (K, N), walked along its rows (which the prefetchers stream; walking down a wide B's rows
+    // misses at every row) in blocks of columns whose sums stay in L1, four rows per pass over the
     // sums, each column's products still added in k order
     constexpr int64_t kMaxCols = 1024;
     const int64_t parts = par ? num_threads() : 1;
@@ -525,37 +564,9 @@ void macro_kernel(const float* ap, const float* bp, int64_t kc, int64_t mc, int6
   if (sq) *sq += local;
 }
 
-// Narrow products C = A . B^T (A (M, K), B (N, K)) as dot products along K, both operands read
-// along their rows and nothing packed. Packed, such a C fills N of the microkernel's NR columns (9
-// or 10 of 16) and op(A) is transposed into panels on the way: a convolution's weight gradient,
-// 32 x 9 x 50176, ran at 14-17 GFLOP/s on one thread (as dots 58), the seed model's last layer,
-// 64 x 10 x 500, at 20-25 (as dots 48). Each output ends in a sum across a vector's lanes, so
-// short dot products stay packed unless much of the panel would be padding. On one thread,
-// packed against dots (us): 1000 x 10 x 64 42 and 39, 1000 x 10 x 128 77 and 55, 64 x 10 x 256
-// 12.5 and 6.2; 1000 x 15 x 64 53 and 74; 64 x 24 x 64 8.2 and 9.3, 512 x 24 x 128 64 and 67,
-// 64 x 24 x 500 38 and 22; 256 x 32 x 64 18 and 33, 64 x 32 x 500 44 and 37, 64 x 48 x 500 58 and
-// 56.
-constexpr int64_t kDotAnyKMaxN = 4, kDotShortMaxN = 12, kDotShortMinK = 128, kDotMaxN = 32, kDotMinK = 384;
-inline bool use_dots(bool trans_a, bool trans_b, int64_t N, int64_t K) {
-  return !trans_a && trans_b &&
-         (N <= kDotAnyKMaxN || (N <= kDotShortMaxN && K >= kDotShortMinK) || (N <= kDotMaxN && K >= kDotMinK));
-}
-
-// the dot tile: RA rows of A against RB rows of B, RA*RB vector sums: 12 of AVX2's 16 registers,
-// 20 of AVX-512's 32. AVX-512 at 4 x 3 loaded 7 vectors for 12 FMAs, and N = 10 went as 3 + 3 + 3 +
-// 1 (the last tile four chains of FMAs waiting on each other); 4 x 5, one thread (us): 64 x 10 x 500
-// 9.0 -> 5.5 (with C and the operands out of L1 as in a training step, 11.0 -> 9.0), 32 x 9 x 50176
-// 599 -> 409, 1000 x 10 x 128 55 -> 37, 64 x 24 x 500 24 -> 15, 64 x 32 x 500 32 -> 21 (4 x 6:
-// 5.5, 463, 37, 14, 20).
-#if SG_ISA_AVX512
-constexpr int kDotRA = 4, kDotRB = 5;
-#else
-constexpr int kDotRA = 4, kDotRB = 3;
-#endif
-// K in blocks whose rows (up to kDotRows of A and N of B, 8 KiB each) stay in L2 for all their
-// tiles; a thread's vector sums, kDotAcc of them on its stack, hold that many rows of C
-constexpr int64_t kDotKB = 2048, kDotRows = 64, kDotAcc = 1024;
-static_assert(kDotAcc >= kDotMaxN * kDotRA, "at least one tile of rows of C for the widest N");
+// ---- dots: narrow A . B^T as dot products along K ------------------------------------------------
+// Packed, such a C fills N of the microkernel's NR columns (9 or 10 of 16) and op(A) is transposed
+// on the way; here both operands are read along their rows and nothing is packed.
 
 // acc[i*N + j] += the lane-wise products of A's row i and B's row j over [k0, k1), i < RA, j < RB
 template <int RA, int RB>
@@ -630,40 +641,12 @@ void sgemm_dots(float* C, const float* A, const float* B, int64_t M, int64_t N, 
     rows(0, row_blocks, 0);
 }
 
-// A few rows of A against a wide B^T (a training batch through a linear layer: x (M, K) . W^T with
-// W (N, K)), computed as its transpose C^T = B . A^T. Packed the usual way, W is the operand
-// transposed into panels, and for a batch of 64 it is packed for 64 rows' use of it: a fifth of
-// the seed model's forward product went to packing. Here A^T is packed (small) and W is read in
-// place: the kernel only broadcasts its values, one row of W per accumulator row, so its rows can
-// be any distance apart. Each thread takes a run of W's rows, a chunk of them at a time through
-// every K block, its (chunk, M) piece of C^T in a buffer on its stack, then transposed into C.
-// The tile: R rows of W x NVA vectors of A's rows, R*NVA accumulators (at least 8 for two FMA pipes
-// of latency 4), by M so that little of a panel is padding. The next tile's rows are prefetched, a
-// line per 16 k: with W's rows 16 KiB apart, 64 x 4096 x 4096 fell from 107-121 GFLOP/s packed to
-// 93 without (152 with). On a Xeon with AVX-512, one thread, packed -> here (GFLOP/s):
-// 64 x 500 x 784 151-176 -> 172-197 (two threads 272-300 -> 300-326); 48 x 500 x 784 154 -> 195;
-// 32 x 500 x 784 134-142 -> 160-182; 16 x 500 x 784 111 -> 145; 64 x 1000 x 1000 148-165 -> 168-172;
-// but 8 x 500 x 784 77 -> 72 (a 16-wide panel half padding: AVX-512 starts at M = 9) and at M = 80
-// (two panels, one mostly padding) 170 -> 114; at M = 128 and 256 the two ways ran the same. AVX2
-// (6 x 16) on the same machine: 64 x 500 x 784 104 -> 111-120, 16 x 500 x 784 74 -> 111,
-// 8 x 500 x 784 (8 x 8) 48 -> 93; SSE2 (4 x 8) 64 x 500 x 784 35 -> 37.
-#if SG_ISA_AVX512
-#define SG_WIDE_TILES(X) X(12, 1, 16) X(8, 2, 32) X(8, 3, 48) X(6, 4, 64)
-constexpr int64_t kWideMinM = 9;
-#elif SG_ISA_AVX2
-#define SG_WIDE_TILES(X) X(8, 1, 8) X(6, 2, 64)
-constexpr int64_t kWideMinM = 2;
-#else
-#define SG_WIDE_TILES(X) X(4, 2, 64)
-constexpr int64_t kWideMinM = 2;
-#endif
-// M up to kWideMaxM; kWideKC floats of K at a time (a block's panels of A^T stay in L1);
-// kWideChunk rows of W at a time (a multiple of every tile's R and of the transposes' 8; C^T's
-// chunk, 120 KB at M = 64, in L2)
-constexpr int64_t kWideMaxM = 64, kWideKC = 128, kWideChunk = 480;
-inline bool use_wide(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
-  return !trans_a && trans_b && M >= kWideMinM && M <= kWideMaxM && N >= 12 && K >= 64;
-}
+// ---- wide: a batch against a wide B^T, as C^T = B . A^T ------------------------------------------
+// Packed the usual way, W (B) would be transposed into panels for a batch's use of it. Here A^T is
+// packed (small) and W is read in place: the kernel only broadcasts its values, one row of W per
+// accumulator row, so its rows can be any distance apart; the next tile's rows are prefetched, a
+// line per 16 k (W's rows may be pages apart). Each thread takes a run of W's rows, a chunk at a
+// time through every K block, its (chunk, M) piece of C^T in its workspace, then transposed into C.
 
 // ct (R, panels * NVA*VL) (+)= rows w[0 .. R-1] (each kc floats, read in place) . the packed panels
 // at ap, each (kc, NVA*VL); add: onto what ct holds (the K blocks after the first)
@@ -712,17 +695,9 @@ void sgemm_wide(float* C, const float* A, const float* B, int64_t M, int64_t N, 
   const int64_t k_blocks = (K + kWideKC - 1) / kWideKC;
   const int64_t kc_step = ((K + k_blocks - 1) / k_blocks + 7) / 8 * 8;  // equal blocks, whole transposes
   const int64_t parts = par ? num_threads() : 1;
-  // Each thread packs A^T for itself, one K block at a time (its panels together) just before the
-  // block's tiles, into a slot of its own beside its chunk of C^T. One copy packed by both threads
-  // and read by both cost more: every call its lines moved between the cores (written by one, read
-  // by the other, then written again), and `perf` put 12% of a two-thread 64 x 500 x 784 in the
-  // packing against 3% of one thread's. All of A^T packed at once, with chunks of 96 rows of C^T on
-  // the stack, streamed the whole packed A^T (64 x K floats) from L2, or from memory at a large K,
-  // once a chunk: two threads, packed at once -> a block at a time (us), in a C++ loop of the seed
-  // step's forward product, weight gradient and SGD, the forward's average 175-177 -> 162-167 (its
-  // 200 KB more in each core's L2 beside the weight's half); a conv weight gradient, 64 x 288 x
-  // 12544 (A^T 3.2 MB), 1642-1766 -> 1392-1516 (one thread 2982-3102 -> 2634-2772); 64 x 4096 x
-  // 4096 6940-7341 -> 6738-7058.
+  // Each thread packs A^T for itself (a shared copy moved its lines between the cores every call),
+  // one K block at a time just before the block's tiles, into a slot of its own beside its chunk of
+  // C^T: all of A^T packed at once would be streamed from L2 (or memory, at a large K) once a chunk.
   Workspace& ws = workspace;
   const int64_t block_floats = m_pad * kc_step, slot_floats = block_floats + kWideChunk * m_pad;
   ws.ensure_shared(parts * slot_floats);
@@ -792,62 +767,46 @@ void sgemm_wide_any(float* C, const float* A, const float* B, int64_t M, int64_t
 
 double sum_squares(const float* x, int64_t n);  // elementwise.cpp
 
-// sgemm; sq: unless null, where the product is blocked and packed (the last branch below) the sum of
-// the squares of C's values is stored there and true returned; false: C's squares were not summed
+// sgemm; sq: unless null, where the product is blocked and packed the sum of the squares of C's
+// values is stored there and true returned; false: C's squares were not summed
 static bool sgemm_impl(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
                 float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc, const float* bias, double* sq) {
-  if (M == 0 || N == 0) return false;
-  const bool product = K > 0 && alpha != 0.0f;
-  const bool dots = product && M > 1 && use_dots(trans_a, trans_b, N, K);
-  const bool wide = product && M > 1 && !dots && use_wide(trans_a, trans_b, M, N, K);
-  const bool rows = product && M > 1 && M <= kRowsMaxM && !trans_b;
-  // A bias (a linear layer's) is added where sgemm_dots, sgemm_wide and sgemm_rows store C; elsewhere C
-  // becomes beta * C + bias first and the product adds onto it. Filled row by row by JavaScript
-  // before a beta = 1 product, the seed model's bias rows were a second pass over a fresh 128 KB
-  // array: best epoch of three, four alternating rounds, 94,286-99,765 -> 98,044-104,901 samples/s.
-  if (bias && !dots && !wide && !rows) {
+  const Path path = choose_path(M, N, K, trans_a, trans_b, alpha);
+  if (path == Path::kEmpty) return false;
+  // dots, rows and wide add the bias where they store C; elsewhere C becomes beta * C + bias first
+  // and the product adds onto it
+  if (bias && path != Path::kDots && path != Path::kRows && path != Path::kWide) {
     for (int64_t i = 0; i < M; i++) {
       float* row = C + i * ldc;
       for (int64_t j = 0; j < N; j++) row[j] = beta == 0.0f ? bias[j] : beta * row[j] + bias[j];
     }
     beta = 1.0f;
     bias = nullptr;
-    if (!product) return false;
-  }
-  if (!product) {
-    scale_c(C, M, N, ldc, beta);
-    return false;
+    if (path == Path::kScale) return false;
   }
   const int threads = num_threads();
-  // Below 2^19 multiply-adds (64 x 64 x 128) one thread: the hand-off to another core costs more
-  // than it saves. Hot in a loop the break-even is nearer 2^18 (64 x 500 x 10 on two threads 4.3 us,
-  // on one 5.6), but in a training step a small product's operands were just written on the
-  // caller's core by single-threaded ops (BatchNorm at (64, 500), softmax), and splitting it made
-  // the other core fetch them: with the seed model's last layer (three products of 320,000) on one
-  // thread, six rounds of alternating processes gave epochs -0.7% to +3.7% (medians; +1.7% mean).
-  bool par = threads > 1 && (double)M * (double)N * (double)K >= 524288.0;
-  if (M == 1) return sgemm_row(C, A, B, N, K, trans_a, trans_b, alpha, beta, lda, ldb, par), false;
-  if (dots) return sgemm_dots(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, bias, par), false;
-  if (rows) return sgemm_rows(C, A, B, M, N, K, trans_a, alpha, beta, lda, ldb, ldc, bias, par), false;
-  if (wide) return sgemm_wide_any(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, bias, par), false;
-  // K in blocks of at most KC, equal but for rounding up to 8: with AVX2's KC 384, 784 as 264 +
-  // 264 + 256, not 2 x 384 + 16 (a last pass over C for almost no work). The 8 lets packing
-  // transpose whole 8 x 8 blocks: with KC 192, 784 as 4 x 160 + 144 rather than 5 x 157 left 5 rows
-  // of every B^T panel to a scalar loop.
+  bool par = threads > 1 && (double)M * (double)N * (double)K >= kParallelMinMadds;
+  switch (path) {
+    case Path::kScale: return scale_c(C, M, N, ldc, beta), false;
+    case Path::kRow: return sgemm_row(C, A, B, N, K, trans_a, trans_b, alpha, beta, lda, ldb, par), false;
+    case Path::kDots: return sgemm_dots(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, bias, par), false;
+    case Path::kRows: return sgemm_rows(C, A, B, M, N, K, trans_a, alpha, beta, lda, ldb, ldc, bias, par), false;
+    case Path::kWide: return sgemm_wide_any(C, A, B, M, N, K, alpha, beta, lda, ldb, ldc, bias, par), false;
+    default: break;  // blocked, below
+  }
+  // K in blocks of at most KC, equal but for rounding up to 8 (784 as 264 + 264 + 256, not 2 x 384
+  // + 16: no last pass over C for almost no work), so that packing transposes whole 8 x 8 blocks
   const int64_t k_blocks = (K + KC - 1) / KC;
   const int64_t kc_step = imin(KC, ((K + k_blocks - 1) / k_blocks + 7) / 8 * 8);
-  // One row block (a training batch) is split by columns when there are panels for every thread;
-  // otherwise (64 x 10: one 16-wide panel) by rows, in blocks of at least MR rows. On one thread, a
-  // transposed B goes by column chunks too: each chunk's panels are packed just before they are
-  // used, and stay in L1 and L2 (64 x 500 x 784 A . B^T: 665-671 -> 642-646 us; with B not
-  // transposed, packed along its rows, the chunks were 2-8% slower).
+  // One row block (a training batch) is split by columns when there are panels for every thread,
+  // otherwise by rows in blocks of at least MR. On one thread a transposed B goes by column chunks
+  // too: each chunk's panels are packed just before they are used, and stay in L1 and L2.
   int64_t mblocks = (M + MC - 1) / MC;
   const bool split_columns =
       mblocks == 1 && (par ? (N + NR - 1) / NR >= threads && NC / threads >= NR : trans_b);
   if (par && !split_columns && mblocks == 1 && M < (int64_t)threads * MR) par = false;
-  // Row blocks of at most MC rows, as many as a multiple of the thread count, and equal in size
-  // (to MR): M = 512 in blocks of 192 would give one core 384 rows and the other 128; four blocks
-  // of 132 give each 264.
+  // Row blocks of at most MC rows, as many as a multiple of the thread count and equal to MR (M =
+  // 512 in blocks of 192 would give the cores 384 and 128 rows; four blocks of 132 give 264 each)
   if (par && !split_columns) mblocks = (mblocks + threads - 1) / threads * threads;
   const int64_t mc_step = ((M + mblocks - 1) / mblocks + MR - 1) / MR * MR;
   mblocks = (M + mc_step - 1) / mc_step;
@@ -855,19 +814,12 @@ static bool sgemm_impl(float* C, const float* A, const float* B, int64_t M, int6
   ws.ensure(par && !split_columns ? threads : 1, !split_columns);
 
   if (split_columns) {
-    // One row block (a training batch): each thread packs op(A), K block by K block, into a buffer
-    // of its own (see sgemm_wide: one copy packed by both threads and read by both moved its lines
-    // between the cores every call), then takes an equal run of whole column panels, in order,
-    // packing them a few at a time just before use and running all of K for them, and the panels
-    // left over are split between the threads by rows. One hand-off a product. Runs, rather than
-    // chunks claimed one at a time by whichever thread is free: with x . W^T each thread then reads the
-    // rows of W that the optimizer's step (its halves of the weight) and the weight gradient's row
-    // blocks wrote on its own core. The seed model's forward product, weight gradient, sums of
-    // squares and SGD step in a loop on two threads: forward 219-221 -> 211-212 us and SGD 49-51 ->
-    // 43-44 (best), the weight gradient 207-215 -> 199-200 (average); a whole epoch 2-7% faster.
-    // The leftover split by rows: the forward's 11 panels went 6 : 5, now 5 and a half each,
-    // 186-190 -> 179-182 us (best; 216-223 -> 209-212 average). (K past kSharedKBlocks blocks goes
-    // in rounds.)
+    // One row block (a training batch): each thread packs op(A) into a buffer of its own (one copy
+    // shared by both threads moved its lines between the cores every call), then takes an equal run
+    // of whole column panels, in order, packing a few at a time just before use and running all of
+    // K for them; the panels left over are split by rows. Runs in order, not chunks claimed by the
+    // free thread: each thread then reads the rows of a weight that the optimizer step and the
+    // weight gradient wrote on its own core. K past kSharedKBlocks blocks goes in rounds.
     const int64_t m_pad = (M + MR - 1) / MR * MR, kblocks = (K + kc_step - 1) / kc_step;
     const int64_t round = imin(kblocks, kSharedKBlocks);
     const int64_t a_slot = m_pad * kc_step * round;  // one thread's packed op(A)
@@ -922,17 +874,11 @@ static bool sgemm_impl(float* C, const float* A, const float* B, int64_t M, int6
     return false;
   }
 
-  // B (K, N) not transposed and in one K block is read in place, not packed, when its rows are
-  // whole cache lines an odd number of lines apart and the block spans at most kInPlaceBytes (on
-  // AVX-512, where it was measured): a panel's rows then fall in distinct L1 sets, no load splits
-  // a line, and the block's pages are few (64 at most). Each thread packed all of B for
-  // itself: in the seed model's weight gradient (500 x 784 x 64, rows 49 lines apart) that is 200 KB
-  // a core more in L2 beside the weight's and its gradient's halves. Hot on two threads 127-129 ->
-  // 125 us; in the step the product's p90 165-182 -> 152-158 us; seed epochs, three rounds of
-  // alternating processes, medians +1.7%, +1.2% and +1.1%. With rows not a whole or an odd number of
-  // lines apart it lost (one thread: 784 x 500 x 64 0.89-0.92x, 1000 x 1000 x 100 0.84-0.89x, 500 x
-  // 4096 x 64 0.88x, 4096 x 4096 x 128 0.78-0.80x), and at 300 x 2000 x 128 (rows 125 lines
-  // apart, but the block 1 MB) 0.93-1.00x.
+  // B (K, N) not transposed and in one K block is read in place, not packed, when its rows are an
+  // odd number of whole cache lines apart and the block is small (kInPlaceBytes): a panel's rows
+  // then fall in distinct L1 sets, no load splits a line, and the block's pages are few. Each
+  // thread would otherwise pack all of B for itself (the seed model's weight gradient: 200 KB a
+  // core more in L2). Other row strides lost to packing.
   const int64_t row_bytes = ldb * (int64_t)sizeof(float);
   const bool b_in_place = kBInPlace && !trans_b && K <= kc_step && row_bytes % kLineBytes == 0 &&
                           (row_bytes / kLineBytes) % 2 == 1 && K * row_bytes <= kInPlaceBytes;
@@ -951,11 +897,8 @@ static bool sgemm_impl(float* C, const float* A, const float* B, int64_t M, int6
       const float beta_now = pc == 0 ? beta : 1.0f;  // later K blocks accumulate onto the first
       const bool last_k = pc + kc >= K;
       // MC row blocks over the threads, each claimed by the next free thread (tid: its slots of
-      // packed A and B): a thread slowed down by another process does fewer. Each thread packs the
-      // (kc, nc) block of op(B) for itself, before its first row block: one copy packed by both
-      // threads and read by both moved its lines between the cores (as in the batch products
-      // above). Two threads, alternating: the seed weight gradient 500 x 784 x 64 151-154 -> 140-141
-      // us; 512^3 to 2048^3 within the noise (the packing is the same work, twice).
+      // packed A and B), so that a thread slowed by another process does fewer; each thread packs
+      // the (kc, nc) block of op(B) for itself (a shared copy moved its lines between the cores)
       bool packed[kMaxThreads] = {};
       auto compute = [&](int64_t begin, int64_t end, int tid) {
         float* bp = ws.b + (int64_t)tid * KC * NC;
