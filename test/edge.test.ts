@@ -48,9 +48,15 @@ describe.each([['native', native], ['ts', tsBackend]] as [string, Backend][])('e
       .toThrow(new RangeError('batchnormForwardTrain: Expected more than 1 value per channel when training, got input size [1, 4]'));
     expect(() => b.batchnormBackward(z(4), null, null, z(4), z(4), z(4), z(4), null, null, 1, 4, 1, true))
       .toThrow(new RangeError('batchnormBackward: Expected more than 1 value per channel when training, got input size [1, 4]'));
-    // (1, C, S) with S > 1 is fine, and eval mode takes a batch of one
-    expect(() => b.batchnormForwardTrain(z(8), z(4), z(4), null, null, z(8), null, null, 1, 4, 2, 1e-5, 0.1, false)).not.toThrow();
-    expect(() => b.batchnormForwardEval(z(4), z(4), z(4), Float32Array.of(1, 1, 1, 1), null, null, 1, 4, 1, 1e-5, false)).not.toThrow();
+    // (1, C, S) with S > 1 is fine (each channel's two values normalised to -1 and 1; a constant
+    // channel to 0, within the rounding of the affine form x * a + b with a = 1/sqrt(eps)), and
+    // eval mode takes a batch of one (x / sqrt(1 + eps))
+    const y = z(8), x = Float32Array.of(1, 3, 0, 4, -2, 2, 5, 5);
+    b.batchnormForwardTrain(y, z(4), z(4), null, null, x, null, null, 1, 4, 2, 1e-5, 0.1, false);
+    [-1, 1, -1, 1, -1, 1, 0, 0].forEach((v, i) => expect(y[i]).toBeCloseTo(v, 3));
+    const ye = z(4);
+    b.batchnormForwardEval(ye, Float32Array.of(1, -2, 3, 0.5), z(4), Float32Array.of(1, 1, 1, 1), null, null, 1, 4, 1, 1e-5, false);
+    [1, -2, 3, 0.5].forEach((v, i) => expect(ye[i]).toBeCloseTo(v / Math.sqrt(1 + 1e-5), 6));
   });
 
   it('NaN in the input propagates to the affected outputs only, never crashes', () => {
