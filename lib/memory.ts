@@ -31,10 +31,11 @@ const MIN_BYTES = 4096;
 /**
  * Watched bytes may grow by `budget` between the allocator's own collections (and by at least as
  * much as survived the last one). The budget adapts so that those collections take a few percent
- * of the time: doubled when one took more than 4% of the time since the one before, halved (down
- * to MIN_GC_BUDGET) below 1%, and at most MAX_GC_BUDGET (V8's own soft limit for external memory).
- * A small budget keeps the cache small (its blocks are new memory at first, and page faults cost
- * more than a collection); a minor collection costs a few hundred microseconds whatever it frees.
+ * of the time: doubled when two in a row each took more than 4% of the time since the one before
+ * (one slow collection should not grow the cache for good), halved (down to MIN_GC_BUDGET) when
+ * one took under 1%, and at most MAX_GC_BUDGET (V8's own soft limit for external memory). A small budget keeps the cache small and warm (its blocks are new memory at
+ * first, and page faults cost more than a collection); a minor collection costs a few hundred
+ * microseconds whatever it frees.
  */
 const MIN_GC_BUDGET = 4 << 20, MAX_GC_BUDGET = 64 << 20;
 
@@ -57,7 +58,7 @@ const lastAsked = new Map<number, number>();
 let host: MemoryHost | null | undefined;
 let watched: (Block | undefined)[] = [];
 let watchedBytes = 0, freeBytes = 0, epoch = 0;
-let budget = MIN_GC_BUDGET, gcThreshold = MIN_GC_BUDGET, lastCollectionEnd = 0;
+let budget = MIN_GC_BUDGET, gcThreshold = MIN_GC_BUDGET, lastCollectionEnd = 0, lastCost = 0;
 let sentinel = -1; // a watched object that only lives until the next garbage collection
 const dead = new Int32Array(256);
 const counts = { allocations: 0, reused: 0, newBlocks: 0, collections: 0, collectionSeconds: 0 };
@@ -157,12 +158,16 @@ function take(wanted: number): Block {
   lastAsked.set(bytes, epoch);
   const h = memoryHost();
   let block = pop(bytes);
-  if (!block && h) {
-    collectDead(h);
-    block = pop(bytes);
-    if (!block && watchedBytes >= gcThreshold) {
-      runCollection(h);
+  if (h) {
+    if (!block) {
+      collectDead(h);
       block = pop(bytes);
+    }
+    // also when a cached block was at hand: arrays the collector has not taken yet would otherwise
+    // pile up while the cache has blocks to give
+    if (watchedBytes >= gcThreshold) {
+      runCollection(h);
+      block ??= pop(bytes);
     }
   }
   if (block) return block;
@@ -190,8 +195,9 @@ function collectDead(h: MemoryHost): void {
 
 /**
  * A minor collection (a major one if that frees too little: arrays that lived through two minor
- * collections are old), then the threshold for the next (see MIN_GC_BUDGET). Sizes nobody asked
- * for since the collection before are trimmed from the cache.
+ * collections are old), then the threshold for the next (see MIN_GC_BUDGET). Blocks of sizes
+ * nobody asked for since the collection before leave the cache (an epoch's last, smaller batch
+ * makes a few), their pages given back at once rather than when a major collection finds them.
  */
 function runCollection(h: MemoryHost): void {
   const gc = collector();
@@ -204,8 +210,10 @@ function runCollection(h: MemoryHost): void {
     collectDead(h);
   }
   const end = performance.now(), spent = end - start, since = start - lastCollectionEnd;
-  if (lastCollectionEnd > 0 && spent > 0.04 * since) budget = Math.min(2 * budget, MAX_GC_BUDGET);
-  else if (spent < 0.01 * since) budget = Math.max(budget / 2, MIN_GC_BUDGET);
+  const cost = lastCollectionEnd > 0 ? spent / since : 0;
+  if (cost > 0.04 && lastCost > 0.04) budget = Math.min(2 * budget, MAX_GC_BUDGET);
+  else if (cost < 0.01) budget = Math.max(budget / 2, MIN_GC_BUDGET);
+  lastCost = cost;
   lastCollectionEnd = end;
   counts.collections++;
   counts.collectionSeconds += spent / 1e3;
@@ -213,6 +221,7 @@ function runCollection(h: MemoryHost): void {
   epoch++;
   for (const [bytes, at] of lastAsked)
     if (at < epoch - 1) {
+      for (const block of free.get(bytes) ?? []) h.dropPages(block.base);
       freeBytes -= (free.get(bytes)?.length ?? 0) * bytes;
       free.delete(bytes);
       lastAsked.delete(bytes);

@@ -77,6 +77,23 @@ Napi::Value AlignedBlock(const Napi::CallbackInfo& info) {
   return Napi::Value(info.Env(), view);
 }
 
+// dropPages(block): gives the physical pages under the block's whole ArrayBuffer back to the system
+// now, for a block the cache drops (its ArrayBuffer is freed only when a major collection finds it;
+// detaching it instead would disarm V8's detach protector and slow every typed-array access after).
+// The buffer stays valid and reads as zeros.
+Napi::Value DropPages(const Napi::CallbackInfo& info) {
+  if (info.Length() != 1 || !info[0].IsTypedArray())
+    throw Napi::TypeError::New(info.Env(), "dropPages: expected a Uint8Array");
+#if defined(__linux__)
+  Napi::ArrayBuffer buffer = info[0].As<Napi::TypedArray>().ArrayBuffer();
+  static const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const uintptr_t data = reinterpret_cast<uintptr_t>(buffer.Data());
+  const uintptr_t begin = (data + page - 1) & ~(page - 1), end = (data + buffer.ByteLength()) & ~(page - 1);
+  if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+#endif
+  return info.Env().Undefined();
+}
+
 // watch(object) -> id: a weak reference to the object
 Napi::Value Watch(const Napi::CallbackInfo& info) {
   if (info.Length() != 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "watch: expected an object");
@@ -142,6 +159,7 @@ Napi::Value CollectDead(const Napi::CallbackInfo& info) {
 
 void register_memory(Napi::Env env, Napi::Object exports) {
   exports.Set("alignedBlock", Napi::Function::New(env, AlignedBlock, "alignedBlock"));
+  exports.Set("dropPages", Napi::Function::New(env, DropPages, "dropPages"));
   exports.Set("watch", Napi::Function::New(env, Watch, "watch"));
   exports.Set("unwatch", Napi::Function::New(env, Unwatch, "unwatch"));
   exports.Set("isCollected", Napi::Function::New(env, IsCollected, "isCollected"));

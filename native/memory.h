@@ -5,7 +5,7 @@
 
 namespace sg {
 
-// Adds alignedBlock, watch, unwatch, isCollected and collectDead to the addon's exports.
+// Adds alignedBlock, dropPages, watch, unwatch, isCollected and collectDead to the addon's exports.
 void register_memory(Napi::Env env, Napi::Object exports);
 
 }  // namespace sg

@@ -27,7 +27,7 @@ export function loadNative(): Backend {
   const require = createRequire(join(root, 'package.json'));
   const explicit = process.env.STABLEGRAD_ADDON;
   const addon = (explicit ? require(explicit) : (require('node-gyp-build') as (dir: string) => Addon)(root)) as Addon;
-  const { alignedBlock, watch, unwatch, isCollected, collectDead, ...kernels } = addon;
-  const memory: MemoryHost = { alignedBlock, watch, unwatch, isCollected, collectDead };
+  const { alignedBlock, dropPages, watch, unwatch, isCollected, collectDead, ...kernels } = addon;
+  const memory: MemoryHost = { alignedBlock, dropPages, watch, unwatch, isCollected, collectDead };
   return Object.assign(Object.create(null), kernels, { name: 'native' as const, memory }) as Backend;
 }

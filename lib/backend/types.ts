@@ -28,6 +28,8 @@ export interface KernelInfo {
 export interface MemoryHost {
   /** `bytes` bytes at a 64-byte-aligned address, in a fresh ArrayBuffer */
   alignedBlock(bytes: number): Uint8Array;
+  /** gives the pages under a block the cache drops back to the system now (it then reads as zeros) */
+  dropPages(block: Uint8Array): void;
   /** a weak reference to o; its id */
   watch(o: object): number;
   unwatch(id: number): void;
