@@ -99,7 +99,7 @@ if (!torchVersion) notes.push(`torch is not importable by ${PYTHON}: no PyTorch 
 console.log('\nThe seed model, one epoch on MNIST: the README\'s loop against fit() (each run a fresh process, the two');
 console.log('alternating; epoch 1 includes the allocator warming up, epoch 2 is the steady state; medians of the rounds)');
 const epochRows = [];
-for (const [name, env, rounds] of [['native', {}, 5], ['fallback', { STABLEGRAD_BACKEND: 'ts' }, 2]]) {
+for (const [name, env, rounds] of [['native', {}, 5], ['fallback', { STABLEGRAD_BACKEND: 'ts' }, 3]]) {
   const runs = { loop: [], fit: [] };
   const steps = 2 * 938;
   for (let r = 0; r < rounds; r++)
