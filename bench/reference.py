@@ -21,17 +21,6 @@ import sys
 import time
 
 
-def best_time(fn, min_seconds=0.4, min_calls=3):
-    fn()  # warm up
-    best, total, calls = float('inf'), 0.0, 0
-    while calls < min_calls or total < min_seconds:
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        best, total, calls = min(best, dt), total + dt, calls + 1
-    return best
-
-
 def times(fn, min_seconds=0.5, min_calls=20):
     """The best and the median time of repeated calls (after one to warm up)."""
     fn()
@@ -43,6 +32,40 @@ def times(fn, min_seconds=0.5, min_calls=20):
         total += samples[-1]
     samples.sort()
     return {'best': samples[0], 'median': samples[len(samples) // 2]}
+
+
+def best_time(fn, min_seconds=0.4, min_calls=3):
+    return times(fn, min_seconds, min_calls)['best']
+
+
+def torch_batchnorm(shape):
+    """A BatchNorm module for shape (random scale and shift), its input, its output checked against the
+    formula in float64, and a training step: forward+backward, the gradients cleared as a user would."""
+    import torch
+    c = shape[1]
+    bn = torch.nn.BatchNorm1d(c) if len(shape) <= 3 else torch.nn.BatchNorm2d(c)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.5, 0.5)
+    x = (torch.rand(shape) - 0.5).requires_grad_(True)
+    dy = torch.rand(shape) - 0.5
+    dims = [0] + list(range(2, len(shape)))
+    view = [1, c] + [1] * (len(shape) - 2)
+    y = bn(x)
+    x64 = x.detach().double()
+    mean, var = x64.mean(dims, keepdim=True), x64.var(dims, unbiased=False, keepdim=True)
+    expected = (x64 - mean) / torch.sqrt(var + bn.eps) * bn.weight.double().view(view) + bn.bias.double().view(view)
+    err = (y.double() - expected).abs().max().item()
+    if not err < 1e-4:
+        raise SystemExit(f'torch batchnorm {shape}: error {err}')
+
+    def train_step():
+        x.grad = None
+        bn.weight.grad = None
+        bn.bias.grad = None
+        bn(x).backward(dy)
+
+    return bn, x, train_step
 
 
 def gemm(sizes):
@@ -78,30 +101,7 @@ def torch_refs(threads, data_dir, bn_shapes):
     result = {'version': torch.__version__, 'threads': torch.get_num_threads(), 'batchnorm': {}}
 
     for shape in bn_shapes:
-        c = shape[1]
-        bn = torch.nn.BatchNorm1d(c) if len(shape) == 2 else torch.nn.BatchNorm2d(c)
-        with torch.no_grad():
-            bn.weight.uniform_(0.5, 1.5)
-            bn.bias.uniform_(-0.5, 0.5)
-        x = (torch.rand(shape) - 0.5).requires_grad_(True)
-        dy = torch.rand(shape) - 0.5
-        dims = [0] + list(range(2, len(shape)))
-        view = [1, c] + [1] * (len(shape) - 2)
-
-        y = bn(x)
-        x64 = x.detach().double()
-        mean, var = x64.mean(dims, keepdim=True), x64.var(dims, unbiased=False, keepdim=True)
-        expected = (x64 - mean) / torch.sqrt(var + bn.eps) * bn.weight.double().view(view) + bn.bias.double().view(view)
-        err = (y.double() - expected).abs().max().item()
-        if not err < 1e-4:
-            raise SystemExit(f'torch batchnorm {shape}: error {err}')
-
-        def train_step():
-            x.grad = None
-            bn.weight.grad = None
-            bn.bias.grad = None
-            bn(x).backward(dy)
-
+        bn, x, train_step = torch_batchnorm(shape)
         bn.train()
         train = best_time(train_step)
         bn.eval()
@@ -156,24 +156,7 @@ def batchnorm_modules(threads, bn_shapes):
     torch.manual_seed(0)
     out = {}
     for shape in bn_shapes:
-        bn = torch.nn.BatchNorm1d(shape[1]) if len(shape) <= 3 else torch.nn.BatchNorm2d(shape[1])
-        x = (torch.rand(shape) - 0.5).requires_grad_(True)
-        dy = torch.rand(shape) - 0.5
-        dims = [0] + list(range(2, len(shape)))
-        y = bn(x)
-        x64 = x.detach().double()
-        mean, var = x64.mean(dims, keepdim=True), x64.var(dims, unbiased=False, keepdim=True)
-        err = (y.double() - (x64 - mean) / torch.sqrt(var + bn.eps)).abs().max().item()
-        if not err < 1e-4:
-            raise SystemExit(f'torch batchnorm {shape}: error {err}')
-
-        def train_step():
-            x.grad = None
-            bn.weight.grad = None
-            bn.bias.grad = None
-            bn(x).backward(dy)
-
-        out[','.join(map(str, shape))] = times(train_step)
+        out[','.join(map(str, shape))] = times(torch_batchnorm(shape)[2])
     return {'version': torch.__version__, 'threads': torch.get_num_threads(), 'batchnorm': out}
 
 
