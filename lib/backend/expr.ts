@@ -24,7 +24,7 @@ export type Expr =
   | { op: 'binary'; operator: string; left: Expr; right: Expr }
   | { op: 'cond'; test: Expr; then: Expr; else: Expr };
 
-export const FUNCTIONS = ['len', 'isNull', 'max', 'min', 'extent', 'dims'];
+const FUNCTIONS = ['len', 'isNull', 'max', 'min', 'extent', 'dims'];
 
 const TOKEN = /\s*(?:(\d+)|([A-Za-z_]\w*)|(<=|>=|==|!=|&&|\|\||[-+*/%<>!?:(),]))/y;
 
