@@ -5,13 +5,15 @@
 // Each root is a checkout with dist/ and its native addon built (npm run build).
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
+import { median, table } from './util.mjs';
 
 const [rootA, rootB] = process.argv.slice(2, 4).map((p) => resolve(p));
 const rounds = Number(process.argv[4] ?? 5);
 if (!rootA || !rootB) throw new Error('usage: node bench/ab.mjs <root A> <root B> [rounds]');
 
 // One round in one process: every figure, as JSON. Kernel figures are the best of repeated calls
-// into reused arrays (as bench/index.mjs times them); the epochs are fit()'s own samples/s.
+// into reused arrays (as bench/index.mjs times them); the epochs are fit()'s own samples/s. The child
+// runs in the other checkout, which may not have bench/util.mjs: its helpers are its own.
 const CHILD = `
 const sg = require('./dist/cjs/index.js');
 const k = sg.backend();
@@ -59,13 +61,10 @@ for (let i = 0; i < rounds; i++) {
   for (const side of i % 2 ? ['B', 'A'] : ['A', 'B']) runs[side].push(round(side === 'A' ? rootA : rootB));
   process.stderr.write(`round ${i + 1}/${rounds}\n`);
 }
-const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 console.log(`A: ${rootA}\nB: ${rootB}\n${rounds} rounds; medians; B/A > 1 means B is better (time figures inverted)`);
-const line = (c) => c.map((v, i) => (i === 0 ? String(v).padEnd(36) : String(v).padStart(12))).join('');
-console.log(line(['figure', 'A', 'B', 'B/A', 'B/A range']));
-for (const key of Object.keys(runs.A[0])) {
+table(['figure', 'A', 'B', 'B/A', 'B/A range'], Object.keys(runs.A[0]).map((key) => {
   const a = median(runs.A.map((r) => r[key])), b = median(runs.B.map((r) => r[key]));
   const time = key.endsWith(' us'), ratio = time ? a / b : b / a;
   const per = runs.A.map((r, i) => (time ? r[key] / runs.B[i][key] : runs.B[i][key] / r[key]));
-  console.log(line([key, a.toFixed(1), b.toFixed(1), ratio.toFixed(3), `${Math.min(...per).toFixed(2)}-${Math.max(...per).toFixed(2)}`]));
-}
+  return [key, a.toFixed(1), b.toFixed(1), ratio.toFixed(3), `${Math.min(...per).toFixed(2)}-${Math.max(...per).toFixed(2)}`];
+}), [36, 12, 12, 12, 12]);

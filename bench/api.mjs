@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fixed, median, ms, table, triad } from './util.mjs';
 
 const require = createRequire(import.meta.url);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -66,14 +67,6 @@ function child(code, args, env = {}) {
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
 
-const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
-const fixed = (v, d = 1) => (v === undefined || v === null || Number.isNaN(v) ? '-' : v.toFixed(d));
-const ms = (s) => (s === undefined ? '-' : s >= 1e-3 ? `${(s * 1e3).toFixed(2)} ms` : `${(s * 1e6).toFixed(0)} us`);
-function table(header, rows, widths) {
-  const line = (r) => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[0]) : String(c).padStart(widths[i]))).join('');
-  console.log(line(header));
-  for (const r of rows) console.log(line(r));
-}
 const targets = [];
 /** A target met when value >= goal, or value <= goal with atMost. */
 const target = (what, value, goal, atMost = false) =>
@@ -157,19 +150,6 @@ table(['size', 'matmul', 'kernel', 'ratio', 'mean matmul', 'mean kernel', 'warm-
 
 // ---- BatchNorm modules ---------------------------------------------------------------------------------
 
-/** STREAM triad GB/s with three arrays of footprint/3 bytes in all */
-function triad(footprint) {
-  const n = Math.round(footprint / 12), x = new Float32Array(n), y = new Float32Array(n).fill(1), z = new Float32Array(n).fill(2);
-  const t = [];
-  for (let i = 0; i < 20; i++) {
-    const t0 = process.hrtime.bigint();
-    native.triad(x, y, z, 3);
-    t.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  if (x[n - 1] !== 7) throw new Error('triad');
-  return (12 * n) / Math.min(...t) / 1e9;
-}
-
 console.log('\nBatchNorm forward+backward through the module in training mode (y = bn.forward(x); y.backward(dy), x.grad and');
 console.log('the parameters\' gradients cleared each call as a user would): median and best of repeated calls, against');
 console.log('PyTorch\'s module likewise; "of bound" = (bytes that must move: x, y, dy read or written, x again, dx = 5 arrays)');
@@ -206,7 +186,7 @@ for (const [shape, threadList] of bnCases)
       total += samples[samples.length - 1];
     }
     const [med, best] = [median(samples), Math.min(...samples)];
-    const bound = (5 * 4 * n) / (triad(4 * 4 * n) * 1e9);
+    const bound = (5 * 4 * n) / (triad(native, 4 * 4 * n) * 1e9);
     let torch = null;
     if (torchVersion) {
       const out = JSON.parse(execFileSync(PYTHON, [join(here, 'reference.py'), 'modules', String(t), shape.join('x')],

@@ -20,6 +20,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { check, fixed, ms, random, table, time, triad as measureTriad } from './util.mjs';
 
 const require = createRequire(import.meta.url);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -37,38 +38,6 @@ const PYTHON = '/usr/bin/python3';
 
 // ---- helpers -------------------------------------------------------------------------------------
 
-function random(n, seed) {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 32 - 0.5;
-  }
-  return a;
-}
-
-/** Best time per call, in seconds: calls fn until minSeconds have passed (at least `min` calls). */
-function time(fn, minSeconds = 0.4, min = 3) {
-  fn(); // warm up (packing buffers, pool threads, JIT)
-  let best = Infinity, total = 0, calls = 0;
-  while (calls < min || total < minSeconds) {
-    const t0 = process.hrtime.bigint();
-    fn();
-    const dt = Number(process.hrtime.bigint() - t0) / 1e9;
-    best = Math.min(best, dt);
-    total += dt;
-    calls++;
-  }
-  return best;
-}
-
-function check(what, a, b, tol) {
-  let scale = 0, worst = 0;
-  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / (scale + 1e-30));
-  if (!(worst <= tol)) throw new Error(`validation failed for ${what}: error ${worst} > ${tol}`);
-}
-
 function withConfig(isa, threads, fn) {
   native.setIsa(isa);
   native.setThreads(threads);
@@ -80,13 +49,6 @@ function withConfig(isa, threads, fn) {
   }
 }
 
-const pad = (s, n) => String(s).padStart(n);
-const fixed = (v, d = 1) => (v === undefined || v === null || Number.isNaN(v) ? '-' : v.toFixed(d));
-const ms = (s) => (s === undefined ? '-' : s >= 1e-3 ? `${(s * 1e3).toFixed(2)} ms` : `${(s * 1e6).toFixed(0)} us`);
-function table(header, rows, widths) {
-  console.log(header.map((h, i) => (i === 0 ? String(h).padEnd(widths[0]) : pad(h, widths[i]))).join(''));
-  for (const r of rows) console.log(r.map((c, i) => (i === 0 ? String(c).padEnd(widths[0]) : pad(c, widths[i]))).join(''));
-}
 const notes = [];
 const targets = []; // { what, value, goal, unit, met }: met when value >= goal (value <= goal for '%max')
 function target(what, value, goal, unit = 'x') {
@@ -145,15 +107,7 @@ function remeasurePeak() {
 const triads = new Map();
 function triad(footprint, t) {
   const key = `${footprint}/${t}`;
-  if (!triads.has(key)) {
-    const n = Math.max(1024, Math.round(footprint / 12));
-    const a = new Float32Array(n), b = random(n, 1), c = random(n, 2);
-    triads.set(key, withConfig(detected, t, () => {
-      native.triad(a, b, c, 3);
-      check('triad', a.subarray(0, 1024), Float32Array.from(b.subarray(0, 1024), (v, i) => v + 3 * c[i]), 1e-6);
-      return (12 * n) / time(() => native.triad(a, b, c, 3), 0.3) / 1e9;
-    }));
-  }
+  if (!triads.has(key)) triads.set(key, withConfig(detected, t, () => measureTriad(native, footprint)));
   return triads.get(key);
 }
 const footprints = [[3 << 20, '3 MiB'], [48 << 20, '48 MiB'], [192 << 20, '192 MiB']];
