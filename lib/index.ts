@@ -10,9 +10,13 @@ export type { Backend, Isa, KernelInfo } from './backend/types.js';
 export { Generator, manualSeed } from './random.js';
 export {
   Tensor, tensor, zeros, ones, randn, rand, arange, noGrad, isGradEnabled,
-  add, sub, mul, div, matmul, sum, mean, max, argmax, pow, exp, log, relu, sigmoid, tanh, softmax, logSoftmax,
+  add, sub, mul, div, matmul, sum, mean, max, min, argmax, argmin, pow, exp, log, sqrt, relu, sigmoid, tanh, softmax, logSoftmax,
   type NestedArray, type RemovableHandle,
 } from './tensor.js';
+export {
+  cat, stack, split, chunk, narrow, select, indexSelect, unsqueeze, squeeze, flatten, permute, abs, neg, square, clamp,
+  minimum, maximum, eq, ne, gt, ge, lt, le, where, variance, std, type VarianceOptions,
+} from './ops.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export { load, save } from './io/safetensors.js';

@@ -11,6 +11,8 @@
 import { backend } from './backend/index.js';
 import { allocate, allocateInt32, allocateZeroed, expose, isPooled, release } from './memory.js';
 import { normal, uniform } from './random.js';
+import * as ops from './ops.js';
+import { formatTensor } from './format.js';
 
 export type NestedArray = number | NestedArray[];
 
@@ -237,7 +239,7 @@ export class Tensor {
     const a = normDim('transpose', dim0, n), b = normDim('transpose', dim1, n);
     const order = [...Array(n).keys()];
     [order[a], order[b]] = [order[b], order[a]];
-    return permute(this, order);
+    return permuteCopy(this, order);
   }
 
   add(other: Tensor | number): Tensor { return add(this, other); }
@@ -257,6 +259,46 @@ export class Tensor {
   tanh(): Tensor { return tanh(this); }
   softmax(dim = -1): Tensor { return softmax(this, dim); }
   logSoftmax(dim = -1): Tensor { return logSoftmax(this, dim); }
+  min(dim?: number, options?: { keepdim?: boolean }): Tensor { return min(this, dim, options); }
+  argmin(dim?: number, options?: { keepdim?: boolean }): Tensor { return argmin(this, dim, options); }
+  sqrt(): Tensor { return sqrt(this); }
+  abs(): Tensor { return ops.abs(this); }
+  neg(): Tensor { return ops.neg(this); }
+  square(): Tensor { return ops.square(this); }
+  clamp(min: number | null = null, max: number | null = null): Tensor { return ops.clamp(this, min, max); }
+  minimum(other: Tensor | number): Tensor { return ops.minimum(this, other); }
+  maximum(other: Tensor | number): Tensor { return ops.maximum(this, other); }
+  var(dim?: number, options?: ops.VarianceOptions): Tensor { return ops.variance(this, dim, options); }
+  std(dim?: number, options?: ops.VarianceOptions): Tensor { return ops.std(this, dim, options); }
+  eq(other: Tensor | number): Tensor { return ops.eq(this, other); }
+  ne(other: Tensor | number): Tensor { return ops.ne(this, other); }
+  gt(other: Tensor | number): Tensor { return ops.gt(this, other); }
+  ge(other: Tensor | number): Tensor { return ops.ge(this, other); }
+  lt(other: Tensor | number): Tensor { return ops.lt(this, other); }
+  le(other: Tensor | number): Tensor { return ops.le(this, other); }
+  /** this where condition is nonzero, else other (PyTorch's x.where(condition, y)). */
+  where(condition: Tensor, other: Tensor | number): Tensor { return ops.where(condition, this, other); }
+  narrow(dim: number, start: number, length: number): Tensor { return ops.narrow(this, dim, start, length); }
+  select(dim: number, index: number): Tensor { return ops.select(this, dim, index); }
+  split(splitSize: number | readonly number[], dim = 0): Tensor[] { return ops.split(this, splitSize, dim); }
+  chunk(chunks: number, dim = 0): Tensor[] { return ops.chunk(this, chunks, dim); }
+  indexSelect(dim: number, index: Int32Array | readonly number[] | Tensor): Tensor { return ops.indexSelect(this, dim, index); }
+  unsqueeze(dim: number): Tensor { return ops.unsqueeze(this, dim); }
+  squeeze(dim?: number): Tensor { return ops.squeeze(this, dim); }
+  flatten(startDim = 0, endDim = -1): Tensor { return ops.flatten(this, startDim, endDim); }
+  /** The dimensions in the given order (a copy). @example x.permute(0, 2, 1) */
+  permute(...dims: number[] | [number[]]): Tensor { return ops.permute(this, (Array.isArray(dims[0]) ? dims[0] : dims) as number[]); }
+  /** reshape under PyTorch's other name (tensors are always contiguous, so every view is possible). */
+  view(...shape: number[] | [number[]]): Tensor { return this.reshape(...shape); }
+  /**
+   * The values (summarised past 1000), shape and autograd state, laid out as PyTorch prints.
+   * @example tensor([1.5, -2]).toString() // 'tensor([ 1.5000, -2.0000], shape=[2])'
+   */
+  toString(): string { return formatTensor(this); }
+  /** console.log and util.inspect print toString(). */
+  [Symbol.for('nodejs.util.inspect.custom')](): string { return formatTensor(this); }
+  /** Number of elements (PyTorch's numel; also .size). */
+  numel(): number { return this.values.length; }
 
   /**
    * Runs fn(this) after each backward pass has accumulated this leaf's gradient into .grad: once
@@ -423,18 +465,21 @@ export function record(op: string, data: Float32Array, shape: number[], inputs: 
   return out;
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
+/** @internal */
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
-function normDim(fn: string, dim: number, ndim: number): number {
+/** @internal */
+export function normDim(fn: string, dim: number, ndim: number): number {
   const d = dim < 0 ? dim + ndim : dim;
   if (!Number.isInteger(dim) || d < 0 || d >= Math.max(ndim, 1))
     throw new RangeError(`${fn}: dimension ${dim} is out of range for a tensor with ${ndim} dimensions`);
   return d;
 }
 
-function asTensor(fn: string, v: Tensor | number): Tensor {
+/** @internal */
+export function asTensor(fn: string, v: Tensor | number): Tensor {
   if (v instanceof Tensor) return v;
   if (typeof v === 'number') return new Tensor(Float32Array.of(v), []);
   throw new TypeError(`${fn}: expected a Tensor or a number but received ${v === null ? 'null' : typeof v}`);
@@ -512,7 +557,8 @@ export function arange(start: number, end?: number, step = 1): Tensor {
 // ---- broadcasting elementwise ops -----------------------------------------------------------------
 
 /** PyTorch's broadcast of two shapes. */
-function broadcastShape(op: string, a: number[], b: number[]): number[] {
+/** @internal */
+export function broadcastShape(op: string, a: number[], b: number[]): number[] {
   const n = Math.max(a.length, b.length);
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -525,7 +571,8 @@ function broadcastShape(op: string, a: number[], b: number[]): number[] {
 }
 
 /** For each element of `out`, the offset of the element of a tensor of `shape` broadcast to it. */
-function broadcastIndex(shape: number[], out: number[]): Int32Array {
+/** @internal */
+export function broadcastIndex(shape: number[], out: number[]): Int32Array {
   const n = out.length, idx = allocateInt32(sizeOf(out));
   const strides = new Array<number>(n).fill(0);
   for (let i = shape.length - 1, s = 1; i >= 0; i--) {
@@ -548,7 +595,8 @@ function broadcastIndex(shape: number[], out: number[]): Int32Array {
 }
 
 /** Sums a gradient of shape `out` down to `shape` (the adjoint of broadcasting). */
-function reduceTo(g: Float32Array, out: number[], shape: number[]): Float32Array {
+/** @internal */
+export function reduceTo(g: Float32Array, out: number[], shape: number[]): Float32Array {
   if (sameShape(out, shape)) return g;
   const r = allocateZeroed(sizeOf(shape)), idx = broadcastIndex(shape, out);
   for (let k = 0; k < g.length; k++) r[idx[k]] += g[k];
@@ -558,7 +606,8 @@ function reduceTo(g: Float32Array, out: number[], shape: number[]): Float32Array
 
 type Elementwise = (a: number, b: number) => number;
 
-function binary(op: string, x: Tensor | number, y: Tensor | number, f: Elementwise,
+/** @internal */
+export function binary(op: string, x: Tensor | number, y: Tensor | number, f: Elementwise,
   same: ((out: Float32Array, a: Float32Array, b: Float32Array) => void) | null,
   grads: (g: Float32Array, a: Float32Array, b: Float32Array, out: Float32Array) => [Float32Array | null, Float32Array | null]): Tensor {
   const a = asTensor(op, x), b = asTensor(op, y);
@@ -581,14 +630,16 @@ function binary(op: string, x: Tensor | number, y: Tensor | number, f: Elementwi
 }
 
 /** v, of a tensor of `shape`, broadcast to `out` */
-function gather(v: Float32Array, shape: number[], out: number[]): Float32Array {
+/** @internal */
+export function gather(v: Float32Array, shape: number[], out: number[]): Float32Array {
   const idx = broadcastIndex(shape, out), r = allocate(idx.length);
   for (let i = 0; i < idx.length; i++) r[i] = v[idx[i]];
   release(idx);
   return r;
 }
 
-function map(v: Float32Array, f: (x: number, i: number) => number): Float32Array {
+/** @internal */
+export function map(v: Float32Array, f: (x: number, i: number) => number): Float32Array {
   const r = allocate(v.length);
   for (let i = 0; i < v.length; i++) r[i] = f(v[i], i);
   return r;
@@ -623,7 +674,8 @@ export function div(a: Tensor | number, b: Tensor | number): Tensor {
   return binary('div', a, b, (p, q) => p / q, null, (g, p, q) => [map(g, (v, i) => v / q[i]), map(g, (v, i) => (-v * p[i]) / (q[i] * q[i]))]);
 }
 
-function unary(op: string, x: Tensor, forward: (out: Float32Array, v: Float32Array) => void,
+/** @internal */
+export function unary(op: string, x: Tensor, forward: (out: Float32Array, v: Float32Array) => void,
   grad: (g: Float32Array, v: Float32Array, out: Float32Array) => Float32Array): Tensor {
   if (!(x instanceof Tensor)) throw new TypeError(`${op}: expected a Tensor but received ${x === null ? 'null' : typeof x}`);
   const out = allocate(x.size);
@@ -639,6 +691,8 @@ export function pow(x: Tensor, exponent: number): Tensor {
 }
 /** e ** x elementwise. @example exp(x) */
 export const exp = (x: Tensor) => unary('exp', x, (o, v) => o.set(map(v, Math.exp)), (g, _, y) => map(g, (d, i) => d * y[i]));
+/** Square root elementwise. @example sqrt(x) */
+export const sqrt = (x: Tensor) => unary('sqrt', x, (o, v) => o.set(map(v, Math.sqrt)), (g, _, y) => map(g, (d, i) => d / (2 * y[i])));
 /** Natural logarithm elementwise. @example log(x) */
 export const log = (x: Tensor) => unary('log', x, (o, v) => o.set(map(v, Math.log)), (g, v) => map(g, (d, i) => d / v[i]));
 /** max(0, x) elementwise (NaN stays NaN). @example relu(x) */
@@ -663,15 +717,18 @@ export const tanh = (x: Tensor) => unary('tanh', x, (o, v) => backend().tanh(o, 
 // ---- matmul -------------------------------------------------------------------------------------
 
 /**
- * Matrix product of 1-D or 2-D tensors (a vector is a row on the left, a column on the right),
- * through the backend's GEMM; backward uses the NT and TN forms.
+ * Matrix product as torch.matmul: of 1-D or 2-D tensors (a vector is a row on the left, a column
+ * on the right), and batched for more dimensions (the batch dimensions broadcast), through the
+ * backend's GEMM; backward uses the NT and TN forms.
  * @example matmul(randn([64, 784]), randn([784, 500])) // shape [64, 500]
- * @throws {RangeError} when the inner dimensions differ or a tensor has more than 2 dimensions
+ * @example matmul(randn([8, 10, 16]), randn([16, 4])) // shape [8, 10, 4]
+ * @throws {RangeError} when the inner dimensions differ or the batch dimensions cannot broadcast
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (!(a instanceof Tensor) || !(b instanceof Tensor)) throw new TypeError('matmul: expected two Tensors');
-  if (a.ndim < 1 || a.ndim > 2 || b.ndim < 1 || b.ndim > 2)
-    throw new RangeError(`matmul: supports 1-D and 2-D tensors but received ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  if (a.ndim < 1 || b.ndim < 1)
+    throw new RangeError(`matmul: expected tensors of at least 1 dimension but received ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  if (a.ndim > 2 || b.ndim > 2) return ops.batchedMatmul(a, b);
   const [M, K] = a.ndim === 2 ? a.shape : [1, a.shape[0]];
   const [K2, N] = b.ndim === 2 ? b.shape : [b.shape[0], 1];
   if (K !== K2) throw new RangeError(`matmul: shapes ${fmt(a.shape)} and ${fmt(b.shape)} cannot be multiplied (${K} != ${K2})`);
@@ -694,7 +751,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 
 // ---- permute (transpose) --------------------------------------------------------------------------
 
-function permute(x: Tensor, order: number[]): Tensor {
+/** @internal */
+export function permuteCopy(x: Tensor, order: number[]): Tensor {
   const shape = order.map((d) => x.shape[d]);
   const src = x.shape.map((_, i) => sizeOf(x.shape.slice(i + 1)));
   const strides = order.map((d) => src[d]);
@@ -713,7 +771,7 @@ function permute(x: Tensor, order: number[]): Tensor {
   }
   const out = allocate(x.size), v = x.values;
   for (let k = 0; k < idx.length; k++) out[k] = v[idx[k]];
-  return record('transpose', out, shape, [x], (g) => {
+  return record('permute', out, shape, [x], (g) => {
     const dx = allocate(x.size);
     for (let k = 0; k < idx.length; k++) dx[idx[k]] = g[k];
     release(idx);
@@ -724,13 +782,15 @@ function permute(x: Tensor, order: number[]): Tensor {
 // ---- reductions along one dimension -----------------------------------------------------------------
 
 /** x viewed as (outer, n, inner) around dim. */
-function around(fn: string, x: Tensor, dim: number) {
+/** @internal */
+export function around(fn: string, x: Tensor, dim: number) {
   const d = normDim(fn, dim, x.ndim);
   const outer = sizeOf(x.shape.slice(0, d)), n = x.shape[d] ?? 1, inner = sizeOf(x.shape.slice(d + 1));
   return { d, outer, n, inner };
 }
 
-function reducedShape(x: Tensor, dim: number | undefined, d: number, keepdim: boolean): number[] {
+/** @internal */
+export function reducedShape(x: Tensor, dim: number | undefined, d: number, keepdim: boolean): number[] {
   if (dim === undefined) return keepdim ? x.shape.map(() => 1) : [];
   return keepdim ? x.shape.map((s, i) => (i === d ? 1 : s)) : x.shape.filter((_, i) => i !== d);
 }
@@ -762,15 +822,15 @@ export function mean(x: Tensor, dim?: number, options: { keepdim?: boolean } = {
   return mul(sum(x, dim, options), 1 / count);
 }
 
-/** Index (first, NaN winning) and value of the maximum along dim of x viewed as (outer, n, inner). */
-function maxAlong(x: Tensor, outer: number, n: number, inner: number) {
+/** Index (first, NaN winning) and value of the maximum (or minimum) along dim of x viewed as (outer, n, inner). */
+function extremeAlong(x: Tensor, outer: number, n: number, inner: number, largest: boolean) {
   const values = allocate(outer * inner), at = allocateInt32(outer * inner), xv = x.values;
   for (let o = 0; o < outer; o++)
     for (let k = 0; k < inner; k++) {
       let m = xv[o * n * inner + k], best = 0;
       for (let i = 1; i < n && m === m; i++) {
         const v = xv[(o * n + i) * inner + k];
-        if (v > m || v !== v) {
+        if ((largest ? v > m : v < m) || v !== v) {
           m = v;
           best = i;
         }
@@ -781,9 +841,29 @@ function maxAlong(x: Tensor, outer: number, n: number, inner: number) {
   return { values, at };
 }
 
-function reductionView(fn: string, x: Tensor, dim: number | undefined) {
+/** @internal */
+export function reductionView(fn: string, x: Tensor, dim: number | undefined) {
   if (x.size === 0) throw new RangeError(`${fn}: cannot reduce an empty tensor of shape ${fmt(x.shape)}`);
   return dim === undefined ? { d: 0, outer: 1, n: x.size, inner: 1 } : around(fn, x, dim);
+}
+
+function extreme(fn: string, x: Tensor, dim: number | undefined, keepdim: boolean, largest: boolean): Tensor {
+  const { d, outer, n, inner } = reductionView(fn, x, dim);
+  const { values, at } = extremeAlong(x, outer, n, inner, largest);
+  return record(fn, values, reducedShape(x, dim, d, keepdim), [x], (g) => {
+    const dx = allocateZeroed(x.size);
+    for (let o = 0; o < outer; o++) for (let k = 0; k < inner; k++) dx[(o * n + at[o * inner + k]) * inner + k] = g[o * inner + k];
+    release(at);
+    return [dx];
+  });
+}
+
+function extremeIndex(fn: string, x: Tensor, dim: number | undefined, keepdim: boolean, largest: boolean): Tensor {
+  const { d, outer, n, inner } = reductionView(fn, x, dim);
+  const { values, at } = extremeAlong(x, outer, n, inner, largest);
+  for (let i = 0; i < at.length; i++) values[i] = at[i];
+  release(at);
+  return new Tensor(values, reducedShape(x, dim, d, keepdim));
 }
 
 /**
@@ -792,14 +872,12 @@ function reductionView(fn: string, x: Tensor, dim: number | undefined) {
  * @throws {RangeError} when dim is out of range or the tensor is empty
  */
 export function max(x: Tensor, dim?: number, options: { keepdim?: boolean } = {}): Tensor {
-  const { d, outer, n, inner } = reductionView('max', x, dim);
-  const { values, at } = maxAlong(x, outer, n, inner);
-  return record('max', values, reducedShape(x, dim, d, options.keepdim ?? false), [x], (g) => {
-    const dx = allocateZeroed(x.size);
-    for (let o = 0; o < outer; o++) for (let k = 0; k < inner; k++) dx[(o * n + at[o * inner + k]) * inner + k] = g[o * inner + k];
-    release(at);
-    return [dx];
-  });
+  return extreme('max', x, dim, options.keepdim ?? false, true);
+}
+
+/** Minimum of all elements, or along dim; the gradient flows to the first minimum (NaN wins). @example min(x, 0) */
+export function min(x: Tensor, dim?: number, options: { keepdim?: boolean } = {}): Tensor {
+  return extreme('min', x, dim, options.keepdim ?? false, false);
 }
 
 /**
@@ -808,11 +886,12 @@ export function max(x: Tensor, dim?: number, options: { keepdim?: boolean } = {}
  * @throws {RangeError} when dim is out of range or the tensor is empty
  */
 export function argmax(x: Tensor, dim?: number, options: { keepdim?: boolean } = {}): Tensor {
-  const { d, outer, n, inner } = reductionView('argmax', x, dim);
-  const { values, at } = maxAlong(x, outer, n, inner);
-  for (let i = 0; i < at.length; i++) values[i] = at[i];
-  release(at);
-  return new Tensor(values, reducedShape(x, dim, d, options.keepdim ?? false));
+  return extremeIndex('argmax', x, dim, options.keepdim ?? false, true);
+}
+
+/** Index of the minimum of all elements (flattened), or along dim, as float values (no gradient). @example argmin(x, 1) */
+export function argmin(x: Tensor, dim?: number, options: { keepdim?: boolean } = {}): Tensor {
+  return extremeIndex('argmin', x, dim, options.keepdim ?? false, false);
 }
 
 function softmaxAlong(fn: string, x: Tensor, dim: number, logOutput: boolean): Tensor {

@@ -57,8 +57,10 @@ describe('the npm package', () => {
   it('loads the prebuild through require and import, and without it falls back to the same numbers', () => {
     const viaRequire = run('probe.cjs', `const sg = require('stablegrad');${PROBE}`);
     const viaImport = run('probe.mjs', `import * as sg from 'stablegrad';${PROBE}`);
+    const viaDefault = run('probe-default.mjs', `import sg from 'stablegrad';${PROBE}`);
     expect(viaRequire.name).toBe('native');
     expect(viaImport).toEqual(viaRequire);
+    expect(viaDefault).toEqual(viaRequire);
 
     rmSync(join(project, 'node_modules', 'stablegrad', 'prebuilds'), { recursive: true });
     const fallback = run('probe2.cjs', `const sg = require('stablegrad');${PROBE}`);

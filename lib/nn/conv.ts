@@ -1,6 +1,6 @@
 /** Conv2d (im2col + one GEMM for the batch), MaxPool2d and AvgPool2d, LayerNorm. */
 import { backend } from '../backend/index.js';
-import { checkPositiveInt } from '../check.js';
+import { checkPositiveInt, pyFloat } from '../check.js';
 import { allocate, allocateInt32, allocateZeroed, release } from '../memory.js';
 import { add, fmt, mean, mul, ones, pow, record, sizeOf, sub, Tensor, zeros } from '../tensor.js';
 import { uniformTensor } from './layers.js';
@@ -46,6 +46,12 @@ export class Conv2d extends Module {
     const bound = 1 / Math.sqrt(inChannels * this.kernelSize[0] * this.kernelSize[1]);
     this.weight = this.registerParameter('weight', uniformTensor([outChannels, inChannels, ...this.kernelSize], bound))!;
     this.bias = this.registerParameter('bias', options.bias ?? true ? uniformTensor([outChannels], bound) : null);
+  }
+
+  override extraRepr(): string {
+    const padding = this.padding.some((p) => p !== 0) ? `, padding=${tuple(this.padding)}` : '';
+    return `${this.inChannels}, ${this.outChannels}, kernel_size=${tuple(this.kernelSize)}, stride=${tuple(this.stride)}${padding}` +
+      (this.bias === null ? ', bias=false' : '');
   }
 
   forward(x: Tensor): Tensor {
@@ -108,7 +114,13 @@ abstract class Pool2d extends Module {
     this.stride = pair(name, 'stride', options.stride ?? this.kernelSize, 1);
     this.padding = pair(name, 'padding', options.padding ?? 0, 0);
   }
+  override extraRepr(): string {
+    return `kernel_size=${tuple(this.kernelSize)}, stride=${tuple(this.stride)}, padding=${tuple(this.padding)}`;
+  }
 }
+
+/** A pair as PyTorch prints it: (3, 3). */
+const tuple = (p: readonly number[]) => (p.length === 1 ? `(${p[0]},)` : `(${p.join(', ')})`);
 
 /**
  * 2-D max pooling (stride defaults to the kernel size; NaN propagates), as PyTorch's MaxPool2d.
@@ -189,6 +201,9 @@ export class LayerNorm extends Module {
     const affine = options.elementwiseAffine ?? true;
     this.weight = this.registerParameter('weight', affine ? ones(this.normalizedShape) : null);
     this.bias = this.registerParameter('bias', affine ? zeros(this.normalizedShape) : null);
+  }
+  override extraRepr(): string {
+    return `${tuple(this.normalizedShape)}, eps=${pyFloat(this.eps)}, elementwise_affine=${this.weight !== null}`;
   }
   forward(x: Tensor): Tensor {
     const d = this.normalizedShape.length, tail = x.shape.slice(-d);

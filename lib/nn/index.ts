@@ -1,5 +1,6 @@
 /** The nn namespace: modules, losses and their functional forms. */
-export { Module } from './module.js';
+export { Module, Parameter } from './module.js';
+export { ModuleDict, ModuleList } from './containers.js';
 export { BatchNorm1d, BatchNorm2d, Dropout, Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh, type BatchNormOptions } from './layers.js';
 export { CrossEntropyLoss, MSELoss } from './loss.js';
 export { AvgPool2d, Conv2d, LayerNorm, MaxPool2d } from './conv.js';

@@ -4,29 +4,41 @@ import { fmt, ones, record, relu, sigmoid, tanh, Tensor, zeros } from '../tensor
 import { backend } from '../backend/index.js';
 import { allocate, release } from '../memory.js';
 import { batchNorm, linear } from './functional.js';
+import { flatten } from '../ops.js';
 import { isLibraryModule, libraryModules, Module } from './module.js';
-import { checkPositiveInt } from '../check.js';
+import { moduleAt } from './containers.js';
+import { checkPositiveInt, pyFloat } from '../check.js';
 
 /**
  * Runs its modules in order; their state-dict keys are their indices (`0.weight`, `1.running_mean`).
  * @example new nn.Sequential(new nn.Linear(784, 500), new nn.BatchNorm1d(500), new nn.ReLU(), new nn.Linear(500, 10))
  */
 export class Sequential extends Module {
-  readonly layers: Module[];
   constructor(...layers: Module[]) {
     super();
     layers.forEach((m, i) => {
       if (!(m instanceof Module)) throw new TypeError(`Sequential: expected argument ${i} to be a Module but received ${m === null ? 'null' : typeof m}`);
       this.registerModule(String(i), m);
     });
-    this.layers = layers;
+  }
+  /** The modules in order. */
+  get layers(): Module[] {
+    return this.children();
+  }
+  get length(): number {
+    return this.children().length;
+  }
+  /** The module at index i (negative counts from the end). @throws {RangeError} out of range */
+  at(i: number): Module {
+    return moduleAt('Sequential', this.children(), i);
   }
   forward(x: Tensor): Tensor {
     let h = x;
     const made: Tensor[] = []; // outputs with new arrays, made by the library's own layers
     const seen = new Set<Float32Array>(); // arrays given to the caller's own modules
-    for (let i = 0; i < this.layers.length; i++) {
-      const m = this.layers[i], next = this.layers[i + 1];
+    const layers = this.children();
+    for (let i = 0; i < layers.length; i++) {
+      const m = layers[i], next = layers[i + 1];
       const own = isLibraryModule(m);
       if (!own) seen.add(h.values);
       let out: Tensor;
@@ -82,6 +94,9 @@ export class Linear extends Module {
       throw new RangeError(`Linear(${this.inFeatures}, ${this.outFeatures}) expected input of shape [N, ${this.inFeatures}] but received ${fmt(x.shape)}`);
     return linear(x, this.weight, this.bias);
   }
+  override extraRepr(): string {
+    return `in_features=${this.inFeatures}, out_features=${this.outFeatures}, bias=${this.bias !== null}`;
+  }
 }
 
 export interface BatchNormOptions {
@@ -97,10 +112,11 @@ abstract class BatchNormBase extends Module {
   readonly momentum: number | null;
   readonly weight: Tensor | null;
   readonly bias: Tensor | null;
-  readonly runningMean: Tensor | null;
-  readonly runningVar: Tensor | null;
-  /** batches seen in training (PyTorch's num_batches_tracked, an integer) */
-  readonly numBatchesTracked: Tensor | null;
+  // buffers, under PyTorch's names (runningMean, runningVar and numBatchesTracked read them)
+  declare running_mean: Tensor | null;
+  declare running_var: Tensor | null;
+  /** batches seen in training (an integer) */
+  declare num_batches_tracked: Tensor | null;
 
   constructor(readonly name: string, readonly numFeatures: number, options: BatchNormOptions) {
     super();
@@ -113,9 +129,25 @@ abstract class BatchNormBase extends Module {
     const affine = options.affine ?? true, track = options.trackRunningStats ?? true;
     this.weight = this.registerParameter('weight', affine ? ones([numFeatures]) : null);
     this.bias = this.registerParameter('bias', affine ? zeros([numFeatures]) : null);
-    this.runningMean = this.registerBuffer('running_mean', track ? zeros([numFeatures]) : null);
-    this.runningVar = this.registerBuffer('running_var', track ? ones([numFeatures]) : null);
-    this.numBatchesTracked = this.registerBuffer('num_batches_tracked', track ? zeros([]) : null);
+    this.registerBuffer('running_mean', track ? zeros([numFeatures]) : null);
+    this.registerBuffer('running_var', track ? ones([numFeatures]) : null);
+    this.registerBuffer('num_batches_tracked', track ? zeros([]) : null);
+  }
+
+  get runningMean(): Tensor | null {
+    return this.running_mean;
+  }
+  get runningVar(): Tensor | null {
+    return this.running_var;
+  }
+  /** batches seen in training (PyTorch's num_batches_tracked, an integer) */
+  get numBatchesTracked(): Tensor | null {
+    return this.num_batches_tracked;
+  }
+
+  override extraRepr(): string {
+    return `${this.numFeatures}, eps=${pyFloat(this.eps)}, momentum=${this.momentum}, affine=${this.weight !== null}, ` +
+      `track_running_stats=${this.running_mean !== null}`;
   }
 
   protected abstract checkInput(x: Tensor): void;
@@ -182,6 +214,9 @@ export class LeakyReLU extends Module {
   constructor(readonly negativeSlope = 0.01) {
     super();
   }
+  override extraRepr(): string {
+    return `negative_slope=${this.negativeSlope}`;
+  }
   forward(x: Tensor): Tensor {
     return leakyRelu(x, this.negativeSlope);
   }
@@ -201,13 +236,18 @@ export class Tanh extends Module {
   }
 }
 
-/** Flattens every dimension after the first: (N, ...) -> (N, prod(...)). @example new nn.Flatten() */
+/** Flattens dimensions startDim..endDim (default: all after the first): (N, ...) -> (N, prod(...)). @example new nn.Flatten() */
 export class Flatten extends Module {
+  constructor(readonly startDim = 1, readonly endDim = -1) {
+    super();
+  }
   forward(x: Tensor): Tensor {
-    return x.reshape(x.shape[0], -1);
+    return flatten(x, this.startDim, this.endDim);
+  }
+  override extraRepr(): string {
+    return `start_dim=${this.startDim}, end_dim=${this.endDim}`;
   }
 }
-
 
 /** LeakyReLU as a function, on the backend's kernels. */
 export function leakyRelu(x: Tensor, slope = 0.01): Tensor {
@@ -230,6 +270,9 @@ export class Dropout extends Module {
   constructor(readonly p = 0.5) {
     super();
     if (!(p >= 0 && p <= 1)) throw new RangeError(`Dropout: expected p in [0, 1] but received ${p}`);
+  }
+  override extraRepr(): string {
+    return `p=${this.p}, inplace=false`;
   }
   forward(x: Tensor): Tensor {
     if (!this.training || this.p === 0) return x;
