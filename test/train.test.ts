@@ -1,6 +1,6 @@
 /** fit/evaluate with the gradient-health monitor, on real MNIST slices. */
 import { describe, expect, it } from 'vitest';
-import { add, backend, DataLoader, fit, loadMnist, makeModel, manualSeed, mul, nn, optim, relu, sum, type Tensor, TrainingDivergedError, type StepRecord } from '../lib/index.js';
+import { add, backend, DataLoader, evaluate, fit, loadMnist, randn, TensorDataset, tensor, makeModel, manualSeed, mul, nn, optim, relu, sum, type Tensor, TrainingDivergedError, type StepRecord } from '../lib/index.js';
 
 const train = loadMnist({ train: true, flatten: true, limit: 3200 });
 const test = loadMnist({ train: false, flatten: true, limit: 1000 });
@@ -17,7 +17,7 @@ describe('fit', () => {
     });
     expect(result.epochs).toHaveLength(2);
     const [e1, e2] = result.epochs;
-    expect(Object.keys(e2)).toEqual(['epoch', 'trainLoss', 'testLoss', 'testAccuracy', 'samplesPerSec', 'seconds', 'skippedSteps']);
+    expect(Object.keys(e2)).toEqual(['epoch', 'trainLoss', 'testLoss', 'testAccuracy', 'testMetrics', 'samplesPerSec', 'seconds', 'skippedSteps']);
     expect(e2.trainLoss).toBeLessThan(e1.trainLoss);
     expect(e2.testAccuracy).toBeGreaterThan(0.85);
     expect(e2.skippedSteps).toBe(0);
@@ -100,5 +100,57 @@ describe('fit', () => {
     }
     expect(error).toBeInstanceOf(TrainingDivergedError);
     expect((error as Error).message).toMatch(/^training diverged: 5 consecutive steps had a non-finite loss or gradient; at the first bad step \(epoch 1, step \d+\) (the loss itself was not finite: the forward pass overflowed after an update whose largest gradient was [\w.]+'s|the gradient of [\w.]+ went non-finite first)\. Try a lower learning rate \(now 0\.01\), adding BatchNorm after the linear layers, or clipping gradients \(clipGradNorm\)\.$/);
+  });
+});
+
+describe('fit and evaluate with any targets and losses', () => {
+  it('regression: float targets, MSELoss, a user metric, no accuracy', () => {
+    manualSeed(3);
+    const x = randn([512, 4]), trueW = tensor([[1], [-2], [0.5], [3]]);
+    const y = x.matmul(trueW).add(1).detach();
+    const data = new TensorDataset(x, y);
+    const model = new nn.Sequential(new nn.Linear(4, 1));
+    const mae = (out: Tensor, target: Tensor) => out.sub(target).abs().mean().item();
+    const result = fit(model, {
+      train: new DataLoader(data, { batchSize: 32, shuffle: true, seed: 3 }), test: new DataLoader(data, { batchSize: 100 }),
+      optimizer: new optim.SGD(model.parameters(), { lr: 0.05 }), loss: new nn.MSELoss(), epochs: 5, metrics: { mae },
+    });
+    const last = result.epochs.at(-1)!;
+    expect(last.testAccuracy).toBeNull();
+    expect(last.testLoss!).toBeLessThan(1e-3);
+    expect(last.testMetrics.mae).toBeLessThan(0.03);
+    expect(last.testMetrics.mae).toBeGreaterThan(0);
+    expect(evaluate(model, new DataLoader(data, { batchSize: 64 }), (o, t) => o.sub(t).pow(2).mean()).loss).toBeCloseTo(last.testLoss!, 6);
+  });
+
+  it('a loss function of (output, target) trains; the test loss is the loss without label smoothing', () => {
+    manualSeed(4);
+    const model = makeModel('seed');
+    const smoothed = new nn.CrossEntropyLoss({ labelSmoothing: 0.1 });
+    const result = fit(model, {
+      train: new DataLoader(train.slice(640), { batchSize: 64 }), test: new DataLoader(test.slice(500), { batchSize: 250 }),
+      optimizer: new optim.SGD(model.parameters(), { lr: 0.05 }), loss: smoothed, epochs: 1,
+    });
+    const plain = evaluate(model, new DataLoader(test.slice(500), { batchSize: 100 }), new nn.CrossEntropyLoss());
+    const withSmoothing = evaluate(model, new DataLoader(test.slice(500), { batchSize: 100 }), smoothed);
+    expect(result.epochs[0].testLoss).toBeCloseTo(plain.loss, 5);
+    expect(withSmoothing.loss).toBeGreaterThan(plain.loss);
+    expect(plain.accuracy).toBe(result.epochs[0].testAccuracy);
+
+    const viaFunction = fit(makeModel('seed'), {
+      train: new DataLoader(train.slice(640), { batchSize: 64 }), optimizer: new optim.SGD(model.parameters(), { lr: 0.05 }),
+      loss: (out, y) => new nn.CrossEntropyLoss().forward(out, y), epochs: 1,
+    });
+    expect(Number.isFinite(viaFunction.epochs[0].trainLoss)).toBe(true);
+    expect(() => fit(model, { train: new DataLoader(train.slice(64)), optimizer: new optim.SGD(model.parameters(), { lr: 0.1 }),
+      loss: 3 as never, epochs: 1 })).toThrow('fit: expected loss to be a loss module (with forward) or a function of (output, target) but received number');
+  });
+
+  it('TensorDataset checks float targets against the inputs', () => {
+    expect(() => new TensorDataset(randn([4, 2]), randn([3, 1]))).toThrow('TensorDataset: inputs of shape [4, 2] hold 4 samples but there are 3 targets (targets of shape [3, 1])');
+    expect(() => new TensorDataset(randn([4, 2]), [1, 2] as never)).toThrow(TypeError);
+    const [xb, yb] = new TensorDataset(randn([4, 2]), tensor([[1, 10], [2, 20], [3, 30], [4, 40]])).batch([3, 1]);
+    expect(xb.shape).toEqual([2, 2]);
+    expect(yb.toArray()).toEqual([[4, 40], [2, 20]]);
   });
 });

@@ -238,7 +238,7 @@ function evalCommand(argv: string[]): number {
   }
   const test = loadData(model, dataset, f['data-dir'] as string | undefined, false) as ByteImageDataset;
   const r = evaluate(net, new DataLoader(test, { batchSize: (f['batch-size'] as number | undefined) ?? 1000 }), new CrossEntropyLoss());
-  console.log(`test loss ${r.loss.toFixed(4)}, test accuracy ${(100 * r.accuracy).toFixed(2)}% (${test.length} images)`);
+  console.log(`test loss ${r.loss.toFixed(4)}, test accuracy ${(100 * r.accuracy!).toFixed(2)}% (${test.length} images)`);
   return 0;
 }
 

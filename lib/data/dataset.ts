@@ -1,63 +1,84 @@
-/** Datasets of (input, class index) samples and the DataLoader that batches them. */
+/** Datasets of (input, target) samples, targets class indices or float tensors, and the DataLoader that batches them. */
 import { backend } from '../backend/index.js';
 import { defaultGenerator, Generator } from '../random.js';
 import { describe } from '../backend/validate.js';
 import { allocate } from '../memory.js';
 import { fmt, Tensor } from '../tensor.js';
 
+/** A batch's targets: class indices, or a float tensor (B, ...) for regression and other losses. */
+export type Target = Int32Array | Tensor;
+
 /** A finite indexed dataset that can gather a batch of samples at once. */
-export interface Dataset {
+export interface Dataset<Y extends Target = Target> {
   readonly length: number;
-  /** The samples at these indices stacked: inputs (B, ...) and class indices (B). */
-  batch(indices: ArrayLike<number>): [Tensor, Int32Array];
+  /** The samples at these indices stacked: inputs (B, ...) and targets (B, ...). */
+  batch(indices: ArrayLike<number>): [Tensor, Y];
+}
+
+/** The rows at[0..n) of a tensor's values (rows of `rowSize`), gathered into a new tensor. */
+function gatherTensorRows(t: Tensor, at: Int32Array, n: number): Tensor {
+  const rowSize = t.size / Math.max(t.shape[0], 1), out = allocate(n * rowSize);
+  if (rowSize > 0) backend().gatherRows(out, t.values, at, n, rowSize);
+  return new Tensor(out, [n, ...t.shape.slice(1)]);
 }
 
 /**
- * Samples of one shape, stored as rows, with one class index each: a batch is one kernel call that
+ * Samples of one shape, stored as rows, with one target each: a batch is one kernel call that
  * gathers the rows (random rows of a large dataset are latency-bound, and the kernels prefetch
  * ahead) and the targets picked alongside.
  */
-abstract class RowDataset implements Dataset {
+abstract class RowDataset<Y extends Target> implements Dataset<Y> {
   /** values per sample */
   protected readonly rowSize: number;
-  protected constructor(readonly targets: Int32Array, readonly sampleShape: readonly number[]) {
+  protected constructor(readonly targets: Y, readonly sampleShape: readonly number[]) {
     this.rowSize = sampleShape.reduce((p, d) => p * d, 1);
   }
   get length(): number {
-    return this.targets.length;
+    return this.targets instanceof Tensor ? this.targets.shape[0] : this.targets.length;
   }
-  batch(indices: ArrayLike<number>): [Tensor, Int32Array] {
+  batch(indices: ArrayLike<number>): [Tensor, Y] {
     const n = indices.length, at = indices instanceof Int32Array ? indices : Int32Array.from(indices);
-    const x = allocate(n * this.rowSize), y = new Int32Array(n);
+    const x = allocate(n * this.rowSize);
     if (this.rowSize > 0) this.gatherRows(x, at, n);
-    for (let i = 0; i < n; i++) y[i] = this.targets[at[i]];
-    return [new Tensor(x, [n, ...this.sampleShape]), y];
+    let y: Target;
+    if (this.targets instanceof Tensor) y = gatherTensorRows(this.targets, at, n);
+    else {
+      const classes = this.targets as Int32Array, picked = new Int32Array(n);
+      for (let i = 0; i < n; i++) picked[i] = classes[at[i]];
+      y = picked;
+    }
+    return [new Tensor(x, [n, ...this.sampleShape]), y as Y];
   }
   /** x (n, rowSize) = the rows at[0..n) as floats */
   protected abstract gatherRows(x: Float32Array, at: Int32Array, n: number): void;
 }
 
 /**
- * Samples as rows of one input tensor with one class index each.
+ * Samples as rows of one input tensor, with targets as class indices (an Int32Array) or as the rows
+ * of a float tensor (regression).
  * @example const ds = new TensorDataset(tensor(images, [n, 784]), labels);
+ * @example const ds = new TensorDataset(x, y); // y (n, 1) of floats
  * @throws {RangeError} when the counts differ
  */
-export class TensorDataset extends RowDataset {
-  constructor(readonly inputs: Tensor, targets: Int32Array) {
+export class TensorDataset<Y extends Target = Target> extends RowDataset<Y> {
+  constructor(readonly inputs: Tensor, targets: Y) {
     if (!(inputs instanceof Tensor) || inputs.ndim < 1) throw new TypeError('TensorDataset: expected inputs to be a Tensor with a batch dimension');
-    if (!(targets instanceof Int32Array)) throw new TypeError('TensorDataset: expected targets to be an Int32Array of class indices');
-    if (targets.length !== inputs.shape[0])
-      throw new RangeError(`TensorDataset: inputs of shape ${fmt(inputs.shape)} hold ${inputs.shape[0]} samples but there are ${targets.length} targets`);
+    if (!(targets instanceof Int32Array) && !(targets instanceof Tensor && targets.ndim >= 1))
+      throw new TypeError(`TensorDataset: expected targets to be an Int32Array of class indices or a Tensor with a batch dimension but received ${describe(targets)}`);
+    const count = targets instanceof Tensor ? targets.shape[0] : targets.length;
+    if (count !== inputs.shape[0])
+      throw new RangeError(`TensorDataset: inputs of shape ${fmt(inputs.shape)} hold ${inputs.shape[0]} samples but there are ${count} targets` +
+        (targets instanceof Tensor ? ` (targets of shape ${fmt(targets.shape)})` : ''));
     super(targets, inputs.shape.slice(1));
   }
   protected gatherRows(x: Float32Array, at: Int32Array, n: number): void {
     backend().gatherRows(x, this.inputs.values, at, n, this.rowSize);
   }
   /** The first n samples (a view, no copy). */
-  slice(n: number): TensorDataset {
-    const m = Math.min(n, this.length);
-    return new TensorDataset(
-      new Tensor(this.inputs.data.subarray(0, m * this.rowSize), [m, ...this.sampleShape]), this.targets.subarray(0, m));
+  slice(n: number): TensorDataset<Y> {
+    const m = Math.min(n, this.length), t: Target = this.targets;
+    const targets = t instanceof Tensor ? new Tensor(t.data.subarray(0, m * (t.size / t.shape[0])), [m, ...t.shape.slice(1)]) : t.subarray(0, m);
+    return new TensorDataset(new Tensor(this.inputs.data.subarray(0, m * this.rowSize), [m, ...this.sampleShape]), targets as Y);
   }
 }
 
@@ -78,7 +99,7 @@ export interface ByteNormalization {
  * @throws {TypeError} when images is not a Uint8Array or targets not an Int32Array
  * @throws {RangeError} when the sample shape, the byte count or the normalisation does not fit
  */
-export class ByteImageDataset extends RowDataset {
+export class ByteImageDataset extends RowDataset<Int32Array> {
   /** per channel: 255*mean and 1/(255*std), as float32 */
   readonly offset: Float32Array;
   readonly scale: Float32Array;
@@ -133,12 +154,12 @@ export interface DataLoaderOptions {
  * @example for (const [x, y] of new DataLoader(train, { batchSize: 64, shuffle: true, seed: 0 })) { ... }
  * @throws {RangeError} when batchSize is not a positive integer
  */
-export class DataLoader implements Iterable<[Tensor, Int32Array]> {
+export class DataLoader<Y extends Target = Target> implements Iterable<[Tensor, Y]> {
   readonly batchSize: number;
   readonly shuffle: boolean;
   readonly dropLast: boolean;
   private readonly generator: Generator;
-  constructor(readonly dataset: Dataset, options: DataLoaderOptions = {}) {
+  constructor(readonly dataset: Dataset<Y>, options: DataLoaderOptions = {}) {
     this.batchSize = options.batchSize ?? 1;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1)
       throw new RangeError(`DataLoader: expected batchSize to be a positive integer but received ${options.batchSize}`);
@@ -152,7 +173,7 @@ export class DataLoader implements Iterable<[Tensor, Int32Array]> {
     return this.dropLast ? Math.floor(n) : Math.ceil(n);
   }
   /** One epoch of batches. */
-  *[Symbol.iterator](): Iterator<[Tensor, Int32Array]> {
+  *[Symbol.iterator](): Iterator<[Tensor, Y]> {
     const n = this.dataset.length;
     const order = this.shuffle ? this.generator.permutation(n) : Int32Array.from({ length: n }, (_, i) => i);
     for (let start = 0; start < n; start += this.batchSize) {

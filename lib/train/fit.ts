@@ -6,16 +6,35 @@
  * maxBadSteps consecutive bad steps training stops with an error that says what happened and what
  * to try.
  */
-import { ByteImageDataset, TensorDataset, type DataLoader } from '../data/dataset.js';
+import { ByteImageDataset, TensorDataset, type DataLoader, type Target } from '../data/dataset.js';
 import { release } from '../memory.js';
+import { CrossEntropyLoss } from '../nn/loss.js';
 import { isLibraryModule, type Module } from '../nn/module.js';
 import { clipGradNorm as clip } from '../nn/utils.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import { argmax, gradSumSquares, noGrad, type Tensor } from '../tensor.js';
+import { argmax, gradSumSquares, noGrad, Tensor } from '../tensor.js';
 
-export interface Loss {
-  forward(logits: Tensor, targets: Int32Array): Tensor;
+/**
+ * A loss of the model's output and the batch's targets: a loss module (nn.CrossEntropyLoss,
+ * nn.MSELoss, anything with forward(output, target)) or a function; a mean over the batch.
+ */
+export type Loss<Y extends Target = Target> = { forward(output: Tensor, target: Y): Tensor } | ((output: Tensor, target: Y) => Tensor);
+
+/** A figure of one batch's output and targets (a mean over the batch), averaged over the test set. */
+export type Metric<Y extends Target = Target> = (output: Tensor, target: Y) => number;
+
+function lossFunction<Y extends Target>(loss: Loss<Y>): (output: Tensor, target: Y) => Tensor {
+  if (typeof loss === 'function') return loss;
+  if (loss && typeof loss.forward === 'function') return (o, t) => loss.forward(o, t);
+  throw new TypeError(`fit: expected loss to be a loss module (with forward) or a function of (output, target) but received ${typeof loss}`);
 }
+
+/** The loss evaluation reports: the training loss without label smoothing, which only shapes training. */
+function evaluationLoss<Y extends Target>(loss: Loss<Y>): Loss<Y> {
+  return loss instanceof CrossEntropyLoss && loss.labelSmoothing !== 0 ? new CrossEntropyLoss({ reduction: loss.reduction }) : loss;
+}
+
+const countOf = (y: Target) => (y instanceof Tensor ? y.shape[0] : y.length);
 
 export interface StepRecord {
   epoch: number;
@@ -38,18 +57,24 @@ export interface StepRecord {
 export interface EpochRecord {
   epoch: number;
   trainLoss: number;
+  /** the loss over the test set (without label smoothing), null without one */
   testLoss: number | null;
+  /** for class-index targets, the fraction of the test set classified right; else null */
   testAccuracy: number | null;
+  /** each of fit's metrics over the test set (empty without one) */
+  testMetrics: Record<string, number>;
   samplesPerSec: number;
   seconds: number;
   skippedSteps: number;
 }
 
-export interface FitOptions {
-  train: DataLoader;
-  test?: DataLoader;
+export interface FitOptions<Y extends Target = Target> {
+  train: DataLoader<Y>;
+  test?: DataLoader<Y>;
   optimizer: Optimizer<{ lr: number }>;
-  loss: Loss;
+  loss: Loss<Y>;
+  /** figures computed over the test set each epoch, by name (see Metric) */
+  metrics?: Record<string, Metric<Y>>;
   epochs: number;
   /** clip the total gradient norm to this (nn.utils.clipGradNorm) before each step */
   clipGradNorm?: number;
@@ -69,25 +94,45 @@ export class TrainingDivergedError extends Error {
   }
 }
 
+export interface Evaluation {
+  /** mean loss per sample */
+  loss: number;
+  /** for class-index targets, the fraction classified right (the largest output); else null */
+  accuracy: number | null;
+  /** each metric's mean per sample */
+  metrics: Record<string, number>;
+}
+
 /**
- * Mean loss and accuracy of model over loader, in evaluation mode without recording.
+ * Mean loss (and accuracy, for class-index targets, and any metrics) of model over loader, in
+ * evaluation mode without recording.
  * @example const { loss, accuracy } = evaluate(model, testLoader, new nn.CrossEntropyLoss());
  */
-export function evaluate(model: Module, loader: DataLoader, loss: Loss): { loss: number; accuracy: number } {
+export function evaluate<Y extends Target>(model: Module, loader: DataLoader<Y>, loss: Loss<Y>,
+  options: { metrics?: Record<string, Metric<Y>> } = {}): Evaluation {
+  const lossOf = lossFunction(loss), metrics = Object.entries(options.metrics ?? {});
   const wasTraining = model.training;
   model.eval();
-  let total = 0, correct = 0, count = 0;
-  noGrad(() => {
-    for (const [x, y] of loader) {
-      const logits = model.forward(x);
-      total += loss.forward(logits, y).item() * y.length;
-      const predicted = argmax(logits, 1).values;
-      for (let i = 0; i < y.length; i++) if (predicted[i] === y[i]) correct++;
-      count += y.length;
-    }
-  });
-  model.train(wasTraining);
-  return { loss: total / Math.max(count, 1), accuracy: correct / Math.max(count, 1) };
+  let total = 0, correct = 0, count = 0, classified = true;
+  const sums = metrics.map(() => 0);
+  try {
+    noGrad(() => {
+      for (const [x, y] of loader) {
+        const output = model.forward(x) as Tensor, n = countOf(y);
+        total += lossOf(output, y).item() * n;
+        metrics.forEach(([, metric], i) => (sums[i] += metric(output, y) * n));
+        if (y instanceof Int32Array && output.ndim === 2) {
+          const predicted = argmax(output, 1).values;
+          for (let i = 0; i < n; i++) if (predicted[i] === y[i]) correct++;
+        } else classified = false;
+        count += n;
+      }
+    });
+  } finally {
+    model.train(wasTraining);
+  }
+  const per = Math.max(count, 1);
+  return { loss: total / per, accuracy: classified ? correct / per : null, metrics: Object.fromEntries(metrics.map(([name], i) => [name, sums[i] / per])) };
 }
 
 /**
@@ -97,8 +142,9 @@ export function evaluate(model: Module, loader: DataLoader, loss: Loss): { loss:
  *   loss: new nn.CrossEntropyLoss(), epochs: 10, onEpoch: (r) => console.log(r) });
  * @throws {TrainingDivergedError} after maxBadSteps consecutive non-finite steps
  */
-export function fit(model: Module, options: FitOptions): { epochs: EpochRecord[]; skippedSteps: number } {
-  const { train, test, optimizer, loss: lossFn } = options;
+export function fit<Y extends Target>(model: Module, options: FitOptions<Y>): { epochs: EpochRecord[]; skippedSteps: number } {
+  const { train, test, optimizer } = options;
+  const lossOf = lossFunction(options.loss), testLoss = evaluationLoss(options.loss);
   const maxBad = options.maxBadSteps ?? 10;
   const named = model.namedParameters();
   const records: EpochRecord[] = [];
@@ -127,7 +173,7 @@ export function fit(model: Module, options: FitOptions): { epochs: EpochRecord[]
       optimizer.zeroGrad();
       gradNorms = Object.fromEntries(named.map(([name]) => [name, 0]));
       firstNonFinite = undefined;
-      const loss = lossFn.forward(model.forward(x), y);
+      const loss = lossOf(model.forward(x), y);
       loss.backward();
       const value = loss.item();
       let reason: StepRecord['reason'], culprit: string | undefined;
@@ -149,11 +195,14 @@ export function fit(model: Module, options: FitOptions): { epochs: EpochRecord[]
         consecutiveBad = 0;
         if (options.clipGradNorm !== undefined) clip(model.parameters(), options.clipGradNorm);
         optimizer.step();
-        lossSum += value * y.length;
-        lossCount += y.length;
+        lossSum += value * countOf(y);
+        lossCount += countOf(y);
       }
-      samples += y.length;
-      if (ownBatches) release(x.values);
+      samples += countOf(y);
+      if (ownBatches) {
+        release(x.values);
+        if (y instanceof Tensor) release(y.values);
+      }
       options.onStep?.(record);
       step++;
       if (consecutiveBad >= maxBad) {
@@ -168,10 +217,11 @@ export function fit(model: Module, options: FitOptions): { epochs: EpochRecord[]
       }
     }
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-    const evaluation = test ? evaluate(model, test, lossFn) : null;
+    const evaluation = test ? evaluate(model, test, testLoss, { metrics: options.metrics }) : null;
     const record: EpochRecord = {
       epoch, trainLoss: lossCount ? lossSum / lossCount : NaN, testLoss: evaluation?.loss ?? null,
-      testAccuracy: evaluation?.accuracy ?? null, samplesPerSec: samples / seconds, seconds, skippedSteps: skipped,
+      testAccuracy: evaluation?.accuracy ?? null, testMetrics: evaluation?.metrics ?? {}, samplesPerSec: samples / seconds, seconds,
+      skippedSteps: skipped,
     };
     skippedTotal += skipped;
     records.push(record);
