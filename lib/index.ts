@@ -7,7 +7,7 @@
  */
 export { backend, backendInfo, type BackendInfo } from './backend/index.js';
 export type { Backend, Isa, KernelInfo } from './backend/types.js';
-export { Generator, manualSeed } from './random.js';
+export { Generator, getRngState, manualSeed, setRngState, type GeneratorState } from './random.js';
 export {
   Tensor, tensor, zeros, ones, randn, rand, arange, noGrad, isGradEnabled,
   add, sub, mul, div, matmul, sum, mean, max, min, argmax, argmin, pow, exp, log, sqrt, relu, sigmoid, tanh, softmax, logSoftmax,
@@ -19,7 +19,8 @@ export {
 } from './ops.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
-export { load, save } from './io/safetensors.js';
+export { load, loadMetadata, save } from './io/safetensors.js';
+export { loadCheckpoint, saveCheckpoint, type CheckpointInfo, type CheckpointParts } from './io/checkpoint.js';
 export * from './data/index.js';
 export { evaluate, fit, TrainingDivergedError, type EpochRecord, type FitOptions, type Loss, type StepRecord } from './train/fit.js';
 export { makeModel, MODEL_NAMES, type ModelName } from './models.js';

@@ -20,6 +20,12 @@ function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
+/** A generator's state (see Generator.getState). */
+export interface GeneratorState {
+  state: number[];
+  spareNormal: number | null;
+}
+
 export class Generator {
   private readonly state = new Uint32Array(4);
   private spareNormal: number | null = null;
@@ -35,6 +41,24 @@ export class Generator {
     const next = splitmix32((seed % 2 ** 32) ^ Math.floor(seed / 2 ** 32));
     for (let i = 0; i < 4; i++) this.state[i] = next();
     this.spareNormal = null;
+  }
+
+  /** The generator's state, as plain JSON-able values (for a checkpoint). */
+  getState(): GeneratorState {
+    return { state: [...this.state], spareNormal: this.spareNormal };
+  }
+
+  /**
+   * Puts the generator back in a state getState() returned: the same numbers follow.
+   * @throws {TypeError} when state is not such a state
+   */
+  setState(state: GeneratorState): void {
+    const s = state?.state;
+    if (!Array.isArray(s) || s.length !== 4 || !s.every((v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32) || s.every((v) => v === 0) ||
+      !(state.spareNormal === null || typeof state.spareNormal === 'number'))
+      throw new TypeError(`Generator.setState: expected { state: four 32-bit unsigned integers, not all 0, spareNormal: number | null } but received ${JSON.stringify(state)}`);
+    this.state.set(s);
+    this.spareNormal = state.spareNormal;
   }
 
   /** A uniform 32-bit unsigned integer. */
@@ -97,6 +121,16 @@ export const defaultGenerator = new Generator(67280421310721 % 2 ** 32);
  */
 export function manualSeed(seed: number): void {
   defaultGenerator.seed(seed);
+}
+
+/** The state of the generator behind initialisation, dropout and shuffling (PyTorch's get_rng_state). */
+export function getRngState(): GeneratorState {
+  return defaultGenerator.getState();
+}
+
+/** Restores that generator's state (PyTorch's set_rng_state). @throws {TypeError} on a malformed state */
+export function setRngState(state: GeneratorState): void {
+  defaultGenerator.setState(state);
 }
 
 export const uniform = (): number => defaultGenerator.uniform();

@@ -190,7 +190,7 @@ describe('modules', () => {
     expect(Array.from(w.data)).toEqual([Math.fround(1 - 0.1 * 0.5), Math.fround(2 - 0.1 * 1)]);
     expect(Array.from(g.data)).toEqual([Math.fround(3 - 0.1)]);
     const sd = opt.stateDict();
-    expect(sd.paramGroups.map((p) => [p.weightDecay, p.params])).toEqual([[0.5, [0]], [0, [1]]]);
+    expect(sd.param_groups.map((p) => [p.weight_decay, p.params])).toEqual([[0.5, [0]], [0, [1]]]);
     expect(Object.keys(sd.state)).toEqual(['0', '1']);
     expect(() => new optim.SGD([w], { lr: -1 })).toThrow(new RangeError('SGD: expected lr in [0, inf) but received -1'));
     expect(() => new optim.SGD([w], { lr: 0.1, nesterov: true })).toThrow(/Nesterov momentum requires a momentum/);

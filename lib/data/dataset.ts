@@ -158,7 +158,8 @@ export class DataLoader<Y extends Target = Target> implements Iterable<[Tensor, 
   readonly batchSize: number;
   readonly shuffle: boolean;
   readonly dropLast: boolean;
-  private readonly generator: Generator;
+  /** The generator of the shuffled order (its state goes into a checkpoint) */
+  readonly generator: Generator;
   constructor(readonly dataset: Dataset<Y>, options: DataLoaderOptions = {}) {
     this.batchSize = options.batchSize ?? 1;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1)

@@ -30,13 +30,16 @@ function half(h: number): number {
 const isIntegerKey = (name: string) => name.endsWith('num_batches_tracked');
 
 /**
- * Writes a state dict to path in the safetensors format, atomically.
+ * Writes a state dict to path in the safetensors format, atomically, with optional string metadata
+ * (the header's __metadata__ map).
  * @example save(model.stateDict(), 'model.safetensors')
  * @throws {TypeError} when a value is not a Tensor
  * @throws {Error} (the file-system error) when the file cannot be written; the old file stays
  */
-export function save(stateDict: Record<string, Tensor>, path: string): void {
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+export function save(stateDict: Record<string, Tensor>, path: string, metadata: Record<string, string> = {}): void {
+  for (const [k, v] of Object.entries(metadata))
+    if (typeof v !== 'string') throw new TypeError(`save: expected metadata ${k} to be a string but received ${typeof v}`);
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt', ...metadata } };
   const blobs: Uint8Array[] = [];
   let offset = 0;
   for (const [name, t] of Object.entries(stateDict)) {
@@ -70,6 +73,16 @@ export function save(stateDict: Record<string, Tensor>, path: string): void {
  * @throws {RangeError} naming the file when it is truncated or corrupt
  */
 export function load(path: string): Record<string, Tensor> {
+  return readSafetensors(path).tensors;
+}
+
+/** The string metadata of a safetensors file (its header's __metadata__ map). @throws {RangeError} when the file is not valid */
+export function loadMetadata(path: string): Record<string, string> {
+  return readSafetensors(path).metadata;
+}
+
+/** @internal The tensors and metadata of a safetensors file. */
+export function readSafetensors(path: string): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
   const bytes = readFileSync(path);
   const bad = (why: string): never => {
     throw new RangeError(`load: ${path} is not a valid safetensors file: ${why}`);
@@ -87,6 +100,9 @@ export function load(path: string): Record<string, Tensor> {
   const dataStart = 8 + headerLength, dataLength = bytes.length - dataStart;
   const view = new DataView(bytes.buffer, bytes.byteOffset + dataStart, dataLength);
   const out: Record<string, Tensor> = {};
+  const metadata = (header.__metadata__ ?? {}) as unknown as Record<string, string>;
+  if (typeof metadata !== 'object' || Array.isArray(metadata) || !Object.values(metadata).every((v) => typeof v === 'string'))
+    bad('__metadata__ is not a map of strings');
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const type = DTYPES[entry?.dtype];
@@ -103,5 +119,5 @@ export function load(path: string): Record<string, Tensor> {
     for (let i = 0; i < count; i++) data[i] = type.read(view, begin + i * type.bytes);
     out[name] = new Tensor(data, [...shape]);
   }
-  return out;
+  return { tensors: out, metadata: { ...metadata } };
 }

@@ -43,6 +43,15 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
     const s = this.states.get(p);
     return s ? { step: s.step, exp_avg: new Tensor(s.expAvg, [...p.shape]), exp_avg_sq: new Tensor(s.expAvgSq, [...p.shape]) } : undefined;
   }
+  protected setStateOf(p: Tensor, state: Record<string, Tensor | number>): void {
+    const { step, exp_avg: avg, exp_avg_sq: sq } = state;
+    if (typeof step === 'number' && avg instanceof Tensor && sq instanceof Tensor)
+      this.states.set(p, { step, expAvg: avg.values.slice(), expAvgSq: sq.values.slice() });
+    else this.states.delete(p);
+  }
+  protected stateLayout() {
+    return { step: 'number' as const, exp_avg: 'tensor' as const, exp_avg_sq: 'tensor' as const };
+  }
 }
 
 /**

@@ -49,4 +49,12 @@ export class SGD extends Optimizer<SGDOptions> {
     const buf = this.buffers.get(p);
     return buf ? { momentum_buffer: new Tensor(buf, [...p.shape]) } : undefined;
   }
+  protected setStateOf(p: Tensor, state: Record<string, Tensor | number>): void {
+    const buf = state.momentum_buffer;
+    if (buf instanceof Tensor) this.buffers.set(p, buf.values.slice());
+    else this.buffers.delete(p);
+  }
+  protected stateLayout() {
+    return { momentum_buffer: 'tensor' as const };
+  }
 }

@@ -82,6 +82,13 @@ export interface FitOptions<Y extends Target = Target> {
   maxBadSteps?: number;
   /** stop after this many steps in all (default: no limit) */
   maxSteps?: number;
+  /**
+   * the epoch to begin with, for a run resumed from a checkpoint (default 1: epochs before it are
+   * done); training ends after epoch `epochs`
+   */
+  startEpoch?: number;
+  /** the number of steps already taken, for a resumed run (default 0) */
+  startStep?: number;
   onStep?(record: StepRecord): void;
   onEpoch?(record: EpochRecord): void;
 }
@@ -148,7 +155,10 @@ export function fit<Y extends Target>(model: Module, options: FitOptions<Y>): { 
   const maxBad = options.maxBadSteps ?? 10;
   const named = model.namedParameters();
   const records: EpochRecord[] = [];
-  let step = 0, skippedTotal = 0, consecutiveBad = 0;
+  let step = options.startStep ?? 0, skippedTotal = 0, consecutiveBad = 0;
+  const startEpoch = options.startEpoch ?? 1;
+  if (!Number.isInteger(startEpoch) || startEpoch < 1) throw new RangeError(`fit: expected startEpoch to be a positive integer but received ${startEpoch}`);
+  if (!Number.isInteger(step) || step < 0) throw new RangeError(`fit: expected startStep to be a non-negative integer but received ${step}`);
   let firstBad: StepRecord | null = null;
   let previous: Record<string, number> | null = null; // gradient norms of the last good step
   // the monitor: each parameter's gradient norm, taken as backward completes that gradient, and the
@@ -164,7 +174,7 @@ export function fit<Y extends Target>(model: Module, options: FitOptions<Y>): { 
   // dataset is one of the library's (a new array every batch) and the model one of its modules.
   const ownBatches = isLibraryModule(model) && [TensorDataset, ByteImageDataset].includes(train.dataset.constructor as never);
   try {
-  for (let epoch = 1; epoch <= options.epochs; epoch++) {
+  for (let epoch = startEpoch; epoch <= options.epochs; epoch++) {
     model.train();
     const start = process.hrtime.bigint();
     let lossSum = 0, lossCount = 0, samples = 0, skipped = 0;
