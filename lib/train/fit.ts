@@ -90,6 +90,8 @@ export interface FitOptions<Y extends Target = Target> {
   /** the number of steps already taken, for a resumed run (default 0) */
   startStep?: number;
   onStep?(record: StepRecord): void;
+  /** after each test batch of the evaluation that ends an epoch (for a progress line) */
+  onEvaluate?(samplesDone: number, samplesTotal: number): void;
   onEpoch?(record: EpochRecord): void;
 }
 
@@ -116,7 +118,7 @@ export interface Evaluation {
  * @example const { loss, accuracy } = evaluate(model, testLoader, new nn.CrossEntropyLoss());
  */
 export function evaluate<Y extends Target>(model: Module, loader: DataLoader<Y>, loss: Loss<Y>,
-  options: { metrics?: Record<string, Metric<Y>> } = {}): Evaluation {
+  options: { metrics?: Record<string, Metric<Y>>; onBatch?(samplesDone: number, samplesTotal: number): void } = {}): Evaluation {
   const lossOf = lossFunction(loss), metrics = Object.entries(options.metrics ?? {});
   const wasTraining = model.training;
   model.eval();
@@ -133,6 +135,7 @@ export function evaluate<Y extends Target>(model: Module, loader: DataLoader<Y>,
           for (let i = 0; i < n; i++) if (predicted[i] === y[i]) correct++;
         } else classified = false;
         count += n;
+        options.onBatch?.(count, loader.dataset.length);
       }
     });
   } finally {
@@ -227,7 +230,7 @@ export function fit<Y extends Target>(model: Module, options: FitOptions<Y>): { 
       }
     }
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-    const evaluation = test ? evaluate(model, test, testLoss, { metrics: options.metrics }) : null;
+    const evaluation = test ? evaluate(model, test, testLoss, { metrics: options.metrics, onBatch: options.onEvaluate }) : null;
     const record: EpochRecord = {
       epoch, trainLoss: lossCount ? lossSum / lossCount : NaN, testLoss: evaluation?.loss ?? null,
       testAccuracy: evaluation?.accuracy ?? null, testMetrics: evaluation?.metrics ?? {}, samplesPerSec: samples / seconds, seconds,
