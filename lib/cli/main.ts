@@ -19,7 +19,7 @@ import { SGD } from '../optim/sgd.js';
 import { manualSeed } from '../random.js';
 import { evaluate, fit, TrainingDivergedError, type EpochRecord, type StepRecord } from '../train/fit.js';
 import { CliError, helpText, parseFlags, type FlagSpec } from './args.js';
-import { lineChart, reportPage, thin } from './report.js';
+import { explodeReport, trainReport } from './run-report.js';
 
 const USAGE = `usage: stablegrad <command> [options]
 
@@ -300,30 +300,10 @@ function trainCommand(argv: string[]): number {
     closeSync(metrics);
     closeSync(stepsFile);
   }
-  writeFileAtomic(join(out, 'report.html'), [trainReport(config, epochs, steps, failure)]);
+  writeFileAtomic(join(out, 'report.html'), [trainReport(config, net, epochs, steps, failure)]);
   console.log(`report: ${join(out, 'report.html')}`);
   if (failure) throw new CliError(failure, 1);
   return 0;
-}
-
-function trainReport(config: { model: string; dataset: string; epochs: number }, epochs: EpochRecord[], steps: StepRecord[], failure: string | null): string {
-  const last = epochs[epochs.length - 1];
-  const summary = [
-    `${config.model} on ${config.dataset}, ${epochs.length} of ${config.epochs} epochs`,
-    ...(last ? [`final test accuracy ${(100 * last.testAccuracy!).toFixed(2)}%, test loss ${last.testLoss!.toFixed(4)}`] : []),
-    `${steps.filter((s) => s.skipped).length} steps skipped for non-finite loss or gradients`,
-    ...(failure ? [failure] : []),
-  ];
-  const perEpoch = (key: 'trainLoss' | 'testLoss') => epochs.map((e): [number, number] => [e.epoch, e[key]!]);
-  const kept = thin(steps);
-  const layers = steps.length ? Object.keys(steps[0].gradNorms).filter((n) => n.endsWith('weight')) : [];
-  return reportPage(`stablegrad: ${config.model} on ${config.dataset}`, summary, [
-    lineChart('Loss per epoch', 'epoch', [{ name: 'train', points: perEpoch('trainLoss') }, { name: 'test', points: perEpoch('testLoss') }]),
-    lineChart('Test accuracy per epoch', 'epoch', [{ name: 'accuracy', points: epochs.map((e) => [e.epoch, e.testAccuracy!]) }]),
-    lineChart('Loss per step', 'step', [{ name: 'loss', points: kept.map((s) => [s.step, s.loss]) }], { markNonFinite: true }),
-    lineChart('Gradient L2 norm per layer (log scale)', 'step',
-      layers.map((n) => ({ name: n, points: kept.map((s): [number, number] => [s.step, s.gradNorms[n]]) })), { logY: true, markNonFinite: true }),
-  ]);
 }
 
 /** The model weights in a model.safetensors, or in a checkpoint.safetensors (its model. entries). */
@@ -395,15 +375,11 @@ function explodeCommand(argv: string[]): number {
         `blamed: ${bad[0].culprit ?? 'the loss'} (${bad[0].reason === 'gradient' ? 'first non-finite gradient' : 'largest gradient before the forward pass overflowed'})`
       : `${name}: finite throughout; loss ${steps[0].loss.toFixed(2)} at step 0, ${steps[steps.length - 1].loss.toFixed(2)} at step ${steps.length - 1}`;
     console.log(line);
-    return { name, steps, line, layers: net.namedParameters().map(([n]) => n).filter((n) => n.endsWith('weight')) };
+    return { name, label: name === 'deep' ? 'with BatchNorm (deep)' : 'without BatchNorm (deep-nobn)', model: net, steps, line };
   });
-  const charts = [
-    lineChart('Loss per step', 'step', runs.map((r) => ({ name: r.name, points: thin(r.steps).map((s): [number, number] => [s.step, s.loss]) })), { logY: true, markNonFinite: true }),
-    ...runs.map((r) => lineChart(`${r.name}: gradient L2 norm per layer (log scale)`, 'step',
-      r.layers.map((n) => ({ name: n, points: thin(r.steps).map((s): [number, number] => [s.step, s.gradNorms[n]]) })), { logY: true, markNonFinite: true })),
-  ];
-  writeFileAtomic(join(out, 'report.html'), [reportPage('What BatchNorm is for: 16 layers with and without it', [
-    `SGD lr 0.01, batch 64, ${maxSteps} steps on MNIST; weights from N(0, (2/sqrt(fan_in))^2), zero biases`, ...runs.map((r) => r.line)], charts)]);
+  writeFileAtomic(join(out, 'report.html'), [explodeReport([
+    `SGD lr 0.01, batch 64, ${maxSteps} steps on MNIST; weights from N(0, (2/sqrt(fan_in))^2), zero biases. Each pair of charts shares its scales.`,
+    ...runs.map((r) => r.line)], runs)]);
   console.log(`report: ${join(out, 'report.html')}`);
   return 0;
 }

@@ -41,6 +41,8 @@ export interface StepRecord {
   /** steps since the start of training, from 0 */
   step: number;
   loss: number;
+  /** the first parameter group's learning rate at this step */
+  lr: number;
   /** L2 norm of each parameter's gradient, by parameter name (before clipping) */
   gradNorms: Record<string, number>;
   skipped: boolean;
@@ -197,7 +199,9 @@ export function fit<Y extends Target>(model: Module, options: FitOptions<Y>): { 
         culprit = firstNonFinite;
         if (culprit) reason = 'gradient';
       }
-      const record: StepRecord = { epoch, step, loss: value, gradNorms, skipped: reason !== undefined, reason, culprit };
+      const record: StepRecord = {
+        epoch, step, loss: value, lr: optimizer.paramGroups[0].options.lr, gradNorms, skipped: reason !== undefined, reason, culprit,
+      };
       if (!record.skipped) previous = gradNorms;
       if (record.skipped) {
         skipped++;
