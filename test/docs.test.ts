@@ -81,4 +81,19 @@ describe('documentation examples run and print what their comments say', () => {
       rmSync(out, { recursive: true, force: true });
     }
   });
+
+  it('examples/regression.mjs, a PyTorch user\'s script beside its twin regression.py, runs and learns', () => {
+    const r = spawnSync(process.execPath, [join(root, 'examples', 'regression.mjs')], { cwd: root, encoding: 'utf8', timeout: 300_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.split('\n');
+    // the module prints as PyTorch prints the twin's (True as true)
+    expect(lines.slice(0, 9)).toEqual([
+      'Net(', '  (body): Sequential(', '    (0): Linear(in_features=3, out_features=64, bias=true)',
+      '    (1): BatchNorm1d(64, eps=1e-05, momentum=0.1, affine=true, track_running_stats=true)', '    (2): ReLU()', '  )',
+      '  (skip): Linear(in_features=3, out_features=64, bias=true)', '  (head): Linear(in_features=128, out_features=1, bias=true)', ')']);
+    expect(lines.filter((l) => /^epoch [1-6]: train [\d.]+, test [\d.]+, mae [\d.]+$/.test(l))).toHaveLength(6);
+    const mse = Number(/^test MSE ([\d.]+), lr 0.005$/m.exec(r.stdout)?.[1]);
+    expect(mse).toBeLessThan(0.4); // the target's variance is about 6
+    expect(r.stdout).toMatch(/^tensor\(\[\[ *-?[\d.]+\],\n {8}\[ *-?[\d.]+\],\n {8}\[ *-?[\d.]+\]\], shape=\[3, 1\]\)$/m);
+  });
 });
