@@ -18,6 +18,7 @@ export {
   minimum, maximum, eq, ne, gt, ge, lt, le, where, variance, std, type VarianceOptions,
 } from './ops.js';
 export * as nn from './nn/index.js';
+export * as distributed from './distributed/index.js';
 export * as optim from './optim/index.js';
 export { load, loadMetadata, save } from './io/safetensors.js';
 export { loadCheckpoint, saveCheckpoint, type CheckpointInfo, type CheckpointParts } from './io/checkpoint.js';

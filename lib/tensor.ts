@@ -373,6 +373,16 @@ function accumulate(leaf: Tensor, g: Float32Array): void {
   if (leaf.hooks) for (const hook of [...leaf.hooks]) hook(leaf);
 }
 
+const backwardCallbacks: (() => void)[] = [];
+
+/**
+ * @internal Runs fn once the next backward pass has finished (PyTorch's queue_callback): where
+ * DistributedDataParallel waits for its last gradient buckets. A backward that throws drops them.
+ */
+export function queueBackwardCallback(fn: () => void): void {
+  backwardCallbacks.push(fn);
+}
+
 /**
  * Backpropagation from root: each tensor's node runs once every use of the tensor in the graph has
  * added its part of the gradient (PyTorch's dependency counting), so a leaf is accumulated, and its
@@ -380,6 +390,16 @@ function accumulate(leaf: Tensor, g: Float32Array): void {
  * returned to the allocator once consumed, and so are the values of graph-owned activations.
  */
 function runBackward(root: Tensor, seed: Float32Array, seedIsUsers: boolean): void {
+  try {
+    backpropagate(root, seed, seedIsUsers);
+  } catch (e) {
+    backwardCallbacks.length = 0;
+    throw e;
+  }
+  for (const fn of backwardCallbacks.splice(0)) fn();
+}
+
+function backpropagate(root: Tensor, seed: Float32Array, seedIsUsers: boolean): void {
   const borrowed = seedIsUsers ? seed : null; // the caller's gradient: read, never written, kept or returned
   const uses = new Map<Tensor, number>([[root, 0]]);
   for (const stack = [root]; stack.length; ) {

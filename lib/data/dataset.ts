@@ -147,6 +147,13 @@ export interface DataLoaderOptions {
   dropLast?: boolean;
   /** a private generator for the order (reproducible regardless of other random use); default: the global one */
   seed?: number;
+  /**
+   * for data-parallel training: this process's rank and the number of ranks. Each epoch's order is
+   * the same on every rank (give a seed), and rank r takes every worldSize-th sample from r, the
+   * order wrapped round to a multiple of worldSize, so every rank has the same number of steps
+   */
+  rank?: number;
+  worldSize?: number;
 }
 
 /**
@@ -160,6 +167,8 @@ export class DataLoader<Y extends Target = Target> implements Iterable<[Tensor, 
   readonly dropLast: boolean;
   /** The generator of the shuffled order (its state goes into a checkpoint) */
   readonly generator: Generator;
+  readonly rank: number;
+  readonly worldSize: number;
   constructor(readonly dataset: Dataset<Y>, options: DataLoaderOptions = {}) {
     this.batchSize = options.batchSize ?? 1;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1)
@@ -167,16 +176,32 @@ export class DataLoader<Y extends Target = Target> implements Iterable<[Tensor, 
     this.shuffle = options.shuffle ?? false;
     this.dropLast = options.dropLast ?? false;
     this.generator = options.seed === undefined ? defaultGenerator : new Generator(options.seed);
+    this.worldSize = options.worldSize ?? 1;
+    this.rank = options.rank ?? 0;
+    if (!Number.isInteger(this.worldSize) || this.worldSize < 1)
+      throw new RangeError(`DataLoader: expected worldSize to be a positive integer but received ${options.worldSize}`);
+    if (!Number.isInteger(this.rank) || this.rank < 0 || this.rank >= this.worldSize)
+      throw new RangeError(`DataLoader: expected rank to be an integer in [0, ${this.worldSize}) but received ${options.rank}`);
+  }
+  /** Samples this rank takes per epoch. */
+  private get shardLength(): number {
+    return Math.ceil(this.dataset.length / this.worldSize);
   }
   /** Batches per epoch. */
   get length(): number {
-    const n = this.dataset.length / this.batchSize;
+    const n = this.shardLength / this.batchSize;
     return this.dropLast ? Math.floor(n) : Math.ceil(n);
   }
   /** One epoch of batches. */
   *[Symbol.iterator](): Iterator<[Tensor, Y]> {
-    const n = this.dataset.length;
-    const order = this.shuffle ? this.generator.permutation(n) : Int32Array.from({ length: n }, (_, i) => i);
+    const all = this.dataset.length;
+    let order = this.shuffle ? this.generator.permutation(all) : Int32Array.from({ length: all }, (_, i) => i);
+    if (this.worldSize > 1 && all > 0) {
+      const shard = new Int32Array(this.shardLength); // every worldSize-th, wrapping round at the end
+      for (let i = 0; i < shard.length; i++) shard[i] = order[(this.rank + i * this.worldSize) % all];
+      order = shard;
+    }
+    const n = order.length;
     for (let start = 0; start < n; start += this.batchSize) {
       const end = Math.min(start + this.batchSize, n);
       if (this.dropLast && end - start < this.batchSize) break;

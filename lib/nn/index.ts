@@ -11,3 +11,7 @@ import { logSoftmax, relu, sigmoid, softmax, tanh } from '../tensor.js';
 export const functional = { linear, batchNorm, mergeBatchNormStats, crossEntropy, mseLoss, relu, leakyRelu, sigmoid, tanh, softmax, logSoftmax };
 export type { BatchNormStats } from './functional.js';
 export * as utils from './utils.js';
+export { SyncBatchNorm } from './sync_batchnorm.js';
+import { DistributedDataParallel } from './parallel.js';
+/** Data-parallel training: nn.parallel.DistributedDataParallel (see distributed). */
+export const parallel = { DistributedDataParallel };

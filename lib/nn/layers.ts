@@ -107,7 +107,8 @@ export interface BatchNormOptions {
   trackRunningStats?: boolean;
 }
 
-abstract class BatchNormBase extends Module {
+/** @internal What BatchNorm1d, BatchNorm2d and SyncBatchNorm share. */
+export abstract class BatchNormBase extends Module {
   readonly eps: number;
   readonly momentum: number | null;
   readonly weight: Tensor | null;
@@ -150,7 +151,8 @@ abstract class BatchNormBase extends Module {
       `track_running_stats=${this.running_mean !== null}`;
   }
 
-  protected abstract checkInput(x: Tensor): void;
+  /** @internal */
+  abstract checkInput(x: Tensor): void;
 
   /** Runs BatchNorm, optionally fused with the ReLU that follows it (one pass forward and backward). */
   forwardWith(x: Tensor, relu: boolean): Tensor {
@@ -181,7 +183,7 @@ export class BatchNorm1d extends BatchNormBase {
   constructor(numFeatures: number, options: BatchNormOptions = {}) {
     super('BatchNorm1d', numFeatures, options);
   }
-  protected checkInput(x: Tensor): void {
+  checkInput(x: Tensor): void {
     if ((x.ndim !== 2 && x.ndim !== 3) || x.shape[1] !== this.numFeatures)
       throw new RangeError(`BatchNorm1d(${this.numFeatures}) expected input of shape [N, ${this.numFeatures}] or [N, ${this.numFeatures}, L] but received ${fmt(x.shape)}`);
   }
@@ -196,7 +198,7 @@ export class BatchNorm2d extends BatchNormBase {
   constructor(numFeatures: number, options: BatchNormOptions = {}) {
     super('BatchNorm2d', numFeatures, options);
   }
-  protected checkInput(x: Tensor): void {
+  checkInput(x: Tensor): void {
     if (x.ndim !== 4 || x.shape[1] !== this.numFeatures)
       throw new RangeError(`BatchNorm2d(${this.numFeatures}) expected input of shape [N, ${this.numFeatures}, H, W] but received ${fmt(x.shape)}`);
   }
