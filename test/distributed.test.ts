@@ -3,12 +3,12 @@
  * by .ci/run): SyncBatchNorm over 2 ranks x 32 samples equals 1 process x 64, plain BatchNorm under
  * DDP equals PyTorch DDP (gloo), the TCP transport, faults that end the job, and bad use.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DataLoader, distributed, nn, randn, TensorDataset, zeros } from '../lib/index.js';
+import { DataLoader, distributed, loadMetadata, nn, randn, TensorDataset, zeros } from '../lib/index.js';
 
 const here = join(__dirname, 'distributed');
 const dir = mkdtempSync(join(tmpdir(), 'stablegrad-distributed-'));
@@ -112,6 +112,45 @@ describe.runIf(hasMpi)('with mpirun -np 2', () => {
     expect(r.status).not.toBe(0);
     expect(r.seconds).toBeLessThan(30);
   });
+
+  it('the CLI under mpirun: --sync-bn with the global batch trains as one process does; rank 0 alone prints and writes', () => {
+    const bin = join(__dirname, '..', 'bin', 'stablegrad.js'), args = ['train', '--epochs', '1', '--batch-size', '128', '--seed', '3', '--sync-bn'];
+    const one = spawnSync(process.execPath, [bin, ...args, '--out', join(dir, 'cli-1')], { encoding: 'utf8', timeout: 120_000 });
+    expect(one.status, one.stderr).toBe(0);
+    const two = mpirun(2, [bin, ...args, '--out', join(dir, 'cli-2')]);
+    expect(two.status, two.stderr).toBe(0);
+    expect(two.stdout).toMatch(/x 2 ranks \(SyncBatchNorm\)/);
+    expect(two.stdout.trim().split('\n')).toHaveLength(one.stdout.trim().split('\n').length);
+    const metrics = (run: string) => JSON.parse(readFileSync(join(dir, run, 'metrics.jsonl'), 'utf8'));
+    const [a, b] = [metrics('cli-1'), metrics('cli-2')];
+    for (const key of ['trainLoss', 'testLoss', 'testAccuracy']) expect(Math.abs(b[key] - a[key]) / a[key], key).toBeLessThan(1e-5);
+  });
+
+  it('a job killed mid-epoch resumes from its last checkpoint with mpirun, ending where an unkilled job ends, bit for bit', async () => {
+    const bin = join(__dirname, '..', 'bin', 'stablegrad.js'), args = ['train', '--epochs', '3', '--batch-size', '256', '--seed', '5'];
+    expect(mpirun(2, [bin, ...args, '--out', join(dir, 'mpi-whole')]).status).toBe(0);
+    const killed = join(dir, 'mpi-killed');
+    const job = spawn('mpirun', ['--oversubscribe', '-np', '2', process.execPath, bin, ...args, '--out', killed], { env, stdio: 'ignore' });
+    const started = Date.now();
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (existsSync(join(killed, 'checkpoint.safetensors'))) {
+          clearInterval(poll);
+          spawnSync('pkill', ['-KILL', '-n', '-f', `${bin} train .*${killed}`]); // one rank dies
+        }
+      }, 5);
+      job.on('exit', (code) => {
+        clearInterval(poll);
+        expect(code).not.toBe(0);
+        resolve();
+      });
+    });
+    expect((Date.now() - started) / 1000).toBeLessThan(30);
+    expect(Number(loadMetadata(join(killed, 'checkpoint.safetensors')).epoch)).toBeLessThan(3);
+    const resumed = mpirun(2, [bin, 'train', '--resume', killed]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(readFileSync(join(killed, 'model.safetensors')).equals(readFileSync(join(dir, 'mpi-whole', 'model.safetensors')))).toBe(true);
+  }, 120_000);
 
   it('arrays of different lengths across ranks are an Error on every rank, not a hang', () => {
     const r = mpirun(2, [join(here, 'faults.js'), 'mismatch']);

@@ -12,17 +12,18 @@ export type FlagSpec = { value: string; help: string } & (
   | { kind: 'int'; min?: number }
   | { kind: 'number'; min?: number }
   | { kind: 'string' }
+  | { kind: 'flag' }
   | { kind: 'choice'; choices: readonly string[] });
 
 /** The --help text of a command: usage, what it does, and each flag with its description. */
 export function helpText(usage: string, summary: string, spec: Record<string, FlagSpec>): string {
-  const rows = Object.entries(spec).map(([name, f]) => [`  --${name} ${f.value}`, f.kind === 'choice' ? `${f.choices.join('|')}: ${f.help}` : f.help]);
+  const rows = Object.entries(spec).map(([name, f]) => [`  --${name}${f.value ? ` ${f.value}` : ''}`, f.kind === 'choice' ? `${f.choices.join('|')}: ${f.help}` : f.help]);
   const width = Math.max(...rows.map(([l]) => l.length)) + 2;
   return `usage: ${usage}\n${summary}\n\noptions:\n${rows.map(([l, h]) => l.padEnd(width) + h).join('\n')}\n  --help${' '.repeat(Math.max(2, width - 8))}this text`;
 }
 
-export function parseFlags<S extends Record<string, FlagSpec>>(argv: string[], spec: S): Partial<Record<keyof S, string | number>> {
-  const out: Partial<Record<keyof S, string | number>> = {};
+export function parseFlags<S extends Record<string, FlagSpec>>(argv: string[], spec: S): Partial<Record<keyof S, string | number | boolean>> {
+  const out: Partial<Record<keyof S, string | number | boolean>> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (!arg.startsWith('--')) throw new CliError(`unexpected argument '${arg}' (see stablegrad --help)`);
@@ -30,6 +31,11 @@ export function parseFlags<S extends Record<string, FlagSpec>>(argv: string[], s
     const name = arg.slice(2, eq === -1 ? undefined : eq);
     const f = spec[name];
     if (!f) throw new CliError(`unknown option --${name} (see stablegrad --help)`);
+    if (f.kind === 'flag') {
+      if (eq !== -1) throw new CliError(`option --${name} takes no value`);
+      out[name as keyof S] = true;
+      continue;
+    }
     const raw = eq === -1 ? argv[++i] : arg.slice(eq + 1);
     if (raw === undefined || (eq === -1 && raw.startsWith('--'))) throw new CliError(`option --${name} needs a value`);
     if (f.kind === 'int' || f.kind === 'number') {

@@ -13,6 +13,9 @@ import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
 import type { Tensor } from '../tensor.js';
 import { makeModel, MODEL_NAMES, type ModelName } from '../models.js';
 import { CrossEntropyLoss } from '../nn/loss.js';
+import { DistributedDataParallel } from '../nn/parallel.js';
+import { SyncBatchNorm } from '../nn/sync_batchnorm.js';
+import * as distributed from '../distributed/index.js';
 import type { Sequential } from '../nn/layers.js';
 import { Adam, AdamW } from '../optim/adam.js';
 import { SGD } from '../optim/sgd.js';
@@ -50,6 +53,7 @@ const TRAIN_FLAGS = {
   seed: { kind: 'int', min: 0, value: 'N', help: 'seed of initialisation, dropout and shuffling (default 0)' },
   out: { kind: 'string', value: 'DIR', help: 'the run folder (default runs/<timestamp>)' },
   resume: { kind: 'string', value: 'DIR', help: 'continue the run in DIR from its last finished epoch, with its settings (only --threads may be added)' },
+  'sync-bn': { kind: 'flag', value: '', help: 'under mpirun: BatchNorm statistics over the global batch (SyncBatchNorm); --batch-size stays the global batch' },
 } satisfies Record<string, FlagSpec>;
 
 const EVAL_FLAGS = {
@@ -139,13 +143,15 @@ const fmtTime = (s: number) => (s >= 3600 ? `${Math.floor(s / 3600)}:` : '') + `
 
 /** A live progress line on a terminal (running mean loss, speed, ETA, then the evaluation); nothing per step otherwise. */
 class Progress {
-  private readonly live = Boolean(process.stderr.isTTY);
+  private readonly live: boolean;
   private epochStart = process.hrtime.bigint();
   private samples = 0;
   private lossSum = 0;
   private lossCount = 0;
   private lastDraw = 0;
-  constructor(private readonly epochs: number, private readonly stepsPerEpoch: number) {}
+  constructor(private readonly epochs: number, private readonly stepsPerEpoch: number, shown = true) {
+    this.live = shown && Boolean(process.stderr.isTTY);
+  }
   startEpoch(): void {
     this.epochStart = process.hrtime.bigint();
     this.samples = this.lossSum = this.lossCount = 0;
@@ -190,7 +196,7 @@ function optimizerFor(name: string, params: ReturnType<Sequential['parameters']>
 
 interface TrainConfig {
   model: ModelName; dataset: string; dataDir: string | null; epochs: number; batchSize: number; lr: number; optimizer: string;
-  momentum: number; weightDecay: number; clipNorm: number | null; seed: number; threads: number; out: string;
+  momentum: number; weightDecay: number; clipNorm: number | null; seed: number; threads: number; out: string; syncBn: boolean;
 }
 
 /** The settings of a new run from its flags. */
@@ -202,7 +208,7 @@ function newRunConfig(f: ReturnType<typeof parseFlags<typeof TRAIN_FLAGS>>): Tra
     optimizer: (f.optimizer as string | undefined) ?? 'sgd', momentum: (f.momentum as number | undefined) ?? 0,
     weightDecay: (f['weight-decay'] as number | undefined) ?? 0, clipNorm: (f['clip-norm'] as number | undefined) ?? null,
     seed: (f.seed as number | undefined) ?? 0, threads: (f.threads as number | undefined) ?? backendInfo().threads,
-    out: (f.out as string | undefined) ?? join('runs', timestamp()),
+    out: (f.out as string | undefined) ?? join('runs', timestamp()), syncBn: f['sync-bn'] === true,
   };
 }
 
@@ -237,42 +243,56 @@ function trainCommand(argv: string[]): number {
     throw new CliError('--resume continues a run with the settings in its config.json: only --threads may be given with it');
   const config = resuming ? savedRunConfig(f.resume as string) : newRunConfig(f);
   if (f.threads !== undefined) config.threads = f.threads as number;
-  const { model, dataset } = config, out = prepareOut(config.out);
+  // under mpirun: one rank of a data-parallel job; rank 0 alone prints and writes
+  const world = distributed.isLaunched() ? distributed.init() : { rank: 0, worldSize: 1 };
+  const leader = world.rank === 0, say = leader ? (text: string) => console.log(text) : () => {};
+  if (config.batchSize % world.worldSize !== 0)
+    throw new CliError(`--batch-size ${config.batchSize} is the global batch: it must divide evenly among the ${world.worldSize} ranks`);
+  const { model, dataset } = config, out = leader ? prepareOut(config.out) : config.out;
   const checkpointPath = join(out, 'checkpoint.safetensors');
   if (resuming && !existsSync(checkpointPath))
     throw new CliError(`cannot resume ${out}: it has no checkpoint.safetensors (no epoch finished); start it again with stablegrad train`);
   if (f.threads !== undefined) backend().setThreads(config.threads);
   manualSeed(config.seed);
   const data = loadData(model, dataset, config.dataDir ?? undefined, true) as Data;
-  const net = buildModel(model, dataset);
+  let net = buildModel(model, dataset);
+  if (config.syncBn) net = SyncBatchNorm.convert(net);
   const optimizer = optimizerFor(config.optimizer, net.parameters(), config.lr, config.momentum, config.weightDecay);
-  const trainLoader = new DataLoader(data.train, { batchSize: config.batchSize, shuffle: true, seed: config.seed });
+  const shard = { rank: world.rank, worldSize: world.worldSize };
+  const trainLoader = new DataLoader(data.train, { batchSize: config.batchSize / world.worldSize, shuffle: true, seed: config.seed, ...shard });
   const generators = { loader: trainLoader.generator };
   let done = { epoch: 0, step: 0 };
   if (resuming) done = loadCheckpoint(checkpointPath, { model: net, optimizer, generators });
+  const trained = world.worldSize > 1 ? new DistributedDataParallel(net) : net; // after the checkpoint: rank 0's weights go to all
   const info = backendInfo();
-  if (!resuming) writeFileAtomic(join(out, 'config.json'), [JSON.stringify({ ...config, backend: info }, null, 2) + '\n']);
+  if (leader && !resuming) writeFileAtomic(join(out, 'config.json'), [JSON.stringify({ ...config, worldSize: world.worldSize, backend: info }, null, 2) + '\n']);
   // the records of finished epochs stay; what a killed run wrote after its checkpoint goes
   const kept = { metrics: linesUpTo(join(out, 'metrics.jsonl'), done.epoch), steps: linesUpTo(join(out, 'steps.jsonl'), done.epoch) };
-  writeFileAtomic(join(out, 'metrics.jsonl'), kept.metrics.map((l) => l + '\n'));
-  writeFileAtomic(join(out, 'steps.jsonl'), kept.steps.map((l) => l + '\n'));
-  const metrics = openSync(join(out, 'metrics.jsonl'), 'a'), stepsFile = openSync(join(out, 'steps.jsonl'), 'a');
-  const progress = new Progress(config.epochs, trainLoader.length);
+  let metrics = -1, stepsFile = -1;
+  if (leader) {
+    writeFileAtomic(join(out, 'metrics.jsonl'), kept.metrics.map((l) => l + '\n'));
+    writeFileAtomic(join(out, 'steps.jsonl'), kept.steps.map((l) => l + '\n'));
+    metrics = openSync(join(out, 'metrics.jsonl'), 'a');
+    stepsFile = openSync(join(out, 'steps.jsonl'), 'a');
+  }
+  const progress = new Progress(config.epochs, trainLoader.length, leader);
   const epochs = kept.metrics.map((l) => JSON.parse(l) as EpochRecord), steps = kept.steps.map((l) => JSON.parse(l) as StepRecord);
   let stepInEpoch = 0, step = done.step;
-  console.log(resuming
-    ? `resuming ${out} after epoch ${done.epoch} of ${config.epochs} (step ${done.step}); ${info.name} backend, ${info.isa}, ${config.threads} threads`
-    : `training ${model} on ${dataset} (${data.train.length} images) for ${config.epochs} epochs; ${info.name} backend, ${info.isa}, ${info.threads} threads; writing to ${out}`);
+  const ranks = world.worldSize > 1 ? ` x ${world.worldSize} ranks${config.syncBn ? ' (SyncBatchNorm)' : ''}` : '';
+  say(resuming
+    ? `resuming ${out} after epoch ${done.epoch} of ${config.epochs} (step ${done.step}); ${info.name} backend, ${info.isa}, ${config.threads} threads${ranks}`
+    : `training ${model} on ${dataset} (${data.train.length} images) for ${config.epochs} epochs; ${info.name} backend, ${info.isa}, ${info.threads} threads${ranks}; writing to ${out}`);
   let failure: string | null = null;
   try {
-    if (done.epoch < config.epochs) fit(net, {
-      train: trainLoader, test: new DataLoader(data.test, { batchSize: EVAL_BATCH }), optimizer,
+    if (done.epoch < config.epochs) fit(trained, {
+      train: trainLoader, test: new DataLoader(data.test, { batchSize: EVAL_BATCH, ...shard }), optimizer,
       loss: new CrossEntropyLoss(), epochs: config.epochs, clipGradNorm: config.clipNorm ?? undefined,
       startEpoch: done.epoch + 1, startStep: done.step,
       onStep: (r) => {
         if (stepInEpoch === 0) progress.startEpoch();
         stepInEpoch++;
         step = r.step + 1;
+        if (!leader) return;
         steps.push(r);
         writeSync(stepsFile, JSON.stringify(r) + '\n');
         progress.step(r, Math.min(config.batchSize, data.train.length), stepInEpoch);
@@ -281,13 +301,14 @@ function trainCommand(argv: string[]): number {
       onEpoch: (r) => {
         stepInEpoch = 0;
         progress.endEpoch();
+        if (!leader) return;
         const line = { epoch: r.epoch, trainLoss: r.trainLoss, testLoss: r.testLoss, testAccuracy: r.testAccuracy,
           samplesPerSec: r.samplesPerSec, seconds: r.seconds, skippedSteps: r.skippedSteps };
         epochs.push(r);
         writeSync(metrics, JSON.stringify(line) + '\n');
         save(net.stateDict(), join(out, 'model.safetensors'));
         saveCheckpoint(checkpointPath, { model: net, optimizer, generators, epoch: r.epoch, step });
-        console.log(`epoch ${r.epoch}/${config.epochs}: train loss ${r.trainLoss.toFixed(4)}, test loss ${r.testLoss!.toFixed(4)}, ` +
+        say(`epoch ${r.epoch}/${config.epochs}: train loss ${r.trainLoss.toFixed(4)}, test loss ${r.testLoss!.toFixed(4)}, ` +
           `test accuracy ${(100 * r.testAccuracy!).toFixed(2)}%, ${Math.round(r.samplesPerSec).toLocaleString('en-US')} samples/s, ` +
           `${r.seconds.toFixed(1)} s${r.skippedSteps ? `, ${r.skippedSteps} steps skipped` : ''}`);
       },
@@ -297,11 +318,16 @@ function trainCommand(argv: string[]): number {
     progress.endEpoch();
     failure = e.message;
   } finally {
-    closeSync(metrics);
-    closeSync(stepsFile);
+    if (leader) {
+      closeSync(metrics);
+      closeSync(stepsFile);
+    }
   }
-  writeFileAtomic(join(out, 'report.html'), [trainReport(config, net, epochs, steps, failure)]);
-  console.log(`report: ${join(out, 'report.html')}`);
+  if (leader) {
+    writeFileAtomic(join(out, 'report.html'), [trainReport(config, net, epochs, steps, failure)]);
+    say(`report: ${join(out, 'report.html')}`);
+  }
+  distributed.destroy();
   if (failure) throw new CliError(failure, 1);
   return 0;
 }

@@ -12,6 +12,7 @@ import { Tensor } from '../tensor.js';
 interface MpiAddon {
   init(): { rank: number; worldSize: number };
   submit(kind: string, data: Float32Array | null, options: { op?: string; root?: number; out?: Float32Array; check?: boolean }): number;
+  run(kind: string, data: Float32Array | null, options: { op?: string; root?: number; out?: Float32Array; check?: boolean }): void;
   wait(id: number): void;
   finalize(): void;
   abort(code: number): void;
@@ -87,7 +88,15 @@ function arrayOf(fn: string, t: Tensor | Float32Array): Float32Array {
   throw new TypeError(`distributed.${fn}: expected a Tensor or a Float32Array but received ${t === null ? 'null' : typeof t}`);
 }
 
-function submit(fn: string, kind: string, data: Float32Array | null, options: { op?: string; root?: number; out?: Float32Array; check?: boolean }): Work {
+type Options = { op?: string; root?: number; out?: Float32Array; check?: boolean };
+
+/** A blocking collective, run on this thread after the queued ones. */
+function run(fn: string, kind: string, data: Float32Array | null, options: Options): void {
+  joined(fn);
+  addon!.run(kind, data, options);
+}
+
+function submit(fn: string, kind: string, data: Float32Array | null, options: Options): Work {
   joined(fn);
   const id = addon!.submit(kind, data, options);
   let done = false;
@@ -127,7 +136,9 @@ const OPS = ['sum', 'avg', 'max', 'min'];
 export function allReduce(t: Tensor | Float32Array, options: { op?: ReduceOp } = {}): void {
   const op = options.op ?? 'sum';
   if (!OPS.includes(op)) throw new RangeError(`distributed.allReduce: expected op to be one of ${OPS.join(', ')} but received ${JSON.stringify(op)}`);
-  allReduceAsync(arrayOf('allReduce', t), op, true).wait();
+  const values = arrayOf('allReduce', t);
+  run('allReduce', 'allreduce', values, { op: op === 'avg' ? 'sum' : op, check: true });
+  if (op === 'avg') for (let i = 0, n = worldSize(); i < values.length; i++) values[i] /= n;
 }
 
 /**
@@ -138,7 +149,7 @@ export function allReduce(t: Tensor | Float32Array, options: { op?: ReduceOp } =
 export function broadcast(t: Tensor | Float32Array, options: { src?: number } = {}): void {
   const src = options.src ?? 0;
   if (!Number.isInteger(src)) throw new RangeError(`distributed.broadcast: expected src to be a rank but received ${src}`);
-  submit('broadcast', 'broadcast', arrayOf('broadcast', t), { root: src, check: true }).wait();
+  run('broadcast', 'broadcast', arrayOf('broadcast', t), { root: src, check: true });
 }
 
 /**
@@ -149,7 +160,7 @@ export function allGather(t: Tensor): Tensor[];
 export function allGather(t: Float32Array): Float32Array[];
 export function allGather(t: Tensor | Float32Array): (Tensor | Float32Array)[] {
   const values = arrayOf('allGather', t), n = worldSize(), out = new Float32Array(values.length * n);
-  submit('allGather', 'allgather', values, { out, check: true }).wait();
+  run('allGather', 'allgather', values, { out, check: true });
   return Array.from({ length: n }, (_, r) => {
     const part = out.slice(r * values.length, (r + 1) * values.length);
     return t instanceof Tensor ? new Tensor(part, [...t.shape]) : part;
@@ -158,7 +169,7 @@ export function allGather(t: Tensor | Float32Array): (Tensor | Float32Array)[] {
 
 /** Returns once every rank has called barrier(). */
 export function barrier(): void {
-  submit('barrier', 'barrier', null, {}).wait();
+  run('barrier', 'barrier', null, {});
 }
 
 /** Leaves the job (MPI_Finalize); init() cannot run again in this process (an MPI rule). */

@@ -7,9 +7,11 @@
  * to try.
  */
 import { ByteImageDataset, TensorDataset, type DataLoader, type Target } from '../data/dataset.js';
+import * as distributed from '../distributed/index.js';
 import { release } from '../memory.js';
 import { CrossEntropyLoss } from '../nn/loss.js';
 import { isLibraryModule, type Module } from '../nn/module.js';
+import { DistributedDataParallel } from '../nn/parallel.js';
 import { clipGradNorm as clip } from '../nn/utils.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { argmax, gradSumSquares, noGrad, Tensor } from '../tensor.js';
@@ -143,6 +145,13 @@ export function evaluate<Y extends Target>(model: Module, loader: DataLoader<Y>,
   } finally {
     model.train(wasTraining);
   }
+  if (distributed.isInitialized() && distributed.worldSize() > 1) {
+    // each rank evaluated its shard: the sums of all
+    const all = Float32Array.of(total, correct, count, classified ? 0 : 1, ...sums);
+    distributed.allReduce(all);
+    [total, correct, count, classified] = [all[0], all[1], all[2], all[3] === 0];
+    sums.forEach((_, i) => (sums[i] = all[4 + i]));
+  }
   const per = Math.max(count, 1);
   return { loss: total / per, accuracy: classified ? correct / per : null, metrics: Object.fromEntries(metrics.map(([name], i) => [name, sums[i] / per])) };
 }
@@ -158,10 +167,13 @@ export function fit<Y extends Target>(model: Module, options: FitOptions<Y>): { 
   const { train, test, optimizer } = options;
   const lossOf = lossFunction(options.loss), testLoss = evaluationLoss(options.loss);
   const maxBad = options.maxBadSteps ?? 10;
-  const named = model.namedParameters();
+  // a DistributedDataParallel's parameters under the names of the module it wraps
+  const named: [string, Tensor][] = (model instanceof DistributedDataParallel ? model.module as Module : model).namedParameters();
   const records: EpochRecord[] = [];
   let step = options.startStep ?? 0, skippedTotal = 0, consecutiveBad = 0;
   const startEpoch = options.startEpoch ?? 1;
+  // under distributed training: steps decided and reported for all ranks (see distributed/)
+  const ranks = distributed.isInitialized() ? distributed.worldSize() : 1;
   if (!Number.isInteger(startEpoch) || startEpoch < 1) throw new RangeError(`fit: expected startEpoch to be a positive integer but received ${startEpoch}`);
   if (!Number.isInteger(step) || step < 0) throw new RangeError(`fit: expected startStep to be a non-negative integer but received ${step}`);
   let firstBad: StepRecord | null = null;
@@ -190,7 +202,17 @@ export function fit<Y extends Target>(model: Module, options: FitOptions<Y>): { 
       firstNonFinite = undefined;
       const loss = lossOf(model.forward(x), y);
       loss.backward();
-      const value = loss.item();
+      let value = loss.item(), n = countOf(y);
+      if (ranks > 1) {
+        // one decision for every rank: the global mean loss, and the (averaged) gradients' norms
+        for (const [name, p] of named) gradNorms[name] = Math.sqrt(gradSumSquares(p));
+        const bad = named.some(([name]) => !Number.isFinite(gradNorms[name]));
+        const sums = Float32Array.of(value * n, n, bad ? 1 : 0);
+        distributed.allReduce(sums);
+        [value, n] = [sums[0] / sums[1], sums[1]];
+        firstNonFinite = [...named].reverse().find(([name]) => !Number.isFinite(gradNorms[name]))?.[0];
+        if (sums[2] > 0 && !firstNonFinite) firstNonFinite = 'a parameter on another rank';
+      }
       let reason: StepRecord['reason'], culprit: string | undefined;
       if (!Number.isFinite(value)) {
         reason = 'loss';
@@ -212,10 +234,10 @@ export function fit<Y extends Target>(model: Module, options: FitOptions<Y>): { 
         consecutiveBad = 0;
         if (options.clipGradNorm !== undefined) clip(model.parameters(), options.clipGradNorm);
         optimizer.step();
-        lossSum += value * countOf(y);
-        lossCount += countOf(y);
+        lossSum += value * n;
+        lossCount += n;
       }
-      samples += countOf(y);
+      samples += n;
       if (ownBatches) {
         release(x.values);
         if (y instanceof Tensor) release(y.values);
