@@ -49,7 +49,7 @@ export const fixed = (v, d = 1) => (v === undefined || v === null || Number.isNa
 export const ms = (s) => (s === undefined ? '-' : s >= 1e-3 ? `${(s * 1e3).toFixed(2)} ms` : `${(s * 1e6).toFixed(0)} us`);
 
 /** Prints rows under a header: the first column left-aligned, the others right-aligned, in the given widths. */
-export function table(header, rows, widths) {
+export function table(header, rows, widths = header.map((h, i) => Math.max(...[h, ...rows.map((r) => r[i])].map((c) => String(c).length)) + 2)) {
   const line = (r) => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[0]) : String(c).padStart(widths[i]))).join('');
   console.log(line(header));
   for (const r of rows) console.log(line(r));

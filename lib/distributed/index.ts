@@ -126,6 +126,26 @@ export function allReduceAsync(values: Float32Array, op: ReduceOp = 'sum', check
   };
 }
 
+/**
+ * @internal A blocking allReduce sum without the length check, for the library's own collectives
+ * whose lengths agree by construction (SyncBatchNorm's sums, DDP's buffers).
+ */
+export function reduceNow(values: Float32Array): void {
+  run('allReduce', 'allreduce', values, { op: 'sum' });
+}
+
+/** @internal A blocking broadcast from rank 0 without the length check (see reduceNow). */
+export function broadcastNow(values: Float32Array): void {
+  run('broadcast', 'broadcast', values, { root: 0 });
+}
+
+/** @internal allGather without the length check (see reduceNow): every rank's values, in rank order, in one array. */
+export function gatherNow(values: Float32Array): Float32Array {
+  const out = new Float32Array(values.length * worldSize());
+  run('allGather', 'allgather', values, { out });
+  return out;
+}
+
 const OPS = ['sum', 'avg', 'max', 'min'];
 
 /**

@@ -5,6 +5,7 @@
  * (post-accumulate-grad hooks), so communication overlaps the rest of backward, and backward's end
  * waits for them all and writes the averages back into .grad.
  */
+import { backend } from '../backend/index.js';
 import * as distributed from '../distributed/index.js';
 import { isGradEnabled, queueBackwardCallback, Tensor } from '../tensor.js';
 import { Module } from './module.js';
@@ -68,7 +69,7 @@ export class DistributedDataParallel<M extends Module = Module> extends Module {
 
   /** Runs the module; in training, arms the gradient averaging of the backward that follows. */
   forward(...args: unknown[]): ReturnType<M['forward']> {
-    if (this.training && this.#broadcastBuffers) for (const t of this.module.buffers()) distributed.broadcast(t, { src: 0 });
+    if (this.training && this.#broadcastBuffers) this.#syncBuffers();
     const out = this.module.forward(...args);
     if (isGradEnabled() && this.#syncing && !this.#armed) {
       this.#armed = true;
@@ -91,6 +92,24 @@ export class DistributedDataParallel<M extends Module = Module> extends Module {
       return fn();
     } finally {
       this.#syncing = before;
+    }
+  }
+
+  /** Rank 0's buffers (BatchNorm's running statistics) to every rank, in one broadcast, as PyTorch's DDP before each forward. */
+  #syncBuffers(): void {
+    const buffers = this.module.buffers();
+    if (!buffers.length) return;
+    const flat = new Float32Array(buffers.reduce((n, t) => n + t.size, 0));
+    let at = 0;
+    for (const t of buffers) {
+      flat.set(t.values, at);
+      at += t.size;
+    }
+    distributed.broadcastNow(flat);
+    at = 0;
+    for (const t of buffers) {
+      t.values.set(flat.subarray(at, at + t.size));
+      at += t.size;
     }
   }
 
@@ -123,8 +142,7 @@ export class DistributedDataParallel<M extends Module = Module> extends Module {
       b.params.forEach((p, i) => {
         const avg = b.flat.subarray(b.offsets[i], b.offsets[i] + p.size);
         if (!p.gradValue) p.grad = new Tensor(new Float32Array(p.size), [...p.shape]);
-        const g = p.gradValue!.values;
-        for (let j = 0; j < g.length; j++) g[j] = avg[j] * scale;
+        backend().scale(p.gradValue!.values, avg, scale);
         p.gradSquares = undefined;
       });
     }

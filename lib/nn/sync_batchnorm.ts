@@ -37,7 +37,8 @@ export class SyncBatchNorm extends BatchNormBase {
     const mine = new Float32Array(1 + 2 * C);
     mine[0] = N * S;
     if (N * S > 0) k.batchnormStats(mine.subarray(1, 1 + C), mine.subarray(1 + C), x.values, N, C, S);
-    const parts = distributed.allGather(mine).filter((p) => p[0] > 0)
+    const all = distributed.gatherNow(mine), width = 1 + 2 * C;
+    const parts = Array.from({ length: all.length / width }, (_, r) => all.subarray(r * width, (r + 1) * width)).filter((p) => p[0] > 0)
       .map((p) => ({ count: p[0], mean: p.subarray(1, 1 + C), variance: p.subarray(1 + C) }));
     const global = mergeBatchNormStats(parts);
     if (global.count <= 1) throw new RangeError(`Expected more than 1 value per channel when training, got input size ${fmt(x.shape)} on ${parts.length} ranks`);
@@ -62,7 +63,7 @@ export class SyncBatchNorm extends BatchNormBase {
       // the parameters' gradients from this rank's sums (DistributedDataParallel averages them)
       const dw = weight?.requiresGrad ? Float32Array.from(sumDyXmu, (v, c) => v * invstd[c]) : null;
       const db = bias?.requiresGrad ? sumDy.slice() : null;
-      distributed.allReduceAsync(sums, 'sum').wait();
+      distributed.reduceNow(sums);
       const dx = x.requiresGrad ? allocate(x.size) : null;
       if (dx) k.batchnormBackwardApply(dx, g, x.values, mean, invstd, w, sumDy, sumDyXmu, relu ? y : null, count, N, C, S);
       return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
