@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 
 const root = join(__dirname, '..');
 const read = (p: string) => readFileSync(join(root, p), 'utf8');
-const sources = JSON.parse(read('sources.json')) as { common: string[]; kernels: string[]; flags: Record<string, string[]> };
+const sources = JSON.parse(read('sources.json')) as { common: string[]; kernels: string[]; mpi: string[]; flags: Record<string, string[]> };
 
 function cppFiles(dir: string): string[] {
   return readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) =>
@@ -20,7 +20,7 @@ function cppFiles(dir: string): string[] {
 
 describe('one source list for both builds', () => {
   it('sources.json lists every .cpp file under native/, once', () => {
-    const listed = [...sources.common, ...sources.kernels];
+    const listed = [...sources.common, ...sources.kernels, ...sources.mpi];
     expect(new Set(listed).size).toBe(listed.length);
     expect([...listed].sort()).toEqual(cppFiles('native').sort());
   });

@@ -152,6 +152,14 @@ describe.runIf(hasMpi)('with mpirun -np 2', () => {
     expect(readFileSync(join(killed, 'model.safetensors')).equals(readFileSync(join(dir, 'mpi-whole', 'model.safetensors')))).toBe(true);
   }, 120_000);
 
+  it('noSync: gradients accumulate locally, and the next synced backward averages the sum', () => {
+    const r = mpirun(2, [join(here, 'nosync.js')]);
+    expect(r.status, r.stderr).toBe(0);
+    const { worst, keptLocal } = JSON.parse(r.stdout.trim());
+    expect(keptLocal).toBe(true);
+    expect(worst).toBeLessThan(1e-6);
+  });
+
   it('arrays of different lengths across ranks are an Error on every rank, not a hang', () => {
     const r = mpirun(2, [join(here, 'faults.js'), 'mismatch']);
     expect(r.status).toBe(0);

@@ -4,7 +4,7 @@
   "targets": [
     {
       "target_name": "stablegrad_mpi",
-      "sources": ["mpi.cpp"],
+      "sources": ["<!@(node -p \"require('../../sources.json').mpi.map((f) => '../../' + f).join(' ')\")"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags": ["-O2", "-pthread", "-Wall", "-Wextra", "<!@(mpicc --showme:compile)"],
