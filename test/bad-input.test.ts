@@ -6,39 +6,9 @@
  * TypeScript fallback; afterwards the process still computes correctly.
  */
 import { describe, expect, it } from 'vitest';
-import { evaluate, parse, type Value } from '../lib/backend/expr.js';
-import { KERNELS, type KernelSpec } from '../lib/backend/schema.js';
+import { KERNELS } from '../lib/backend/schema.js';
 import type { Backend, KernelName } from '../lib/backend/types.js';
-import { native, tsBackend } from './helpers.js';
-
-type Kind = 'f32' | 'f32?' | 'f32 any length' | 'u8 any length' | 'i32' | 'size' | 'num' | 'bool';
-interface Arg { name: string; kind: Kind; value: unknown; atLeast?: boolean }
-
-/**
- * A valid call of a kernel, from its schema: the example's sizes and scalars (else sizes 2,
- * numbers 0.5, flags false), and arrays of the lengths the schema requires for them (zeros; an
- * array of any length as long as the example's `len(name)`, else 5).
- */
-function validCall(spec: KernelSpec): Arg[] {
-  const example: Record<string, number | boolean> = spec.example ?? {};
-  const values = new Map<string, Value>();
-  const get = (n: string): Value => {
-    if (!values.has(n)) values.set(n, evaluate(parse(spec.derive![n as keyof typeof spec.derive] as string), get));
-    return values.get(n)!;
-  };
-  for (const a of spec.args)
-    if (a.kind === 'size' || a.kind === 'num' || a.kind === 'flag')
-      values.set(a.name, example[a.name] ?? (a.kind === 'size' ? 2 : a.kind === 'num' ? 0.5 : false));
-  return spec.args.map((a): Arg => {
-    if (a.kind === 'size' || a.kind === 'num') return { name: a.name, kind: a.kind, value: values.get(a.name) };
-    if (a.kind === 'flag') return { name: a.name, kind: 'bool', value: values.get(a.name) };
-    const n = a.len ? (evaluate(parse(a.len), get) as number) : (example[`len(${a.name})`] as number | undefined) ?? 5;
-    const value = a.kind === 'i32' ? new Int32Array(n) : a.kind === 'u8' ? new Uint8Array(n) : new Float32Array(n);
-    values.set(a.name, value);
-    const kind: Kind = a.kind === 'u8' ? 'u8 any length' : a.len === null ? 'f32 any length' : a.kind;
-    return { name: a.name, kind, value, atLeast: a.atLeast };
-  });
-}
+import { native, tsBackend, validCall, type Arg } from './helpers.js';
 
 const CALLS = Object.fromEntries(Object.entries(KERNELS).map(([name, spec]) => [name, validCall(spec)])) as Record<KernelName, Arg[]>;
 

@@ -295,8 +295,8 @@ struct ChannelStats {
 };
 // from the shifted sums s1 = sum(x - k), s2 = sum((x - k)^2) over M values
 inline ChannelStats shifted_stats(double k, double s1, double s2, int64_t M) {
-  const double var_sum = s2 - s1 * s1 / (double)M;  // >= 0 but for rounding
-  return ChannelStats{k + s1 / (double)M, var_sum > 0.0 ? var_sum : 0.0};
+  const double var_sum = s2 - s1 * s1 / (double)M;  // >= 0 but for rounding, NaN from Inf or NaN inputs
+  return ChannelStats{k + s1 / (double)M, var_sum < 0.0 ? 0.0 : var_sum};
 }
 
 // For channels [0, C), from their shifts k (C) and shifted sums s1 (C), s2 (C) over M values:
@@ -357,6 +357,19 @@ void grad_coefficients(int64_t C, const double* sum_dy, const double* dot, const
 }
 
 // k (C) = each channel's first value (its shift), s1 (C), s2 (C) = the shifted sums sum(x - k),
+// A channel's shifted sums again in double, one value at a time: for the rare channel whose float
+// lanes overflowed (finite values beyond about 1.8e19 from the shift) or that holds Inf or NaN,
+// where the double sums give what PyTorch gives (a finite variance, or NaN).
+void exact_shifted_sums(float k, double& s1, double& s2, const float* x, int64_t N, int64_t C, int64_t S, int64_t c) {
+  s1 = s2 = 0.0;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t i = 0; i < S; i++) {
+      const double d = (double)x[(n * C + c) * S + i] - (double)k;
+      s1 += d;
+      s2 += d * d;
+    }
+}
+
 // sum((x - k)^2) of every channel over its N*S values, by the layout's walk (see row_sums,
 // plane_sums, kPlanesAhead)
 void channel_shifted_sums(float* k, double* s1, double* s2, const float* x, int64_t N, int64_t C, int64_t S) {
@@ -379,6 +392,8 @@ void channel_shifted_sums(float* k, double* s1, double* s2, const float* x, int6
           shifted_sums_run(x + (n * C + c) * S, S, k[c], s1[c], s2[c], n + kPlanesAhead < N ? kPlanesAhead * C * S : 0);
       }
     });
+  for (int64_t c = 0; c < C; c++)
+    if (!std::isfinite(s2[c])) exact_shifted_sums(k[c], s1[c], s2[c], x, N, C, S, c);
 }
 
 // sum_dy (C) = sum(dy'), dot (C) = sum(dy' * (x - mean)) of every channel over its N*S values, by
@@ -452,6 +467,7 @@ void dx_pass(float* dx, const float* dy, const float* x, const float* y, const f
 void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, float* running_mean, float* running_var,
                              const float* x, const float* weight, const float* bias, int64_t N, int64_t C, int64_t S,
                              float eps, float momentum, bool relu) {
+  if (N * C * S == 0) return;  // nothing to normalize (training rejects empty channels before this)
   const int64_t M = N * S;
   const bool stream = N * C * S * (int64_t)sizeof(float) >= kStreamBytes;
   if (S >= kSmallPlane) {
@@ -462,6 +478,7 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
         double s1 = 0, s2 = 0;
         for (int64_t n = 0; n < N; n++)
           shifted_sums_run(x + (n * C + c) * S, S, k, s1, s2, n + kPlanesAhead < N ? kPlanesAhead * C * S : 0);
+        if (!std::isfinite(s2)) exact_shifted_sums(k, s1, s2, x, N, C, S, c);
         float a, b;
         finish_channels(1, &k, &s1, &s2, M, eps, momentum, weight ? weight + c : nullptr, bias ? bias + c : nullptr,
                         save_mean + c, save_invstd + c, running_mean ? running_mean + c : nullptr,
@@ -486,6 +503,7 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd, flo
 void batchnorm_forward_eval(float* y, const float* x, const float* running_mean, const float* running_var,
                             const float* weight, const float* bias, int64_t N, int64_t C, int64_t S, float eps,
                             bool relu) {
+  if (N * C * S == 0) return;
   // per-channel affine, folded once: a = weight/sqrt(var + eps), b = bias - mean*a
   Buffer<float> ab(2 * C);
   float *a = ab.data, *b = a + C;
@@ -549,6 +567,13 @@ void backward(float* dx, float* dweight, float* dbias, const float* dy, const fl
 void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy, const float* x, const float* mean,
                         const float* invstd, const float* weight, const float* y, int64_t N, int64_t C, int64_t S,
                         bool train) {
+  if (N * C * S == 0) {  // the sums over no values are 0
+    for (int64_t c = 0; c < C; c++) {
+      if (dweight) dweight[c] = 0.0f;
+      if (dbias) dbias[c] = 0.0f;
+    }
+    return;
+  }
   if (y)
     backward<true>(dx, dweight, dbias, dy, x, mean, invstd, weight, y, N, C, S, train);
   else
@@ -569,6 +594,7 @@ void batchnorm_stats(float* mean, float* variance, const float* x, int64_t N, in
 
 void batchnorm_apply(float* y, const float* x, const float* mean, const float* invstd, const float* weight,
                      const float* bias, int64_t N, int64_t C, int64_t S, bool relu) {
+  if (N * C * S == 0) return;
   Buffer<float> ab(2 * C);
   float *a = ab.data, *b = a + C;
   for (int64_t c = 0; c < C; c++) {
@@ -581,6 +607,10 @@ void batchnorm_apply(float* y, const float* x, const float* mean, const float* i
 
 void batchnorm_backward_reduce(float* sum_dy, float* sum_dy_xmu, const float* dy, const float* x, const float* mean,
                                const float* y, int64_t N, int64_t C, int64_t S) {
+  if (N * C * S == 0) {
+    for (int64_t c = 0; c < C; c++) sum_dy[c] = sum_dy_xmu[c] = 0.0f;
+    return;
+  }
   Buffer<double> sums(2 * C);
   if (y)
     grad_channel_sums<true>(sums.data, sums.data + C, dy, x, mean, y, N, C, S);
@@ -595,6 +625,7 @@ void batchnorm_backward_reduce(float* sum_dy, float* sum_dy_xmu, const float* dy
 void batchnorm_backward_apply(float* dx, const float* dy, const float* x, const float* mean, const float* invstd,
                               const float* weight, const float* sum_dy, const float* sum_dy_xmu, const float* y,
                               int64_t count, int64_t N, int64_t C, int64_t S) {
+  if (N * C * S == 0) return;
   Buffer<float> arrays(3 * C);
   float *gm = arrays.data, *k = gm + C, *sc = k + C;
   Buffer<double> sums(2 * C);

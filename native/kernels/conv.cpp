@@ -45,6 +45,7 @@ void walk_plane(int64_t c, int64_t n, int64_t N, int64_t H, int64_t W, int64_t K
 void im2col(float* col, const float* x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t SH,
             int64_t SW, int64_t PH, int64_t PW) {
   const int64_t OH = conv_out_size(H, KH, SH, PH), OW = conv_out_size(W, KW, SW, PW);
+  if (N * C * KH * KW * OH * OW == 0) return;  // col is empty: work in proportion to the data
   // planes in (c, n) order: consecutive planes write consecutive stretches of each row of col
   parallel(C * N, imax(1, 4096 / imax(1, KH * KW * OH * OW)), [&](int64_t p0, int64_t p1, int) {
     for (int64_t p = p0; p < p1; p++) {
@@ -72,6 +73,7 @@ void im2col(float* col, const float* x, int64_t N, int64_t C, int64_t H, int64_t
 void col2im(float* dx, const float* col, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
             int64_t SH, int64_t SW, int64_t PH, int64_t PW) {
   const int64_t OH = conv_out_size(H, KH, SH, PH), OW = conv_out_size(W, KW, SW, PW);
+  if (N * C * H * W == 0) return;  // dx is empty
   parallel(C * N, imax(1, 4096 / imax(1, KH * KW * OH * OW)), [&](int64_t p0, int64_t p1, int) {
     for (int64_t p = p0; p < p1; p++) {
       const int64_t c = p / N, n = p % N;
@@ -163,6 +165,7 @@ void max_pool_2x2_plane(float* y, int32_t* at, const float* plane, int64_t W, in
 // sums it over N and P into dbias (OC). Split over channels: each channel's sum is one thread's,
 // over n in order, so any thread count gives the same result.
 void conv_output(float* y, const float* out, const float* bias, int64_t N, int64_t OC, int64_t P) {
+  if (N * OC * P == 0) return;
   const bool stream = N * OC * P * (int64_t)sizeof(float) >= kStreamBytes;
   parallel(OC, imax(1, (1 << 15) / imax(1, N * P)), [&](int64_t o0, int64_t o1, int) {
     for (int64_t o = o0; o < o1; o++) {
@@ -180,6 +183,11 @@ void conv_output(float* y, const float* out, const float* bias, int64_t N, int64
 }
 
 void conv_output_backward(float* gT, float* dbias, const float* g, int64_t N, int64_t OC, int64_t P) {
+  if (N * OC * P == 0) {  // the bias sums over no values are 0
+    if (dbias)
+      for (int64_t o = 0; o < OC; o++) dbias[o] = 0.0f;
+    return;
+  }
   const bool stream = N * OC * P * (int64_t)sizeof(float) >= kStreamBytes;
   parallel(OC, imax(1, (1 << 15) / imax(1, N * P)), [&](int64_t o0, int64_t o1, int) {
     for (int64_t o = o0; o < o1; o++) {

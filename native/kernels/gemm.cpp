@@ -937,6 +937,7 @@ void sgemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64
 
 double sgemm_sum_squares(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a,
                          bool trans_b, float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc) {
+  if (M == 0 || N == 0) return 0.0;  // C is empty: no pass over M rows of nothing
   double sq = 0.0;
   if (sgemm_impl(C, A, B, M, N, K, trans_a, trans_b, alpha, beta, lda, ldb, ldc, nullptr, &sq)) return sq;
   // the other paths: a pass over C, row by row when its rows are apart, each row's sum added in order

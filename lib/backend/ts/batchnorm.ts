@@ -14,6 +14,7 @@ import { keepOrZero, reluOf } from './elementwise.js';
 export function batchnormForwardTrain(y: Float32Array, saveMean: Float32Array, saveInvstd: Float32Array,
   runningMean: Float32Array | null, runningVar: Float32Array | null, x: Float32Array, weight: Float32Array | null,
   bias: Float32Array | null, N: number, C: number, S: number, eps: number, momentum: number, relu: boolean): void {
+  if (x.length === 0) return; // training rejects empty channels before this
   const M = N * S;
   const mean = channelSums(x, null, N, C, S);
   for (let c = 0; c < C; c++) mean[c] /= M;
@@ -36,6 +37,7 @@ export function batchnormForwardTrain(y: Float32Array, saveMean: Float32Array, s
 export function batchnormForwardEval(y: Float32Array, x: Float32Array, runningMean: Float32Array,
   runningVar: Float32Array, weight: Float32Array | null, bias: Float32Array | null, N: number, C: number, S: number,
   eps: number, relu: boolean): void {
+  if (x.length === 0) return;
   const scale = new Float64Array(C), shift = new Float64Array(C);
   for (let c = 0; c < C; c++) {
     const invstd = 1 / Math.sqrt(runningVar[c] + eps);
@@ -127,6 +129,11 @@ function gradAt(dy: Float32Array, y: Float32Array | null, i: number): number {
 export function batchnormBackward(dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null,
   dy: Float32Array, x: Float32Array, mean: Float32Array, invstd: Float32Array, weight: Float32Array | null,
   y: Float32Array | null, N: number, C: number, S: number, train: boolean): void {
+  if (x.length === 0) { // the sums over no values are 0
+    dweight?.fill(0);
+    dbias?.fill(0);
+    return;
+  }
   const M = N * S;
   const { sumDy, dot } = gradSums(dy, x, mean, y, N, C, S);
   for (let c = 0; c < C; c++) {
@@ -216,6 +223,7 @@ function dxPass(dx: Float32Array, dy: Float32Array, x: Float32Array, y: Float32A
 
 /** mean (C), variance (C): each channel's mean and biased variance over its N*S values. */
 export function batchnormStats(mean: Float32Array, variance: Float32Array, x: Float32Array, N: number, C: number, S: number): void {
+  if (x.length === 0) return; // rejected before this: no values per channel
   const M = N * S;
   const m = channelSums(x, null, N, C, S);
   for (let c = 0; c < C; c++) m[c] /= M;
@@ -229,6 +237,7 @@ export function batchnormStats(mean: Float32Array, variance: Float32Array, x: Fl
 /** y = (x - mean) * invstd * weight + bias, then max(y, 0) when relu. */
 export function batchnormApply(y: Float32Array, x: Float32Array, mean: Float32Array, invstd: Float32Array,
   weight: Float32Array | null, bias: Float32Array | null, N: number, C: number, S: number, relu: boolean): void {
+  if (x.length === 0) return;
   const scale = new Float64Array(C), shift = new Float64Array(C);
   for (let c = 0; c < C; c++) {
     scale[c] = invstd[c] * (weight ? weight[c] : 1);
@@ -240,6 +249,11 @@ export function batchnormApply(y: Float32Array, x: Float32Array, mean: Float32Ar
 /** sumDy (C) = Σdy', sumDyXmu (C) = Σdy'·(x - mean), dy' = dy masked by y > 0 when y is given. */
 export function batchnormBackwardReduce(sumDy: Float32Array, sumDyXmu: Float32Array, dy: Float32Array, x: Float32Array,
   mean: Float32Array, y: Float32Array | null, N: number, C: number, S: number): void {
+  if (x.length === 0) {
+    sumDy.fill(0);
+    sumDyXmu.fill(0);
+    return;
+  }
   const sums = gradSums(dy, x, mean, y, N, C, S);
   sumDy.set(sums.sumDy);
   sumDyXmu.set(sums.dot);
@@ -249,5 +263,6 @@ export function batchnormBackwardReduce(sumDy: Float32Array, sumDyXmu: Float32Ar
 export function batchnormBackwardApply(dx: Float32Array, dy: Float32Array, x: Float32Array, mean: Float32Array,
   invstd: Float32Array, weight: Float32Array | null, sumDy: Float32Array, sumDyXmu: Float32Array, y: Float32Array | null,
   count: number, N: number, C: number, S: number): void {
+  if (x.length === 0) return;
   dxPass(dx, dy, x, y, mean, invstd, weight, sumDy, sumDyXmu, count, N, C, S, true);
 }

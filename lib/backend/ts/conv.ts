@@ -29,6 +29,7 @@ function walkColumns(d: ConvDims, visit: (colIndex: number, xIndex: number) => v
 }
 
 export function im2col(col: Float32Array, x: Float32Array, d: ConvDims): void {
+  if (col.length === 0) return; // work in proportion to the data, whatever the sizes say
   walkColumns(d, (o, xi) => {
     col[o] = xi >= 0 ? x[xi] : 0;
   });
@@ -36,6 +37,7 @@ export function im2col(col: Float32Array, x: Float32Array, d: ConvDims): void {
 
 export function col2im(dx: Float32Array, col: Float32Array, d: ConvDims): void {
   dx.fill(0);
+  if (col.length === 0) return;
   walkColumns(d, (o, xi) => {
     if (xi >= 0) dx[xi] += col[o];
   });
@@ -43,6 +45,7 @@ export function col2im(dx: Float32Array, col: Float32Array, d: ConvDims): void {
 
 /** y (N, OC, P) = out (OC, N, P) with its first two dimensions swapped, plus bias[o] when given. */
 export function convOutput(y: Float32Array, out: Float32Array, bias: Float32Array | null, N: number, OC: number, P: number): void {
+  if (y.length === 0) return;
   for (let o = 0; o < OC; o++)
     for (let n = 0; n < N; n++) {
       const src = (o * N + n) * P, dst = (n * OC + o) * P;
@@ -57,6 +60,10 @@ export function convOutput(y: Float32Array, out: Float32Array, bias: Float32Arra
 
 /** gT (OC, N, P) = g (N, OC, P) with its first two dimensions swapped; dbias[o] = g summed over N and P. */
 export function convOutputBackward(gT: Float32Array, dbias: Float32Array | null, g: Float32Array, N: number, OC: number, P: number): void {
+  if (g.length === 0) {
+    dbias?.fill(0); // sums over no values
+    return;
+  }
   for (let o = 0; o < OC; o++) {
     let total = 0;
     for (let n = 0; n < N; n++) {

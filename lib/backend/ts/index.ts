@@ -25,12 +25,14 @@ type Twins = { [K in KernelName]: (v: KernelValues<(typeof KERNELS)[K]>) => Retu
 const twins: Twins = {
   sgemm: (v) => sgemmThreaded(v.C, v.A, v.B, v.M, v.N, v.K, v.transA, v.transB, v.alpha, v.beta, v.lda, v.ldb, v.ldc),
   sgemmSumSquares: (v) => {
+    if (v.M === 0 || v.N === 0) return 0; // C is empty: no pass over M rows of nothing
     sgemmThreaded(v.C, v.A, v.B, v.M, v.N, v.K, v.transA, v.transB, v.alpha, v.beta, v.lda, v.ldb, v.ldc);
     let total = 0; // row by row, each row's sum (in ew.sumSquares' order) added in row order
     for (let i = 0; i < v.M; i++) total += ew.sumSquares(v.C.subarray(i * v.ldc, i * v.ldc + v.N));
     return total;
   },
   sgemmBias: (v) => {
+    if (v.M === 0 || v.N === 0) return;
     // the bias in every row, then the product added onto it
     for (let i = 0; i < v.M; i++) v.C.set(v.bias, i * v.ldc);
     sgemmThreaded(v.C, v.A, v.B, v.M, v.N, v.K, v.transA, v.transB, v.alpha, 1, v.lda, v.ldb, v.ldc);
