@@ -13,8 +13,11 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "dispatch.h"
 #include "kernels/threadpool.h"
@@ -119,19 +122,30 @@ class Args {
   }
 
   // argument i as a typed array of `type` (null allowed when nullable)
-  View array(size_t i, const char* name, napi_typedarray_type type, const char* type_name, bool nullable) const {
-    napi_value v = info_[i];
+  // A typed array of the given type. snapshot: an array the binding checks values of (indices,
+  // targets) and the kernel only reads; when its memory is a SharedArrayBuffer, another thread could
+  // change it between the check and the read, so the call uses a private copy.
+  View array(size_t i, const char* name, napi_typedarray_type type, const char* type_name, bool nullable,
+             bool snapshot = false) {
+    napi_value v = info_[i], buffer;
     napi_typedarray_type have;
     size_t length;
     void* data;
-    if (napi_get_typedarray_info(env_, v, &have, &length, &data, nullptr, nullptr) != napi_ok || have != type) {
+    if (napi_get_typedarray_info(env_, v, &have, &length, &data, &buffer, nullptr) != napi_ok || have != type) {
       if (nullable && info_[i].IsNull()) return View{nullptr, -1, 0};
       type_error(std::string("expected ") + name + " to be a " + type_name + (nullable ? " or null" : "") +
                  " but received " + describe(info_[i]));
     }
     // an empty array's data is never dereferenced, and a detached buffer has none
     if (length == 0) data = reinterpret_cast<void*>(alignof(double));
-    return View{data, (int64_t)length, length * element_bytes(have)};
+    const size_t bytes = length * element_bytes(have);
+    bool plain = true;
+    if (snapshot && length > 0 && napi_is_arraybuffer(env_, buffer, &plain) == napi_ok && !plain) {
+      copies_.emplace_back(new uint8_t[bytes]);
+      std::memcpy(copies_.back().get(), data, bytes);
+      data = copies_.back().get();
+    }
+    return View{data, (int64_t)length, bytes};
   }
 
   // the array has `len` elements (at least, when at_least); null passes
@@ -149,6 +163,8 @@ class Args {
   }
 
  private:
+  std::vector<std::unique_ptr<uint8_t[]>> copies_;  // the snapshots of shared arrays, for this call
+
   double number_value(size_t i, const char* name) const {
     double d;
     if (napi_get_value_double(env_, info_[i], &d) != napi_ok)

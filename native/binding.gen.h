@@ -541,7 +541,7 @@ Napi::Value K_gatherRows(const Napi::CallbackInfo& info) {
   const View out_ = call.array(0, "out", napi_float32_array, "Float32Array", false);
   call.length(out_, "out", mul_sat(R, D), false);
   const View src_ = call.array(1, "src", napi_float32_array, "Float32Array", false);
-  const View indices_ = call.array(2, "indices", napi_int32_array, "Int32Array", false);
+  const View indices_ = call.array(2, "indices", napi_int32_array, "Int32Array", false, true);
   call.length(indices_, "indices", R, false);
   call.no_overlap(out_, "out", src_, "src");
   call.no_overlap(out_, "out", indices_, "indices");
@@ -564,7 +564,7 @@ Napi::Value K_gatherBytes(const Napi::CallbackInfo& info) {
   const View out_ = call.array(0, "out", napi_float32_array, "Float32Array", false);
   call.length(out_, "out", mul_sat(R, D), false);
   const View src_ = call.array(1, "src", napi_uint8_array, "Uint8Array", false);
-  const View indices_ = call.array(2, "indices", napi_int32_array, "Int32Array", false);
+  const View indices_ = call.array(2, "indices", napi_int32_array, "Int32Array", false, true);
   call.length(indices_, "indices", R, false);
   const View offset_ = call.array(5, "offset", napi_float32_array, "Float32Array", false);
   call.length(offset_, "offset", 1, true);
@@ -597,7 +597,7 @@ Napi::Value K_softmaxCrossEntropy(const Napi::CallbackInfo& info) {
   call.length(losses_, "losses", R, false);
   const View logits_ = call.array(1, "logits", napi_float32_array, "Float32Array", false);
   call.length(logits_, "logits", mul_sat(R, K), false);
-  const View targets_ = call.array(2, "targets", napi_int32_array, "Int32Array", false);
+  const View targets_ = call.array(2, "targets", napi_int32_array, "Int32Array", false, true);
   call.length(targets_, "targets", R, false);
   call.no_overlap(losses_, "losses", logits_, "logits");
   call.no_overlap(losses_, "losses", targets_, "targets");
@@ -623,7 +623,7 @@ Napi::Value K_softmaxCrossEntropyBackward(const Napi::CallbackInfo& info) {
   call.length(dlogits_, "dlogits", mul_sat(R, K), false);
   const View logits_ = call.array(1, "logits", napi_float32_array, "Float32Array", false);
   call.length(logits_, "logits", mul_sat(R, K), false);
-  const View targets_ = call.array(2, "targets", napi_int32_array, "Int32Array", false);
+  const View targets_ = call.array(2, "targets", napi_int32_array, "Int32Array", false, true);
   call.length(targets_, "targets", R, false);
   const View dlosses_ = call.array(3, "dlosses", napi_float32_array, "Float32Array", false);
   call.length(dlosses_, "dlosses", R, false);
@@ -835,7 +835,7 @@ Napi::Value K_maxPool2dBackward(const Napi::CallbackInfo& info) {
   call.length(dx_, "dx", mul_sat(mul_sat(mul_sat(N, C), H), W), false);
   const View dy_ = call.array(1, "dy", napi_float32_array, "Float32Array", false);
   call.length(dy_, "dy", mul_sat(mul_sat(mul_sat(N, C), OH), OW), false);
-  const View indices_ = call.array(2, "indices", napi_int32_array, "Int32Array", false);
+  const View indices_ = call.array(2, "indices", napi_int32_array, "Int32Array", false, true);
   call.length(indices_, "indices", mul_sat(mul_sat(mul_sat(N, C), OH), OW), false);
   call.no_overlap(dx_, "dx", dy_, "dy");
   call.no_overlap(dx_, "dx", indices_, "indices");

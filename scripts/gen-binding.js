@@ -85,7 +85,12 @@ function kernel(name, spec, steps) {
         if (kind === 'size') body.push(`const int64_t ${n} = call.size(${i}, "${n}", ${s.arg.min ?? 0});`);
         else if (kind === 'num') body.push(`const float ${n} = call.number(${i}, "${n}");`);
         else if (kind === 'flag') body.push(`const bool ${n} = call.flag(${i}, "${n}");`);
-        else body.push(`const View ${n}_ = call.array(${i}, "${n}", ${ARRAYS[kind].napi}, "${ARRAYS[kind].js}", ${kind === 'f32?'});`);
+        else {
+          // arrays whose values are checked (indices, targets) are snapshots when shared: no other
+          // thread can change them between the check and the kernel's read
+          const checked = (spec.valueChecks ?? []).some((c) => c.each === n);
+          body.push(`const View ${n}_ = call.array(${i}, "${n}", ${ARRAYS[kind].napi}, "${ARRAYS[kind].js}", ${kind === 'f32?'}${checked ? ', true' : ''});`);
+        }
         break;
       }
       case 'derive':

@@ -1,4 +1,6 @@
 /** Inputs at the edges of what floats hold, and files and keys an attacker or a careless user can pass. */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backend, useBackend } from '../lib/backend/index.js';
 import { nn, tensor } from '../lib/index.js';
@@ -40,4 +42,31 @@ describe('BatchNorm at the edges of float', () => {
       expect(bn.running_var!.data[0] / (0.9 + (0.1 * variance * 4) / 3)).toBeCloseTo(1, 5);
     }
   }));
+});
+
+describe('indices in shared memory cannot change between the check and the kernel', () => {
+  it('another thread flipping indices to out-of-range values during native calls: errors or results, never a write outside the arrays', () => {
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      const { loadNative } = require(${JSON.stringify(join(__dirname, '..', 'dist', 'cjs', 'backend', 'native.js'))});
+      const k = loadNative();
+      const shared = new Int32Array(new SharedArrayBuffer(4 * 64));
+      const worker = new Worker('const { workerData: a } = require("node:worker_threads"); for (;;) for (let i = 0; i < a.length; i++) a[i] = a[i] === 0 ? 1e9 : 0;', { eval: true, workerData: shared });
+      const guard = 1 << 16, whole = new Float32Array(2 * guard + 64 * 16);
+      const dx = whole.subarray(guard, guard + 64 * 16), out = whole.subarray(guard, guard + 64 * 4);
+      let ok = 0, rejected = 0;
+      const until = Date.now() + 400;
+      while (Date.now() < until) {
+        try { k.maxPool2dBackward(dx, new Float32Array(64), shared, 1, 1, 32, 32, 8, 8); ok++; } catch (e) { if (!(e instanceof RangeError)) throw e; rejected++; }
+        try { k.gatherRows(out, new Float32Array(4 * 4), shared.subarray(0, 64), 64, 4); ok++; } catch (e) { if (!(e instanceof RangeError)) throw e; rejected++; }
+      }
+      worker.terminate();
+      const outside = whole.subarray(0, guard).some((v) => v !== 0) || whole.subarray(guard + 64 * 16).some((v) => v !== 0);
+      console.log(JSON.stringify({ ok, rejected, outside }));`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout.trim());
+    expect(result.outside).toBe(false);
+    expect(result.ok + result.rejected).toBeGreaterThan(100);
+  });
 });
