@@ -53,15 +53,24 @@ export function loadMnist(options: MnistOptions = {}): ByteImageDataset {
     } catch {
       throw new RangeError(`loadMnist: ${p} does not exist`);
     }
+  checkLimit('loadMnist', options.limit);
   const images = readIdx(imagesPath), labels = readIdx(labelsPath);
   if (images.typeCode !== 0x08 || images.shape.length !== 3 || images.shape[1] !== 28 || images.shape[2] !== 28)
     throw new RangeError(`loadMnist: ${imagesPath} should hold unsigned-byte images of 28x28 but holds [${images.shape.join(', ')}]`);
   if (labels.shape.length !== 1 || labels.shape[0] !== images.shape[0])
     throw new RangeError(`loadMnist: ${labelsPath} has ${labels.shape[0]} labels for ${images.shape[0]} images`);
+  if (labels.typeCode !== 0x08) throw new RangeError(`loadMnist: ${labelsPath} should hold unsigned-byte labels but holds type 0x${labels.typeCode.toString(16)}`);
   const n = Math.min(images.shape[0], options.limit ?? Infinity), pixels = 784;
   const y = Int32Array.from(labels.data.subarray(0, n));
+  const bad = y.findIndex((v) => !(v >= 0 && v <= 9));
+  if (bad >= 0) throw new RangeError(`loadMnist: ${labelsPath} has label ${y[bad]} at ${bad}, not 0-9`);
   return new ByteImageDataset(images.data.subarray(0, n * pixels) as Uint8Array, options.flatten ? [pixels] : [1, 28, 28], y,
     options.normalize ?? true ? { mean: [MNIST_MEAN], std: [MNIST_STD] } : { mean: [0], std: [1] });
+}
+
+function checkLimit(fn: string, limit: unknown): void {
+  if (limit !== undefined && !(typeof limit === 'number' && Number.isInteger(limit) && limit >= 0))
+    throw new RangeError(`${fn}: expected limit to be a non-negative integer but received ${String(limit)}`);
 }
 
 const CIFAR_RECORD = 1 + 3072, CIFAR_FILE_BYTES = 10000 * CIFAR_RECORD;
@@ -74,6 +83,7 @@ const CIFAR_RECORD = 1 + 3072, CIFAR_FILE_BYTES = 10000 * CIFAR_RECORD;
  * @throws {RangeError} naming the file when a file is missing or not exactly 30,730,000 bytes
  */
 export function loadCifar10(dir: string, options: { train?: boolean; limit?: number } = {}): ByteImageDataset {
+  checkLimit('loadCifar10', options.limit);
   const files = options.train ?? true ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`) : ['test_batch.bin'];
   const total = Math.min(files.length * 10000, options.limit ?? Infinity);
   const x = new Uint8Array(total * 3072), y = new Int32Array(total);

@@ -26,6 +26,27 @@ function half(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+/** The keys of a JSON object's text at its top level, in order, repeats kept (JSON.parse keeps only the last). */
+function topLevelKeys(text: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1) {
+        let k = j + 1;
+        while (k < text.length && ' \t\r\n'.includes(text[k])) k++;
+        if (text[k] === ':') keys.push(JSON.parse(text.slice(i, j + 1)) as string);
+      }
+      i = j;
+    } else if (ch === '{' || ch === '[') depth++;
+    else if (ch === '}' || ch === ']') depth--;
+  }
+  return keys;
+}
+
 /** Integer buffers (PyTorch's num_batches_tracked) are stored as I64, as PyTorch has them. */
 const isIntegerKey = (name: string) => name.endsWith('num_batches_tracked');
 
@@ -91,21 +112,28 @@ export function readSafetensors(path: string): { tensors: Record<string, Tensor>
   const headerLength = Number(bytes.readBigUInt64LE(0));
   if (headerLength > bytes.length - 8) bad(`the header length ${headerLength} runs past the end of the file (${bytes.length} bytes)`);
   let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const text = bytes.subarray(8, 8 + headerLength).toString('utf8');
   try {
-    header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+    header = JSON.parse(text);
   } catch (e) {
     return bad(`the header is not JSON (${(e as Error).message})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) bad('the header is not a JSON object');
+  const keys = topLevelKeys(text), seen = new Set<string>();
+  for (const k of keys) {
+    if (seen.has(k)) bad(`the header names ${JSON.stringify(k)} twice`);
+    seen.add(k);
+  }
   const dataStart = 8 + headerLength, dataLength = bytes.length - dataStart;
   const view = new DataView(bytes.buffer, bytes.byteOffset + dataStart, dataLength);
   const out: Record<string, Tensor> = {};
+  const spans: [number, number, string][] = [];
   const metadata = (header.__metadata__ ?? {}) as unknown as Record<string, string>;
   if (typeof metadata !== 'object' || Array.isArray(metadata) || !Object.values(metadata).every((v) => typeof v === 'string'))
     bad('__metadata__ is not a map of strings');
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    const type = DTYPES[entry?.dtype];
+    const type = typeof entry?.dtype === 'string' && Object.prototype.hasOwnProperty.call(DTYPES, entry.dtype) ? DTYPES[entry.dtype] : undefined;
     if (!type) bad(`${name} has an unsupported dtype ${JSON.stringify(entry?.dtype)}`);
     const shape = entry.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) bad(`${name} has an invalid shape ${JSON.stringify(shape)}`);
@@ -113,11 +141,24 @@ export function readSafetensors(path: string): { tensors: Record<string, Tensor>
     const count = sizeOf(shape);
     if (!(Number.isInteger(begin) && Number.isInteger(end) && 0 <= begin && begin <= end && end <= dataLength))
       bad(`${name} has data offsets ${JSON.stringify(entry.data_offsets)} outside the ${dataLength} bytes of data`);
-    if (end - begin !== count * type.bytes)
-      bad(`${name} has ${end - begin} bytes of data but its shape ${JSON.stringify(shape)} of ${entry.dtype} needs ${count * type.bytes}`);
+    if (end - begin !== count * type!.bytes)
+      bad(`${name} has ${end - begin} bytes of data but its shape ${JSON.stringify(shape)} of ${entry.dtype} needs ${count * type!.bytes}`);
+    spans.push([begin, end, name]);
+  }
+  // the tensors tile the data section: in order, no gap, no overlap, nothing left over
+  spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let at = 0;
+  for (const [begin, end, name] of spans) {
+    if (begin !== at) bad(begin < at ? `${name}'s data (bytes ${begin}-${end}) overlaps the tensor before it (which ends at ${at})` : `${at === 0 ? 'the data starts' : 'there is a gap'} before ${name} (bytes ${at}-${begin} belong to no tensor)`);
+    at = end;
+  }
+  if (at !== dataLength) bad(`the tensors end at byte ${at} of the data but the file holds ${dataLength}`);
+  for (const [begin, , name] of spans) {
+    const entry = header[name], type = DTYPES[entry.dtype], count = sizeOf(entry.shape);
     const data = new Float32Array(count);
     for (let i = 0; i < count; i++) data[i] = type.read(view, begin + i * type.bytes);
-    out[name] = new Tensor(data, [...shape]);
+    // defined, not assigned: a tensor named __proto__ is a key like any other
+    Object.defineProperty(out, name, { value: new Tensor(data, [...entry.shape]), enumerable: true, writable: true, configurable: true });
   }
   return { tensors: out, metadata: { ...metadata } };
 }

@@ -230,11 +230,13 @@ export abstract class Module {
   loadStateDict(dict: Record<string, Tensor>, options: { strict?: boolean } = {}): { missingKeys: string[]; unexpectedKeys: string[] } {
     const strict = options.strict ?? true;
     const own = this.stateDict();
-    const missingKeys = Object.keys(own).filter((k) => !(k in dict));
-    const unexpectedKeys = Object.keys(dict).filter((k) => !(k in own));
+    // keys are data: a key named toString or __proto__ is one like any other
+    const has = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+    const missingKeys = Object.keys(own).filter((k) => !has(dict, k));
+    const unexpectedKeys = Object.keys(dict).filter((k) => !has(own, k));
     const problems: string[] = [];
     for (const [k, v] of Object.entries(dict)) {
-      if (!(k in own)) continue;
+      if (!has(own, k)) continue;
       if (!(v instanceof Tensor)) throw new TypeError(`loadStateDict: expected ${k} to be a Tensor but received ${v === null ? 'null' : typeof v}`);
       const want = own[k].shape;
       if (v.shape.length !== want.length || v.shape.some((d, i) => d !== want[i]))
@@ -243,7 +245,7 @@ export abstract class Module {
     if (strict && missingKeys.length) problems.unshift(`missing keys: ${missingKeys.join(', ')}`);
     if (strict && unexpectedKeys.length) problems.splice(strict && missingKeys.length ? 1 : 0, 0, `unexpected keys: ${unexpectedKeys.join(', ')}`);
     if (problems.length) throw new RangeError(`loadStateDict: ${problems.join('; ')}`);
-    for (const [k, t] of Object.entries(own)) if (k in dict) t.values.set(dict[k].values);
+    for (const [k, t] of Object.entries(own)) if (has(dict, k)) t.values.set(dict[k].values);
     return { missingKeys, unexpectedKeys };
   }
 }
