@@ -117,9 +117,10 @@ export interface Arg { name: string; kind: Kind; value: unknown; atLeast?: boole
 /**
  * A valid call of a kernel, from its schema: the example's sizes and scalars (else sizes 2,
  * numbers 0.5, flags false), and arrays of the lengths the schema requires for them (zeros; an
- * array of any length as long as the example's `len(name)`, else 5); `sizes` overrides the example's.
+ * array of any length as long as the example's `len(name)`, else 5); `sizes` overrides the example's;
+ * an array longer than maxLength is an error (not allocated).
  */
-export function validCall(spec: KernelSpec, sizes: Record<string, number> = {}): Arg[] {
+export function validCall(spec: KernelSpec, sizes: Record<string, number> = {}, maxLength = Infinity): Arg[] {
   const example: Record<string, number | boolean> = { ...spec.example, ...sizes };
   const values = new Map<string, Value>();
   const get = (n: string): Value => {
@@ -133,6 +134,7 @@ export function validCall(spec: KernelSpec, sizes: Record<string, number> = {}):
     if (a.kind === 'size' || a.kind === 'num') return { name: a.name, kind: a.kind, value: values.get(a.name) };
     if (a.kind === 'flag') return { name: a.name, kind: 'bool', value: values.get(a.name) };
     const n = a.len ? (evaluate(parse(a.len), get) as number) : (example[`len(${a.name})`] as number | undefined) ?? 5;
+    if (n > maxLength) throw new RangeError(`${a.name} would need ${n} elements`);
     const value = a.kind === 'i32' ? new Int32Array(n) : a.kind === 'u8' ? new Uint8Array(n) : new Float32Array(n);
     values.set(a.name, value);
     const kind: Kind = a.kind === 'u8' ? 'u8 any length' : a.len === null ? 'f32 any length' : a.kind;

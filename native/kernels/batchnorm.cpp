@@ -581,6 +581,7 @@ void batchnorm_backward(float* dx, float* dweight, float* dbias, const float* dy
 }
 
 void batchnorm_stats(float* mean, float* variance, const float* x, int64_t N, int64_t C, int64_t S) {
+  if (N * C * S == 0) return;  // no channels (no values per channel is rejected before this)
   const int64_t M = N * S;
   Buffer<float> k(C);
   Buffer<double> sums(2 * C);
