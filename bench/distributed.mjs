@@ -38,6 +38,7 @@ const runs = (np, args) => median([0, 1, 2].map(() => Number(mpirun(np, [process
 const seed1 = runs(1, ['seed', '300']), seed2 = runs(2, ['seed', '300']), seed2sync = runs(2, ['seed', '300', 'sync']);
 const seedAlone = runs(2, ['seed', '300', 'alone']);
 const cnn1 = runs(1, ['cnn', '30']), cnn2 = runs(2, ['cnn', '30']), cnn2sync = runs(2, ['cnn', '30', 'sync']);
+const cnnAlone = runs(2, ['cnn', '30', 'alone']);
 let torch1 = null, torch2 = null;
 if (spawnSync('/usr/bin/python3', ['-c', 'import torch']).status === 0) {
   const py = (np) => median([0, 1, 2].map(() => Number(execFileSync('/usr/bin/python3', [join(here, 'ddp_torch.py'), String(np), '300'], { encoding: 'utf8' }).trim())));
@@ -49,6 +50,7 @@ table(['samples/s, global batch 64, 1 thread per rank', '1 rank', '2 ranks', '2 
   ['seed', fixed(seed1, 0), fixed(seed2, 0), fixed(seed2sync, 0), fixed(seed2 / seed1, 2), fixed(torch1, 0), fixed(torch2, 0)],
   ['seed, 2 ranks not communicating (the hardware\'s bound)', '-', fixed(seedAlone, 0), '-', fixed(seedAlone / seed1, 2), '-', '-'],
   ['cnn', fixed(cnn1, 0), fixed(cnn2, 0), fixed(cnn2sync, 0), fixed(cnn2 / cnn1, 2), '-', '-'],
+  ['cnn, 2 ranks not communicating', '-', fixed(cnnAlone, 0), '-', fixed(cnnAlone / cnn1, 2), '-', '-'],
 ]);
 if (torch2) target('seed, 2 ranks: vs PyTorch DDP (gloo), 2 ranks', seed2 / torch2, 3);
 target('seed, 2 ranks vs 1 rank', seed2 / seed1, 1);
