@@ -15,7 +15,6 @@ interface MpiAddon {
   run(kind: string, data: Float32Array | null, options: { op?: string; root?: number; out?: Float32Array; check?: boolean }): void;
   wait(id: number): void;
   finalize(): void;
-  abort(code: number): void;
   mpiVersion: string;
 }
 
@@ -197,11 +196,4 @@ export function destroy(): void {
   if (!world) return;
   addon!.finalize();
   world = null;
-}
-
-/** Ends every rank of the job at once with this exit code (a rank that cannot go on). */
-export function abort(code = 1): never {
-  joined('abort');
-  addon!.abort(code);
-  process.exit(code);
 }

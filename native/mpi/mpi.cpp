@@ -279,19 +279,12 @@ Napi::Value Finalize(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// Ends every rank of the job at once (a rank that cannot go on).
-Napi::Value Abort(const Napi::CallbackInfo& info) {
-  MPI_Abort(MPI_COMM_WORLD, info[0].As<Napi::Number>().Int32Value());
-  return info.Env().Undefined();
-}
-
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New(env, Init));
   exports.Set("submit", Napi::Function::New(env, Submit));
   exports.Set("run", Napi::Function::New(env, Run));
   exports.Set("wait", Napi::Function::New(env, Wait));
   exports.Set("finalize", Napi::Function::New(env, Finalize));
-  exports.Set("abort", Napi::Function::New(env, Abort));
   int major = 0, minor = 0;
   MPI_Get_version(&major, &minor);
   exports.Set("mpiVersion", std::to_string(major) + "." + std::to_string(minor));
