@@ -9,7 +9,7 @@ import { DataLoader, type ByteImageDataset } from '../data/dataset.js';
 import { loadCifar10, loadMnist } from '../data/mnist.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readSafetensors, save } from '../io/safetensors.js';
-import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint, modelState, saveCheckpoint } from '../io/checkpoint.js';
 import type { Tensor } from '../tensor.js';
 import { makeModel, MODEL_NAMES, type ModelName } from '../models.js';
 import { CrossEntropyLoss } from '../nn/loss.js';
@@ -340,8 +340,7 @@ function modelWeights(path: string): Record<string, Tensor> {
   } catch (e) {
     throw new CliError((e as Error).message.startsWith('load:') ? (e as Error).message : `cannot read ${path}: ${(e as Error).message}`);
   }
-  if (!file.metadata['stablegrad.format']) return file.tensors;
-  return Object.fromEntries(Object.entries(file.tensors).filter(([k]) => k.startsWith('model.')).map(([k, t]) => [k.slice(6), t]));
+  return modelState(file);
 }
 
 function evalCommand(argv: string[]): number {

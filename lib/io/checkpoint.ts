@@ -28,7 +28,16 @@ export interface CheckpointInfo {
   extra?: unknown;
 }
 
-const FORMAT = 'stablegrad.checkpoint.v1';
+const FORMAT = 'stablegrad.checkpoint.v1', MODEL = 'model.';
+
+/**
+ * @internal The model's state dict in a safetensors file: a checkpoint's model entries, or every
+ * tensor of a model file (what `stablegrad eval` loads from either).
+ */
+export function modelState(file: { tensors: Record<string, Tensor>; metadata: Record<string, string> }): Record<string, Tensor> {
+  if (file.metadata['stablegrad.format'] !== FORMAT) return file.tensors;
+  return Object.fromEntries(Object.entries(file.tensors).filter(([k]) => k.startsWith(MODEL)).map(([k, t]) => [k.slice(MODEL.length), t]));
+}
 
 /**
  * Saves model, optimizer, scheduler, epoch, step and the random generators' states to path,
@@ -40,7 +49,7 @@ export function saveCheckpoint(path: string, parts: CheckpointParts & Checkpoint
   for (const [name, v] of [['epoch', epoch], ['step', step]] as const)
     if (!Number.isInteger(v) || v < 0) throw new RangeError(`saveCheckpoint: expected ${name} to be a non-negative integer but received ${v}`);
   const tensors: Record<string, Tensor> = {};
-  for (const [k, t] of Object.entries(model.stateDict())) tensors[`model.${k}`] = t;
+  for (const [k, t] of Object.entries(model.stateDict())) tensors[MODEL + k] = t;
   const metadata: Record<string, string> = { 'stablegrad.format': FORMAT, epoch: String(epoch), step: String(step) };
   if (optimizer) {
     const sd = optimizer.stateDict(), numbers: Record<string, Record<string, number>> = {};
@@ -68,7 +77,7 @@ export function saveCheckpoint(path: string, parts: CheckpointParts & Checkpoint
  * @throws {RangeError} when the file is not a checkpoint or a part does not fit (naming it); nothing is changed then
  */
 export function loadCheckpoint(path: string, parts: CheckpointParts): CheckpointInfo {
-  const { tensors, metadata } = readSafetensors(path);
+  const file = readSafetensors(path), { tensors, metadata } = file;
   const bad = (why: string): never => {
     throw new RangeError(`loadCheckpoint: ${path}: ${why}`);
   };
@@ -80,14 +89,12 @@ export function loadCheckpoint(path: string, parts: CheckpointParts): Checkpoint
       return bad(`its ${key} metadata is not JSON`);
     }
   };
-  const model: Record<string, Tensor> = {}, optimizerTensors: Record<string, Record<string, Tensor>> = {};
+  const model = modelState(file), optimizerTensors: Record<string, Record<string, Tensor>> = {};
   for (const [k, t] of Object.entries(tensors)) {
-    if (k.startsWith('model.')) model[k.slice(6)] = t;
-    else {
-      const m = /^optimizer\.state\.(\d+)\.(.+)$/.exec(k);
-      if (!m) bad(`unexpected tensor ${k}`);
-      (optimizerTensors[m![1]] ??= {})[m![2]] = t;
-    }
+    if (k.startsWith(MODEL)) continue;
+    const m = /^optimizer\.state\.(\d+)\.(.+)$/.exec(k);
+    if (!m) bad(`unexpected tensor ${k}`);
+    (optimizerTensors[m![1]] ??= {})[m![2]] = t;
   }
   const rng = json('rng') as Record<string, GeneratorState>;
   for (const name of Object.keys(parts.generators ?? {})) if (!rng[name]) bad(`it holds no state for generator ${name} (it has ${Object.keys(rng).join(', ')})`);
