@@ -2,9 +2,10 @@
 // DistributedDataParallel (each rank's own statistics), from PyTorch's initial weights and data.
 // node ddp-local.js <out.json>; rank 0 writes the per-step global losses and the final state dict.
 'use strict';
-const { readFileSync, writeFileSync } = require('node:fs');
+const { readFileSync } = require('node:fs');
 const { join } = require('node:path');
 const { distributed, nn, optim, tensor, DataLoader, TensorDataset } = require('../../dist/cjs/index.js');
+const { trainAndReport } = require('./steps.js');
 
 const f = JSON.parse(readFileSync(join(__dirname, '..', 'fixtures', 'ddp.json'), 'utf8'));
 const { rank, worldSize } = distributed.init();
@@ -14,15 +15,5 @@ model.loadStateDict(Object.fromEntries(Object.entries(f.initial).map(([k, v]) =>
 const ddp = new nn.parallel.DistributedDataParallel(model);
 const opt = new optim.SGD(model.parameters(), { lr: f.lr, momentum: f.momentum });
 const data = new TensorDataset(tensor(Float32Array.from(f.x), [f.y.length, 20]), Int32Array.from(f.y));
-const lossFn = new nn.CrossEntropyLoss(), losses = [];
-for (const [x, y] of new DataLoader(data, { batchSize: f.perRank, rank, worldSize })) {
-  opt.zeroGrad();
-  const loss = lossFn.forward(ddp.forward(x), y);
-  loss.backward();
-  opt.step();
-  const mean = Float32Array.of(loss.item());
-  distributed.allReduce(mean, { op: 'avg' });
-  losses.push(mean[0]);
-}
-if (rank === 0) writeFileSync(process.argv[2], JSON.stringify({ losses, state: Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, Array.from(t.data)])) }));
+trainAndReport({ ddp, model, optimizer: opt, loader: new DataLoader(data, { batchSize: f.perRank, rank, worldSize }), out: process.argv[2] });
 distributed.destroy();

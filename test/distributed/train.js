@@ -2,9 +2,9 @@
 // node train.js <seed|cnn> <sync|local> <steps> <out.json>. Rank 0 writes the per-step global
 // losses and the final state dict.
 'use strict';
-const { writeFileSync } = require('node:fs');
 const sg = require('../../dist/cjs/index.js');
 const { distributed, nn, optim, makeModel, manualSeed, loadMnist, DataLoader } = sg;
+const { trainAndReport } = require('./steps.js');
 
 const [model, norm, stepsArg, out] = process.argv.slice(2);
 const steps = Number(stepsArg), globalBatch = 64;
@@ -18,18 +18,5 @@ const ddp = new nn.parallel.DistributedDataParallel(net, { bucketCapMB: 0.5 });
 const opt = new optim.SGD(net.parameters(), { lr: model === 'cnn' ? 0.002 : 0.05, momentum: 0.9 });
 const data = loadMnist({ train: true, flatten: model !== 'cnn', limit: globalBatch * steps });
 const loader = new DataLoader(data, { batchSize: globalBatch / worldSize, shuffle: true, seed: 3, rank, worldSize });
-const lossFn = new nn.CrossEntropyLoss(), losses = [];
-for (const [x, y] of loader) {
-  opt.zeroGrad();
-  const loss = lossFn.forward(ddp.forward(x), y);
-  loss.backward();
-  opt.step();
-  const mean = Float32Array.of(loss.item());
-  distributed.allReduce(mean, { op: 'avg' });
-  losses.push(mean[0]);
-}
-if (rank === 0) {
-  const state = Object.fromEntries(Object.entries(net.stateDict()).map(([k, t]) => [k, Array.from(t.data)]));
-  writeFileSync(out, JSON.stringify({ worldSize, backend: sg.backendInfo().name, losses, state }));
-}
+trainAndReport({ ddp, model: net, optimizer: opt, loader, out, extra: { worldSize, backend: sg.backendInfo().name } });
 distributed.destroy();
