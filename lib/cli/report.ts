@@ -34,7 +34,7 @@ const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').rep
 const WIDTH = 600, PLOT_H = 230, LEFT = 72, RIGHT = 20, TITLE_H = 30, NOTE_H = 15, AXIS_H = 44;
 
 /** A colour from dark blue through green to yellow (viridis), t in [0, 1]. */
-export function depthColor(t: number): string {
+function depthColor(t: number): string {
   const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
   const x = Math.min(Math.max(t, 0), 1) * (stops.length - 1), i = Math.min(Math.floor(x), stops.length - 2), f = x - i;
   const c = stops[i].map((v, k) => Math.round(v + (stops[i + 1][k] - v) * f));
@@ -42,7 +42,7 @@ export function depthColor(t: number): string {
 }
 
 /** Round tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten (whole numbers when integer). */
-export function niceTicks(lo: number, hi: number, integer = false, count = 5): number[] {
+function niceTicks(lo: number, hi: number, integer = false, count = 5): number[] {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / count, power = 10 ** Math.floor(Math.log10(raw));
   let step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw)!;
@@ -53,7 +53,7 @@ export function niceTicks(lo: number, hi: number, integer = false, count = 5): n
 }
 
 /** A tick label with no more digits than the tick spacing needs: 0.25, 1,500, 2e-5. */
-export function tickLabel(v: number, step: number): string {
+function tickLabel(v: number, step: number): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
   if (a >= 1e6 || a < 1e-3) return v.toExponential(Math.max(0, Math.min(3, -Math.floor(Math.log10(step / a) + 1e-9)))).replace('e+', 'e');
@@ -84,7 +84,7 @@ function logTicks(lo: number, hi: number): { at: number; text: string }[] {
 }
 
 /** Exponential moving average with bias correction (as TensorBoard's smoothing), restarted after a non-finite value. */
-export function smoothed(points: [number, number][], weight = 0.9): [number, number][] {
+function smoothed(points: [number, number][], weight = 0.9): [number, number][] {
   let avg = 0, n = 0;
   return points.map(([x, y]) => {
     if (!Number.isFinite(y)) {
@@ -116,14 +116,24 @@ function svg(height: number, body: string, kind: string, title: string): string 
     `viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif">${body}</svg>`;
 }
 
+/** A chart's title and its notes (why nothing, or not everything, is drawn); the plot starts at `top`. */
+function heading(title: string, notes: string[]): { parts: string[]; top: number } {
+  return {
+    parts: [`<text class="chart-title" x="${LEFT}" y="18" font-size="14" font-weight="bold">${escape(title)}</text>`,
+      ...notes.map((n, i) => `<text class="note" x="${LEFT}" y="${TITLE_H + 9 + i * NOTE_H}" font-size="11" fill="#b00">${escape(n)}</text>`)],
+    top: TITLE_H + notes.length * NOTE_H,
+  };
+}
+
+/** The note of a chart with nothing finite to draw. */
+const emptyNote = (anyNonFinite: boolean) => (anyNonFinite ? 'Nothing to draw: every value is NaN or infinite (the run diverged).' : 'No values were recorded.');
+
 /** The frame, ticks and titles of a plot, under its notes; px/py map data to pixels. */
 function axes(title: string, notes: string[], o: ChartOptions, x0: number, x1: number, y0: number, y1: number) {
-  const TOP = TITLE_H + notes.length * NOTE_H;
+  const { parts, top: TOP } = heading(title, notes);
   const px = (x: number) => LEFT + ((x - x0) / (x1 - x0 || 1)) * (WIDTH - LEFT - RIGHT);
   const py = (y: number) => TOP + (1 - (y - y0) / (y1 - y0 || 1)) * PLOT_H;
-  const parts = [`<text class="chart-title" x="${LEFT}" y="18" font-size="14" font-weight="bold">${escape(title)}</text>`,
-    ...notes.map((n, i) => `<text class="note" x="${LEFT}" y="${TITLE_H + 9 + i * NOTE_H}" font-size="11" fill="#b00">${escape(n)}</text>`),
-    `<rect x="${LEFT}" y="${TOP}" width="${WIDTH - LEFT - RIGHT}" height="${PLOT_H}" fill="none" stroke="#999"/>`];
+  parts.push(`<rect x="${LEFT}" y="${TOP}" width="${WIDTH - LEFT - RIGHT}" height="${PLOT_H}" fill="none" stroke="#999"/>`);
   const yTicks = o.logY ? logTicks(y0, y1) : niceTicks(y0, y1).map((v, _, all) => ({ at: v, text: tickLabel(v, all.length > 1 ? all[1] - all[0] : Math.abs(v) || 1) }));
   for (const t of yTicks)
     parts.push(`<line x1="${LEFT}" x2="${WIDTH - RIGHT}" y1="${py(t.at)}" y2="${py(t.at)}" stroke="#eee"/>` +
@@ -158,38 +168,34 @@ export function lineChart(title: string, series: Series[], o: ChartOptions): str
   }
   const nonFinite = all.filter(([, y]) => !Number.isFinite(y)), skippedLog = o.logY ? all.filter(([, y]) => Number.isFinite(y) && y <= 0).length : 0;
   const notes: string[] = [];
-  if (!drawable.length) notes.push(nonFinite.length ? 'Nothing to draw: every value is NaN or infinite (the run diverged).' : 'No values were recorded.');
+  if (!drawable.length) notes.push(emptyNote(nonFinite.length > 0));
   else {
     if (nonFinite.length && o.markNonFinite)
       notes.push(`Non-finite (NaN or infinite) from ${o.xTitle} ${o.xNames?.[Math.min(...nonFinite.map((p) => p[0]))] ?? Math.min(...nonFinite.map((p) => p[0]))}: red ticks at the top.`);
     if (skippedLog) notes.push(`${skippedLog} values of 0 or below are left out of the log scale.`);
   }
   const { px, py, parts, TOP } = axes(title, notes, o, x0, x1, y0, y1);
-  for (const s of colored) {
-    const line = o.smooth ? smoothed(s.points) : s.points;
+  // the SVG path through points, broken where a value cannot be drawn, clamped to the y range
+  const path = (points: [number, number][]) => {
     let d = '', pen = false;
-    for (const [x, y] of line) {
+    for (const [x, y] of points) {
       const v = tf(y);
-      if (!Number.isFinite(v)) {
-        pen = false;
-        if (o.markNonFinite && !Number.isFinite(y)) parts.push(`<line x1="${px(x)}" x2="${px(x)}" y1="${TOP}" y2="${TOP + 6}" stroke="#d00"/>`);
-        continue;
+      if (!Number.isFinite(v)) pen = false;
+      else {
+        d += `${pen ? 'L' : 'M'}${px(x).toFixed(1)},${py(Math.min(Math.max(v, y0), y1)).toFixed(1)}`;
+        pen = true;
       }
-      d += `${pen ? 'L' : 'M'}${px(x).toFixed(1)},${py(Math.min(Math.max(v, y0), y1)).toFixed(1)}`;
-      pen = true;
     }
+    return d;
+  };
+  for (const s of colored) {
+    if (o.markNonFinite)
+      for (const [x, y] of s.points) if (!Number.isFinite(y)) parts.push(`<line x1="${px(x)}" x2="${px(x)}" y1="${TOP}" y2="${TOP + 6}" stroke="#d00"/>`);
     if (o.smooth) {
-      let raw = '', on = false;
-      for (const [x, y] of s.points) {
-        const v = tf(y);
-        if (!Number.isFinite(v)) on = false;
-        else {
-          raw += `${on ? 'L' : 'M'}${px(x).toFixed(1)},${py(Math.min(Math.max(v, y0), y1)).toFixed(1)}`;
-          on = true;
-        }
-      }
+      const raw = path(s.points);
       if (raw) parts.push(`<path class="series raw" d="${raw}" fill="none" stroke="${s.color}" stroke-opacity="0.25" stroke-width="1"/>`);
     }
+    const d = path(o.smooth ? smoothed(s.points) : s.points);
     if (d) parts.push(`<path class="series" data-series="${escape(s.name)}" d="${d}" fill="none" stroke="${s.color}" stroke-width="1.6"><title>${escape(s.name)}</title></path>`);
     // hover targets: every point of a short series, about 60 of a long one
     const every = Math.max(1, Math.ceil(s.points.length / 60));
@@ -214,20 +220,17 @@ export function heatmap(title: string, rows: string[], columns: number[], values
   const plotL = LEFT + 20, plotW = WIDTH - plotL - RIGHT - 60, rowH = Math.max(10, Math.min(40, 160 / Math.max(rows.length, 1)));
   const H = rows.length * rowH, cellW = plotW / Math.max(columns.length, 1);
   const logs: number[] = [];
+  let nonFinite = 0;
   rows.forEach((_, r) => columns.forEach((_, c) => {
     const v = values(r, c);
-    if (Number.isFinite(v) && v > 0) logs.push(Math.log10(v));
+    if (!Number.isFinite(v)) nonFinite++;
+    else if (v > 0) logs.push(Math.log10(v));
   }));
   let [lo, hi] = o.domain ?? [Math.min(...logs), Math.max(...logs)];
   if (!logs.length && !o.domain) [lo, hi] = [-1, 1];
   if (!(hi > lo)) [lo, hi] = [lo - 0.5, hi + 0.5];
-  let nonFinite = 0;
-  rows.forEach((_, r) => columns.forEach((_, c) => (nonFinite += Number.isFinite(values(r, c)) ? 0 : 1)));
-  const notes = !logs.length ? [nonFinite ? 'Nothing to draw: every value is NaN or infinite (the run diverged).' : 'No values were recorded.']
-    : nonFinite ? [`${nonFinite} of ${rows.length * columns.length} cells are NaN or infinite (black).`] : [];
-  const TOP = TITLE_H + notes.length * NOTE_H;
-  const parts = [`<text class="chart-title" x="${LEFT}" y="18" font-size="14" font-weight="bold">${escape(title)}</text>`,
-    ...notes.map((n, i) => `<text class="note" x="${LEFT}" y="${TITLE_H + 9 + i * NOTE_H}" font-size="11" fill="#b00">${escape(n)}</text>`)];
+  const notes = !logs.length ? [emptyNote(nonFinite > 0)] : nonFinite ? [`${nonFinite} of ${rows.length * columns.length} cells are NaN or infinite (black).`] : [];
+  const { parts, top: TOP } = heading(title, notes);
   rows.forEach((name, r) => {
     parts.push(`<text class="tick" x="${plotL - 6}" y="${TOP + r * rowH + rowH / 2 + 4}" font-size="${Math.min(10, rowH - 1)}" text-anchor="end">${escape(name)}</text>`);
     columns.forEach((step, c) => {
