@@ -310,11 +310,15 @@ function extremeOf(op: string, a: Tensor, b: Tensor | number, largest: boolean):
   return binary(op, a, b, pick, null, (g, p, q) => [map(g, (d, i) => d * share(p[i], q[i])), map(g, (d, i) => d * (1 - share(p[i], q[i])))]);
 }
 
+/** t's values broadcast to shape: its own array when the shapes agree, else a new one from the allocator. */
+function spread(t: Tensor, shape: number[]): Float32Array {
+  return sameShape(t.shape, shape) ? t.values : gather(t.values, t.shape, shape);
+}
+
 function compare(op: string, a: Tensor | number, b: Tensor | number, f: (p: number, q: number) => boolean): Tensor {
   const x = asTensor(op, a), y = asTensor(op, b);
   const shape = broadcastShape(op, x.shape, y.shape);
-  const xv = sameShape(x.shape, shape) ? x.values : gather(x.values, x.shape, shape);
-  const yv = sameShape(y.shape, shape) ? y.values : gather(y.values, y.shape, shape);
+  const xv = spread(x, shape), yv = spread(y, shape);
   const out = allocate(sizeOf(shape));
   for (let i = 0; i < out.length; i++) out[i] = f(xv[i], yv[i]) ? 1 : 0;
   for (const v of [xv, yv]) if (v !== x.values && v !== y.values) release(v);
@@ -343,8 +347,7 @@ export function where(condition: Tensor, a: Tensor | number, b: Tensor | number)
   checkTensor('where', condition, 'condition');
   const x = asTensor('where', a), y = asTensor('where', b);
   const shape = broadcastShape('where', broadcastShape('where', condition.shape, x.shape), y.shape);
-  const spread = (t: Tensor) => (sameShape(t.shape, shape) ? t.values : gather(t.values, t.shape, shape));
-  const c = spread(condition), xv = spread(x), yv = spread(y);
+  const c = spread(condition, shape), xv = spread(x, shape), yv = spread(y, shape);
   const out = allocate(sizeOf(shape));
   for (let i = 0; i < out.length; i++) out[i] = c[i] !== 0 ? xv[i] : yv[i];
   for (const v of [xv, yv]) if (v !== x.values && v !== y.values) release(v);

@@ -138,10 +138,10 @@ export function broadcastNow(values: Float32Array): void {
   run('broadcast', 'broadcast', values, { root: 0 });
 }
 
-/** @internal allGather without the length check (see reduceNow): every rank's values, in rank order, in one array. */
-export function gatherNow(values: Float32Array): Float32Array {
+/** @internal Every rank's values, in rank order, in one array; the library's own calls skip the length check (see reduceNow). */
+export function gatherNow(values: Float32Array, check = false): Float32Array {
   const out = new Float32Array(values.length * worldSize());
-  run('allGather', 'allgather', values, { out });
+  run('allGather', 'allgather', values, { out, check });
   return out;
 }
 
@@ -178,8 +178,7 @@ export function broadcast(t: Tensor | Float32Array, options: { src?: number } = 
 export function allGather(t: Tensor): Tensor[];
 export function allGather(t: Float32Array): Float32Array[];
 export function allGather(t: Tensor | Float32Array): (Tensor | Float32Array)[] {
-  const values = arrayOf('allGather', t), n = worldSize(), out = new Float32Array(values.length * n);
-  run('allGather', 'allgather', values, { out, check: true });
+  const values = arrayOf('allGather', t), n = worldSize(), out = gatherNow(values, true);
   return Array.from({ length: n }, (_, r) => {
     const part = out.slice(r * values.length, (r + 1) * values.length);
     return t instanceof Tensor ? new Tensor(part, [...t.shape]) : part;
