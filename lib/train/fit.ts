@@ -179,10 +179,11 @@ export function fit<Y extends Target>(model: Module, options: FitOptions<Y>): { 
   let firstBad: StepRecord | null = null;
   let previous: Record<string, number> | null = null; // gradient norms of the last good step
   // the monitor: each parameter's gradient norm, taken as backward completes that gradient, and the
-  // first to go non-finite in backpropagation order
+  // first to go non-finite in backpropagation order (under distributed training, after backward has
+  // averaged them: see the step)
   let gradNorms: Record<string, number> = {};
   let firstNonFinite: string | undefined;
-  const hooks = named.map(([name, p]) => p.registerPostAccumulateGradHook((t) => {
+  const hooks = ranks > 1 ? [] : named.map(([name, p]) => p.registerPostAccumulateGradHook((t) => {
     const norm = Math.sqrt(gradSumSquares(t));
     gradNorms[name] = norm;
     if (!Number.isFinite(norm)) firstNonFinite ??= name;
