@@ -74,8 +74,19 @@ describe('one source list for both builds', () => {
       const asm = execFileSync('objdump', ['-d', file], { encoding: 'utf8', maxBuffer: 1 << 28 });
       expect(asm.length, file).toBeGreaterThan(1000);
       expect(asm.match(/%[yz]mm\d+/g), `${file} uses ymm/zmm registers`).toBeNull();
+      expect(asm.match(/\tv[a-z0-9]+\s+\S*%xmm/g), `${file} has VEX-encoded (AVX) instructions`).toBeNull();
     }
     const avx512 = execFileSync('objdump', ['-d', join(objects, 'stablegrad_avx512.a')], { encoding: 'utf8', maxBuffer: 1 << 28 });
     expect(avx512).toMatch(/%zmm\d+/);
+  });
+
+  it.runIf(existsSync(objects))('the AVX2 and AVX-512 kernels run nothing at load (no static initializers)', () => {
+    // an initializer built for AVX ran when the addon loaded, before dispatch, and killed it with
+    // SIGILL on a CPU without AVX (scripts/test-emulated.sh runs it as a Nehalem)
+    for (const isa of ['avx2', 'avx512']) {
+      const sections = execFileSync('objdump', ['-h', join(objects, `stablegrad_${isa}.a`)], { encoding: 'utf8' });
+      expect(sections).toMatch(/\.text/);
+      expect(sections, `stablegrad_${isa}.a`).not.toMatch(/\.(init_array|ctors)/);
+    }
   });
 });

@@ -18,7 +18,10 @@ static_assert(sizeof(Kernels) == (1 SG_KERNEL_NAMES(SG_COUNT)) * sizeof(void*), 
 #define SG_STR2(x) #x
 #define SG_STR(x) SG_STR2(x)
 
-static Kernels make_table() {
+// constexpr: the table is constant-initialized, with no initializer run at load. One built for
+// AVX2 or AVX-512 ran AVX instructions when the addon loaded, and killed it (SIGILL) on a CPU
+// without them, before dispatch could choose another table.
+static constexpr Kernels make_table() {
   Kernels k{};
   k.isa = SG_STR(SG_NS);
 #define SG_SET(name) k.name = name;
@@ -26,7 +29,7 @@ static Kernels make_table() {
   return k;
 }
 
-extern const Kernels table = make_table();
+extern constexpr Kernels table = make_table();
 
 }  // namespace SG_NS
 }  // namespace sg
