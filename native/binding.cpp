@@ -233,11 +233,19 @@ Napi::Object InfoObject(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("isa", sg::isa_name(sg::active_isa()));
   o.Set("detectedIsa", sg::isa_name(sg::detected_isa()));
+  Napi::Array isas = Napi::Array::New(env);  // build_isas()'s names as an array
+  const std::string list = sg::build_isas();
+  for (size_t at = 0, end; at < list.size(); at = end + 2) {
+    end = list.find(", ", at);
+    if (end == std::string::npos) end = list.size();
+    isas.Set(isas.Length(), list.substr(at, end - at));
+  }
+  o.Set("isas", isas);
   o.Set("threads", sg::num_threads());
   return o;
 }
 
-// info() -> { isa, detectedIsa, threads }
+// info() -> { isa, detectedIsa, isas (this build's, lowest first), threads }
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Args a(info, "info", 0);
   return InfoObject(info.Env());
@@ -250,7 +258,7 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   if (!info[0].IsString()) a.type_error("expected isa to be a string but received " + describe(info[0]));
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   if (!sg::parse_isa(name.c_str(), &cap))
-    a.range_error("expected isa to be one of scalar, avx2, avx512 but received '" + name + "'");
+    a.range_error(std::string("expected isa to be one of ") + sg::build_isas() + " but received '" + name + "'");
   return Napi::String::New(info.Env(), sg::isa_name(sg::set_isa_cap(cap)));
 }
 

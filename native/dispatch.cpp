@@ -1,7 +1,6 @@
 #include "dispatch.h"
 
 #include <cstring>
-#include <initializer_list>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -10,17 +9,35 @@
 namespace sg {
 namespace {
 
+// This build's ISAs, lowest first: the portable path, then each faster one the CPU may have.
+// A cap is a position in this list.
+#if defined(__x86_64__) && defined(SG_HAVE_AVX512)
+constexpr Isa kIsas[] = {Isa::scalar, Isa::avx2, Isa::avx512};
+constexpr const char* kIsaList = "scalar, avx2, avx512";
+#elif defined(__aarch64__) && defined(SG_HAVE_NEON)
+constexpr Isa kIsas[] = {Isa::scalar, Isa::neon};
+constexpr const char* kIsaList = "scalar, neon";
+#else
+constexpr Isa kIsas[] = {Isa::scalar};
+constexpr const char* kIsaList = "scalar";
+#endif
+constexpr int kIsaCount = (int)(sizeof kIsas / sizeof kIsas[0]);
+
+int rank(Isa isa) {
+  for (int i = 0; i < kIsaCount; i++)
+    if (kIsas[i] == isa) return i;
+  return 0;
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 unsigned long long xgetbv0() {
   unsigned eax, edx;
   __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
   return ((unsigned long long)edx << 32) | eax;
 }
-#endif
 
 // The CPU must report the instructions and the OS must save the registers they use (XCR0).
 Isa detect() {
-#if defined(__x86_64__) || defined(__i386__)
   unsigned a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return Isa::scalar;
   const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12);
@@ -40,9 +57,13 @@ Isa detect() {
   (void)avx512;
   (void)zmm_state;
   (void)avx2;
-#endif
   return Isa::scalar;
 }
+#elif defined(__aarch64__) && defined(SG_HAVE_NEON)
+Isa detect() { return Isa::neon; }  // Advanced SIMD is part of every ARMv8-A CPU
+#else
+Isa detect() { return Isa::scalar; }
+#endif
 
 const Kernels& table_for(Isa isa) {
 #if defined(SG_HAVE_AVX512)
@@ -50,6 +71,9 @@ const Kernels& table_for(Isa isa) {
 #endif
 #if defined(SG_HAVE_AVX2)
   if (isa == Isa::avx2) return avx2::table;
+#endif
+#if defined(SG_HAVE_NEON)
+  if (isa == Isa::neon) return neon::table;
 #endif
   (void)isa;
   return scalar::table;
@@ -65,12 +89,15 @@ const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::avx512: return "avx512";
     case Isa::avx2: return "avx2";
+    case Isa::neon: return "neon";
     default: return "scalar";
   }
 }
 
+const char* build_isas() { return kIsaList; }
+
 bool parse_isa(const char* name, Isa* out) {
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512})
+  for (Isa isa : kIsas)
     if (std::strcmp(name, isa_name(isa)) == 0) {
       *out = isa;
       return true;
@@ -82,7 +109,7 @@ Isa detected_isa() { return g_detected; }
 Isa active_isa() { return g_active; }
 
 Isa set_isa_cap(Isa cap) {
-  g_active = (int)cap < (int)g_detected ? cap : g_detected;
+  g_active = rank(cap) < rank(g_detected) ? cap : g_detected;
   g_kernels = &table_for(g_active);
   return g_active;
 }

@@ -5,13 +5,14 @@
 
 namespace sg {
 
-enum class Isa { scalar = 0, avx2 = 1, avx512 = 2 };
+enum class Isa { scalar, avx2, avx512, neon };
 
 const char* isa_name(Isa isa);
-bool parse_isa(const char* name, Isa* out);
+const char* build_isas();     // this build's ISAs, lowest first: "scalar, avx2, avx512" or "scalar, neon"
+bool parse_isa(const char* name, Isa* out);  // false for a name that is not one of this build's
 Isa detected_isa();           // what this CPU (and this build) can run
 Isa active_isa();
-Isa set_isa_cap(Isa cap);     // active = min(cap, detected); returns active
+Isa set_isa_cap(Isa cap);     // active = the lower of cap and detected; returns active
 const Kernels& kernels();     // the active table
 
 }  // namespace sg

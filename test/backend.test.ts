@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backendInfo } from '../lib/index.js';
 import { detectedIsa, runnableIsas } from './helpers.js';
+import { ISAS } from '../lib/backend/types.js';
 
 const root = join(__dirname, '..');
 // children run the compiled dist/ (built by `npm test` before vitest): these settings act at load
@@ -59,7 +60,7 @@ describe('backend selection', () => {
 
   it.each([
     [{ STABLEGRAD_BACKEND: 'gpu' }, "STABLEGRAD_BACKEND must be 'native' or 'ts' but received 'gpu'"],
-    [{ STABLEGRAD_ISA: 'avx9' }, "STABLEGRAD_ISA must be one of scalar, avx2, avx512 but received 'avx9'"],
+    [{ STABLEGRAD_ISA: 'avx9' }, `STABLEGRAD_ISA must be one of ${ISAS.join(', ')} but received 'avx9'`],
     [{ STABLEGRAD_THREADS: 'two' }, "STABLEGRAD_THREADS must be an integer from 1 to 256 but received 'two'"],
   ])('rejects %o with a RangeError', (env, message) => {
     const r = child(env as Record<string, string>, INFO);

@@ -1,17 +1,33 @@
 /**
- * The package as a user gets it: `npm pack` (prepack builds dist/ and the prebuild), then install
+ * The package as a user gets it: `npm pack` (prepack builds dist/ and the prebuilds), then install
  * the tarball into an empty project with scripts disabled (nothing compiles, as under npm 11's
  * default), and load it with `require` and with `import`. The prebuild must give the native
  * backend; with the prebuild deleted, the TypeScript fallback must load and compute the same numbers.
+ * The prebuilds must load on the Linux servers in use: glibc 2.28 and no C++ runtime of the
+ * system's, in a root holding nothing but Node and its libraries, and on arm64 (under qemu).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = join(__dirname, '..');
 let project = '';
+const has = (cmd: string) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0;
+// CI installs the cross compiler and qemu-user (.ci/run): there, the arm64 checks must run
+const arm64 = process.env.CI === 'true' || (has('aarch64-linux-gnu-g++') && has('qemu-aarch64'));
+const prebuild = (arch: string) => join(project, 'node_modules', 'stablegrad', 'prebuilds', `linux-${arch}`, 'stablegrad.node');
+
+/** The shared libraries an ELF file needs (DT_NEEDED), and the symbol versions it needs from them. */
+function elfNeeds(file: string): { libraries: string[]; versions: string[] } {
+  const dynamic = execFileSync('readelf', ['--dynamic', '--wide', file], { encoding: 'utf8' });
+  const libraries = [...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+  const info = execFileSync('readelf', ['--version-info', '--wide', file], { encoding: 'utf8' });
+  const needs = info.slice(info.indexOf("Version needs section '.gnu.version_r'"));
+  const versions = [...needs.matchAll(/Name: (\S+)\s+Flags/g)].map((m) => m[1]);
+  return { libraries, versions };
+}
 
 // a small computation through the public entry: a GEMM and a BatchNorm forward, as plain numbers
 const PROBE = `
@@ -49,7 +65,8 @@ describe('the npm package', () => {
     const pkg = join(project, 'node_modules', 'stablegrad');
     const files = readdirSync(pkg, { recursive: true }).map(String);
     for (const f of ['dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/esm/index.mjs', 'dist/esm/index.d.mts',
-      'prebuilds/linux-x64/stablegrad.node', 'binding.gyp', 'sources.json', 'native/binding.cpp', 'native/kernels/gemm.cpp'])
+      'prebuilds/linux-x64/stablegrad.node', 'binding.gyp', 'sources.json', 'native/binding.cpp', 'native/kernels/gemm.cpp',
+      ...(arm64 ? ['prebuilds/linux-arm64/stablegrad.node'] : [])])
       expect(files, f).toContain(f);
     expect(files.some((f) => f.startsWith('build/') || f.startsWith('lib/') || f.startsWith('test/'))).toBe(false);
   });
@@ -63,6 +80,62 @@ describe('the npm package', () => {
       '(or pass the folder of the IDX files as dir / --data-dir)');
   });
 
+  it.each(arm64 ? ['x64', 'arm64'] : ['x64'])('the linux-%s prebuild needs glibc 2.28 at most and no C++ runtime', (arch) => {
+    const file = prebuild(arch);
+    const machine = execFileSync('readelf', ['--file-header', file], { encoding: 'utf8' }).match(/Machine:\s+(.+)/)![1];
+    expect(machine).toBe(arch === 'x64' ? 'Advanced Micro Devices X86-64' : 'AArch64');
+    const { libraries, versions } = elfNeeds(file);
+    // glibc, libm, libgcc_s and the dynamic loader (thread-local storage): what Node needs; no libstdc++.so.6
+    expect(libraries).toContain('libc.so.6');
+    for (const lib of libraries) expect(lib).toMatch(/^(libc\.so\.6|libm\.so\.6|libgcc_s\.so\.1|ld-linux-(x86-64|aarch64)\.so\.[12])$/);
+    expect(versions.length).toBeGreaterThan(5);
+    for (const v of versions) {
+      expect(v, `${basename(file)} needs ${v}`).toMatch(/^(GLIBC_2\.\d+(\.\d+)?|GCC_\d+(\.\d+)*)$/);
+      const glibc = v.match(/^GLIBC_2\.(\d+)/);
+      if (glibc) expect(Number(glibc[1]), `${arch} prebuild needs ${v}`).toBeLessThanOrEqual(28);
+    }
+  });
+
+  it.runIf(process.getuid?.() === 0)('loads in a root holding only Node and its libraries, with an empty environment', () => {
+    // as bare as a minimal container: no /proc, /dev or /tmp, no variables, no system libraries but
+    // the ones Node itself links (the prebuild's own needs are those, checked above)
+    const bare = mkdtempSync(join(tmpdir(), 'stablegrad-bare-'));
+    try {
+      const nodeLibs = execFileSync('ldd', [process.execPath], { encoding: 'utf8' }).match(/\/\S+/g)!;
+      for (const lib of nodeLibs) {
+        mkdirSync(join(bare, dirname(lib)), { recursive: true });
+        cpSync(lib, join(bare, lib), { dereference: true });
+      }
+      cpSync(process.execPath, join(bare, 'node'), { dereference: true });
+      cpSync(join(project, 'node_modules'), join(bare, 'app', 'node_modules'), { recursive: true, dereference: true });
+      const r = spawnSync('chroot', [bare, '/node', '-e',
+        `const sg = require('/app/node_modules/stablegrad'); console.log(JSON.stringify([sg.backendInfo(), Object.keys(process.env)]))`],
+      { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+      expect(r.status, r.stderr).toBe(0);
+      const [info, env] = JSON.parse(r.stdout);
+      expect(info).toMatchObject({ name: 'native' });
+      expect(info.loadError).toBeUndefined();
+      expect(env).toEqual(['PATH']);
+    } finally {
+      rmSync(bare, { recursive: true, force: true });
+    }
+  });
+
+  it.runIf(arm64)('the arm64 prebuild loads on arm64 Node (qemu-aarch64) from the installed tarball, native with NEON, the same numbers', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const emulation = require(join(root, 'scripts', 'emulation.js')) as { arm64Node(): string; SYSROOT: string };
+    const arm64Node = emulation.arm64Node();
+    writeFileSync(join(project, 'probe-arm64.cjs'), `const sg = require('stablegrad');
+      console.log(JSON.stringify({ arch: process.arch, info: sg.backendInfo() }));${PROBE}`);
+    const r = spawnSync('qemu-aarch64', ['-L', emulation.SYSROOT, arm64Node, 'probe-arm64.cjs'], { cwd: project, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const [head, probe] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(head.arch).toBe('arm64');
+    expect(head.info).toMatchObject({ name: 'native', isa: 'neon' });
+    const x64 = run('probe-x64.cjs', `const sg = require('stablegrad');${PROBE}`);
+    for (const [i, v] of x64.values.entries()) expect(probe.values[i]).toBeCloseTo(v, 5);
+  });
+
   it('loads the prebuild through require and import, and without it falls back to the same numbers', () => {
     const viaRequire = run('probe.cjs', `const sg = require('stablegrad');${PROBE}`);
     const viaImport = run('probe.mjs', `import * as sg from 'stablegrad';${PROBE}`);
@@ -74,7 +147,7 @@ describe('the npm package', () => {
     rmSync(join(project, 'node_modules', 'stablegrad', 'prebuilds'), { recursive: true });
     const fallback = run('probe2.cjs', `const sg = require('stablegrad');${PROBE}`);
     expect(fallback.name).toBe('ts');
-    expect(fallback.loadError).toMatch(/No native build was found/);
+    expect(fallback.loadError).toMatch(/^No native build was found for platform=linux arch=\w+ [\s\S]*\nPrebuilds ship for linux-x64 and linux-arm64 with glibc 2\.28 or later; elsewhere \(macOS, Windows, musl\/Alpine\) build the addon from source [\s\S]*: npm rebuild stablegrad, or where install scripts are disabled, npm explore stablegrad -- npm run build:native$/);
     for (const [i, v] of viaRequire.values.entries()) expect(fallback.values[i]).toBeCloseTo(v, 5);
     expect(run('probe2.mjs', `import * as sg from 'stablegrad';${PROBE}`).name).toBe('ts');
   });

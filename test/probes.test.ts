@@ -13,7 +13,7 @@ interface Probes {
   info(): { threads: number };
 }
 const probes = native as unknown as Probes;
-const LANES: Record<string, number> = { scalar: 4, avx2: 8, avx512: 16 };
+const LANES: Record<string, number> = { scalar: 4, avx2: 8, avx512: 16, neon: 4 };
 
 describe.each(runnableIsas)('machine probes on %s', (isa) => {
   it('fmaPeak returns 2 FLOPs per lane, per FMA, for 12 chains on every pool thread', () => {

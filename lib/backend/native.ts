@@ -16,6 +16,11 @@ export function packageRoot(): string {
   }
 }
 
+// what node-gyp-build's "No native build was found for platform=... arch=..." leaves unsaid
+const NO_PREBUILD = 'Prebuilds ship for linux-x64 and linux-arm64 with glibc 2.28 or later; elsewhere (macOS, Windows, ' +
+  'musl/Alpine) build the addon from source (a C++17 compiler, make and Python 3): npm rebuild stablegrad, or where ' +
+  'install scripts are disabled, npm explore stablegrad -- npm run build:native';
+
 type Addon = Omit<Backend, 'name' | 'memory' | 'info'> & MemoryHost & { info(): KernelInfo };
 
 /**
@@ -26,7 +31,13 @@ export function loadNative(): Backend {
   const root = packageRoot();
   const require = createRequire(join(root, 'package.json'));
   const explicit = process.env.STABLEGRAD_ADDON;
-  const addon = (explicit ? require(explicit) : (require('node-gyp-build') as (dir: string) => Addon)(root)) as Addon;
+  let addon: Addon;
+  try {
+    addon = (explicit ? require(explicit) : (require('node-gyp-build') as (dir: string) => Addon)(root)) as Addon;
+  } catch (e) {
+    if (e instanceof Error && /No native build was found/.test(e.message)) e.message = `${e.message.trimEnd()}\n${NO_PREBUILD}`;
+    throw e;
+  }
   const { alignedBlock, dropPages, watch, unwatch, isCollected, collectDead, ...kernels } = addon;
   const memory: MemoryHost = { alignedBlock, dropPages, watch, unwatch, isCollected, collectDead };
   return Object.assign(Object.create(null), kernels, { name: 'native' as const, memory }) as Backend;

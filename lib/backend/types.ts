@@ -9,15 +9,18 @@ import type { KERNELS, KernelFunction, KernelName } from './schema.js';
 
 export type { KernelName };
 
-/** Instruction sets of the native kernels, lowest first. */
-export type Isa = 'scalar' | 'avx2' | 'avx512';
-export const ISAS: readonly Isa[] = ['scalar', 'avx2', 'avx512'];
+/** Instruction sets of the native kernels. */
+export type Isa = 'scalar' | 'avx2' | 'avx512' | 'neon';
+/** The ISAs a build for this machine's architecture has, lowest first (what STABLEGRAD_ISA may name). */
+export const ISAS: readonly Isa[] = process.arch === 'arm64' ? ['scalar', 'neon'] : ['scalar', 'avx2', 'avx512'];
 
 export interface KernelInfo {
   /** The ISA whose kernels run now. */
   isa: Isa | 'none';
   /** The best ISA this CPU supports ('none' for the TypeScript fallback). */
   detectedIsa: Isa | 'none';
+  /** The ISAs this build has, lowest first (none for the fallback). */
+  isas: readonly Isa[];
   threads: number;
 }
 

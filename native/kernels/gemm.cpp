@@ -26,15 +26,20 @@ namespace {
 
 // ---- tuning, per ISA: every tile size and threshold ---------------------------------------------
 
-// blocked: MR x (NV vectors) accumulators (24 of 32 zmm on AVX-512, 12 of 16 ymm on AVX2, 8 of 16
-// xmm on SSE2); AVX-512's 8 x 48 rather than 12 x 32 loads 11 values per 24 FMAs, not 14. KC keeps
-// a B micro-panel near half of L1, MC x KC of packed A near half of L2, KC x NC of packed B in L3.
+// blocked: MR x (NV vectors) accumulators (24 of 32 zmm on AVX-512, 12 of 16 ymm on AVX2, 24 of
+// NEON's 32, 8 of 16 xmm on SSE2); AVX-512's 8 x 48 rather than 12 x 32 loads 11 values per 24 FMAs,
+// not 14; NEON's 12 x 8 loads 3 vectors of A (each row's value is a lane: fmla by element) and 2 of
+// B per 24. KC keeps a B micro-panel near half of L1, MC x KC of packed A near half of L2, KC x NC
+// of packed B in L3 (NEON's: BLIS's Cortex-A57 and Neoverse blocking, not measured on hardware).
 #if SG_ISA_AVX512
 constexpr int MR = 8, NV = 3;
 constexpr int64_t KC = 192, MC = 480, NC = 3072;
 #elif SG_ISA_AVX2
 constexpr int MR = 6, NV = 2;
 constexpr int64_t KC = 384, MC = 192, NC = 2048;
+#elif SG_ISA_NEON
+constexpr int MR = 12, NV = 2;
+constexpr int64_t KC = 512, MC = 120, NC = 3072;
 #else
 constexpr int MR = 4, NV = 2;
 constexpr int64_t KC = 256, MC = 128, NC = 2048;
@@ -59,7 +64,7 @@ constexpr double kParallelMinMadds = 1 << 19;
 // rows: up to kRowsMaxM rows; a tile of R rows holds kRowsAccumulators vectors, 1..4 of B a row
 // (fewer as R grows); K in blocks of kRowsKC rows of B, whose pages stay in the TLB for the next
 // strip of columns
-#if SG_ISA_AVX512
+#if SG_ISA_AVX512 || SG_ISA_NEON
 constexpr int kRowsAccumulators = 24;
 #elif SG_ISA_AVX2
 constexpr int kRowsAccumulators = 12;
@@ -75,7 +80,7 @@ constexpr int64_t kRowsMaxM = 12, kRowsKC = 128;
 // of A against kDotRB of B (20 of AVX-512's 32 registers, 12 of AVX2's 16); K in blocks of kDotKB
 // whose rows stay in L2; a thread's kDotAcc vector sums hold up to kDotRows rows of C
 constexpr int64_t kDotAnyKMaxN = 4, kDotShortMaxN = 12, kDotShortMinK = 128, kDotMaxN = 32, kDotMinK = 384;
-#if SG_ISA_AVX512
+#if SG_ISA_AVX512 || SG_ISA_NEON
 constexpr int kDotRA = 4, kDotRB = 5;
 #else
 constexpr int kDotRA = 4, kDotRB = 3;
@@ -93,6 +98,9 @@ static_assert(kDotAcc >= kDotMaxN * kDotRA, "at least one tile of rows of C for 
 constexpr int64_t kWideMinM = 9;
 #elif SG_ISA_AVX2
 #define SG_WIDE_TILES(X) X(8, 1, 8) X(6, 2, 64)
+constexpr int64_t kWideMinM = 2;
+#elif SG_ISA_NEON
+#define SG_WIDE_TILES(X) X(8, 2, 8) X(6, 4, 64)
 constexpr int64_t kWideMinM = 2;
 #else
 #define SG_WIDE_TILES(X) X(4, 2, 64)
@@ -161,8 +169,8 @@ void pack_a(float* ap, const float* A, int64_t lda, bool trans_a, int64_t i0, in
     const int64_t mr = imin(MR, mc - ir);
     if (!trans_a) {
       // a transpose: rows of A become columns of the panel. AVX-512's panels of 8 rows go through
-      // 8 x 8 register transposes, four rows at a time through 4 x 4 ones (SSE, on every x86-64);
-      // the rest one float at a time.
+      // 8 x 8 register transposes, four rows at a time through 4 x 4 ones (SSE, on every x86-64, and
+      // NEON); the rest one float at a time.
       int64_t done = 0;
 #if SG_ISA_AVX512
       if (mr == 8) {
@@ -174,19 +182,11 @@ void pack_a(float* ap, const float* A, int64_t lda, bool trans_a, int64_t i0, in
         done = 8;
       }
 #endif
-#if defined(__SSE2__)
+#if SG_HAVE_TRANSPOSE4
       const int64_t kc4 = kc / 4 * 4;
       for (; done + 4 <= mr; done += 4) {
         const float* src = A + (i0 + ir + done) * lda + p0;
-        for (int64_t k = 0; k < kc4; k += 4) {
-          __m128 r0 = _mm_loadu_ps(src + k), r1 = _mm_loadu_ps(src + lda + k);
-          __m128 r2 = _mm_loadu_ps(src + 2 * lda + k), r3 = _mm_loadu_ps(src + 3 * lda + k);
-          _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-          _mm_storeu_ps(ap + k * MR + done, r0);
-          _mm_storeu_ps(ap + (k + 1) * MR + done, r1);
-          _mm_storeu_ps(ap + (k + 2) * MR + done, r2);
-          _mm_storeu_ps(ap + (k + 3) * MR + done, r3);
-        }
+        for (int64_t k = 0; k < kc4; k += 4) transpose4x4(ap + k * MR + done, MR, src + k, lda);
         for (int64_t i = done; i < done + 4; i++)
           for (int64_t k = kc4; k < kc; k++) ap[k * MR + i] = src[(i - done) * lda + k];
       }
@@ -298,18 +298,45 @@ __attribute__((noinline)) void microkernel(int64_t kc, const float* a, const flo
 #pragma GCC unroll 4
     for (int v = 0; v < NVK; v++) acc[i][v] = vzero();
   auto k_loop = [&](auto load_last) {
+#if SG_ISA_NEON
+    // GCC for AArch64 stored accumulators shared with the enclosing function back to the stack at
+    // every k (12 stp per 24 fmla); a copy of the lambda's own stays in registers
+    vf t[MR][NVK];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+      for (int v = 0; v < NVK; v++) t[i][v] = acc[i][v];
+#else
+    auto& t = acc;
+#endif
     for (int64_t k = 0; k < kc; k++, a += MR, b += kInPlace ? ldb : NR) {
       vf bv[NVK];
 #pragma GCC unroll 4
       for (int v = 0; v < NVK - 1; v++) bv[v] = vload(b + v * VL);
       bv[NVK - 1] = load_last(b + (NVK - 1) * VL);
+#if SG_ISA_NEON
+      // A's MR values in MR / 4 vectors; each row multiplies by a lane of one (fmla by element)
+      vf a4[MR / 4];
+#pragma GCC unroll 4
+      for (int q = 0; q < MR / 4; q++) a4[q] = vload(a + 4 * q);
+#endif
 #pragma GCC unroll 16
       for (int i = 0; i < MR; i++) {
+#if SG_ISA_NEON
+        const vf av = vdupq_n_f32(a4[i / 4][i % 4]);
+#else
         const vf av = vset1(a[i]);
+#endif
 #pragma GCC unroll 4
-        for (int v = 0; v < NVK; v++) acc[i][v] = vfma(av, bv[v], acc[i][v]);
+        for (int v = 0; v < NVK; v++) t[i][v] = vfma(av, bv[v], t[i][v]);
       }
     }
+#if SG_ISA_NEON
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+      for (int v = 0; v < NVK; v++) acc[i][v] = t[i][v];
+#endif
   };
   // B's columns in the last vector (a packed panel's are zero-padded to whole vectors)
   const int64_t last = nr - (NVK - 1) * VL;

@@ -136,5 +136,6 @@ static inline int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64
 namespace scalar { extern const Kernels table; }
 namespace avx2 { extern const Kernels table; }
 namespace avx512 { extern const Kernels table; }
+namespace neon { extern const Kernels table; }
 
 }  // namespace sg

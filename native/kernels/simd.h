@@ -1,7 +1,8 @@
 // One SIMD mapping that every kernel family is written against.
 //
 // Each kernel source is compiled once per ISA, in its own translation unit with its own target
-// flags (see sources.json). The flags decide which block below is used and which namespace the
+// flags (see sources.json): scalar (SSE2, which every x86-64 has), avx2 and avx512 on x86-64;
+// scalar (plain C++: SG_PORTABLE, as NEON is always there) and neon on arm64. The flags decide which block below is used and which namespace the
 // kernels land in, so the three builds never share a symbol: a function compiled for AVX-512 can
 // never be picked by the linker for the portable path (the classic ODR trap of per-ISA builds).
 // This is also why kernels use no STL templates: an inline std:: function instantiated in an
@@ -28,6 +29,10 @@
 #define SG_NS scalar
 #define SG_ISA_SSE2 1
 #include <emmintrin.h>
+#elif defined(__aarch64__) && defined(__ARM_NEON) && !defined(SG_PORTABLE)
+#define SG_NS neon
+#define SG_ISA_NEON 1
+#include <arm_neon.h>
 #else
 #define SG_NS scalar
 #define SG_ISA_GENERIC 1
@@ -193,6 +198,52 @@ static inline vf vcopysign(vf mag, vf sign) {
 }
 static inline vf vselect_lt(vf a, vf t, vf b, vf c) { return blendv(c, b, _mm_cmplt_ps(a, t)); }
 
+#elif SG_ISA_NEON
+typedef float32x4_t vf;
+constexpr int VL = 4;
+static inline vf vzero() { return vdupq_n_f32(0.0f); }
+static inline vf vset1(float a) { return vdupq_n_f32(a); }
+static inline vf vload(const float* p) { return vld1q_f32(p); }
+static inline void vstore(float* p, vf v) { vst1q_f32(p, v); }
+static inline vf vadd(vf a, vf b) { return vaddq_f32(a, b); }
+static inline vf vsub(vf a, vf b) { return vsubq_f32(a, b); }
+static inline vf vmul(vf a, vf b) { return vmulq_f32(a, b); }
+static inline vf vdiv(vf a, vf b) { return vdivq_f32(a, b); }
+static inline vf vfma(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
+// NEON has no non-temporal vector store with a cache hint that helps here: plain stores
+static inline void vstream(float* p, vf v) { vst1q_f32(p, v); }
+// the x86 rule (b when either is NaN), not fmax's: the kernels were written against it
+static inline vf vmax(vf a, vf b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }
+static inline vf vmin(vf a, vf b) { return vbslq_f32(vcltq_f32(a, b), a, b); }
+static inline float vhsum(vf v) { return (vgetq_lane_f32(v, 0) + vgetq_lane_f32(v, 2)) + (vgetq_lane_f32(v, 1) + vgetq_lane_f32(v, 3)); }
+static inline vf vselect_pos(vf a, vf b) { return vbslq_f32(vcgtq_f32(a, vzero()), b, vzero()); }
+static inline vf vleaky(vf a, vf slope) { return vbslq_f32(vcleq_f32(a, vzero()), vmulq_f32(a, slope), a); }
+static inline vf vleaky_grad(vf x, vf dy, vf slope) { return vbslq_f32(vcleq_f32(x, vzero()), vmulq_f32(dy, slope), dy); }
+static inline vf vload_tail(const float* p, int n) {
+  float t[4] = {0, 0, 0, 0};
+  for (int i = 0; i < n; i++) t[i] = p[i];
+  return vld1q_f32(t);
+}
+static inline void vstore_tail(float* p, vf v, int n) {
+  float t[4];
+  vst1q_f32(t, v);
+  for (int i = 0; i < n; i++) p[i] = t[i];
+}
+static inline vf vload_u8(const uint8_t* p) {
+  uint32_t four;
+  std::memcpy(&four, p, sizeof four);  // exactly VL bytes: the 8-byte vld1_u8 could read past the end
+  const uint16x4_t h = vget_low_u16(vmovl_u8(vreinterpret_u8_u32(vdup_n_u32(four))));
+  return vcvtq_f32_u32(vmovl_u16(h));
+}
+static inline vf vscale2(vf x, vf n) {
+  const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+  return vmulq_f32(x, vreinterpretq_f32_s32(e));
+}
+static inline vf vround(vf x) { return vrndnq_f32(x); }  // to nearest, ties to even (as x86's)
+static inline vf vabs(vf x) { return vabsq_f32(x); }
+static inline vf vcopysign(vf mag, vf sign) { return vbslq_f32(vdupq_n_u32(0x80000000u), sign, mag); }
+static inline vf vselect_lt(vf a, vf t, vf b, vf c) { return vbslq_f32(vcltq_f32(a, t), b, c); }
+
 #else  // generic C++: four floats the compiler may map to whatever the target has
 struct vf { float v[4]; };
 constexpr int VL = 4;
@@ -264,6 +315,29 @@ static inline vf vtanh(vf x) {
 
 static inline vf vsigmoid(vf x) { return vdiv(vset1(1.0f), vadd(vset1(1.0f), vexp(vsub(vzero(), x)))); }
 
+#if defined(__SSE2__) || SG_ISA_NEON
+#define SG_HAVE_TRANSPOSE4 1
+// dst[c][r] = src[r][c] for a 4 x 4 block: src rows lds floats apart, dst rows ldd floats apart
+static inline void transpose4x4(float* dst, int64_t ldd, const float* src, int64_t lds) {
+#if defined(__SSE2__)
+  __m128 r0 = _mm_loadu_ps(src), r1 = _mm_loadu_ps(src + lds), r2 = _mm_loadu_ps(src + 2 * lds), r3 = _mm_loadu_ps(src + 3 * lds);
+  _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+  _mm_storeu_ps(dst, r0);
+  _mm_storeu_ps(dst + ldd, r1);
+  _mm_storeu_ps(dst + 2 * ldd, r2);
+  _mm_storeu_ps(dst + 3 * ldd, r3);
+#else
+  // trn interleaves rows pairwise ([a0 b0 a2 b2], [a1 b1 a3 b3]); the 64-bit halves then combine
+  const float32x4x2_t ab = vtrnq_f32(vld1q_f32(src), vld1q_f32(src + lds));
+  const float32x4x2_t cd = vtrnq_f32(vld1q_f32(src + 2 * lds), vld1q_f32(src + 3 * lds));
+  vst1q_f32(dst, vcombine_f32(vget_low_f32(ab.val[0]), vget_low_f32(cd.val[0])));
+  vst1q_f32(dst + ldd, vcombine_f32(vget_low_f32(ab.val[1]), vget_low_f32(cd.val[1])));
+  vst1q_f32(dst + 2 * ldd, vcombine_f32(vget_high_f32(ab.val[0]), vget_high_f32(cd.val[0])));
+  vst1q_f32(dst + 3 * ldd, vcombine_f32(vget_high_f32(ab.val[1]), vget_high_f32(cd.val[1])));
+#endif
+}
+#endif
+
 // dst[c][r] = src[r][c] for an 8 x 8 block: src rows lds floats apart, dst rows ldd floats apart.
 // Packing a transposed GEMM operand is a transpose; done one float at a time it took a fifth of a
 // batch-64 forward product.
@@ -290,6 +364,9 @@ static inline void transpose8x8(float* dst, int64_t ldd, const float* src, int64
   _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(r1, r5, 0x31));
   _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(r2, r6, 0x31));
   _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(r3, r7, 0x31));
+#elif SG_HAVE_TRANSPOSE4
+  for (int r = 0; r < 8; r += 4)
+    for (int c = 0; c < 8; c += 4) transpose4x4(dst + c * ldd + r, ldd, src + r * lds + c, lds);
 #else
   for (int r = 0; r < 8; r++)
     for (int c = 0; c < 8; c++) dst[c * ldd + r] = src[r * lds + c];
@@ -313,9 +390,9 @@ static inline void vstore_n(float* p, vf v, int64_t lanes) {
 // reading each line in before overwriting it (a third of an output's traffic). The stores are
 // weakly ordered, so a task that streamed ends with stream_fence() before the pool's join.
 static inline void stream_fence() {
-#if !SG_ISA_GENERIC
+#if defined(__SSE2__)
   _mm_sfence();
-#endif
+#endif  // NEON's vstream is a plain store: the pool's join orders it
 }
 constexpr int64_t kStreamBytes = (int64_t)8 << 20;  // outputs from this size on are streamed
 constexpr int64_t kLineBytes = 64;  // a cache line

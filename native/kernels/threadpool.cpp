@@ -12,6 +12,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 static inline void cpu_relax() { _mm_pause(); }
+#elif defined(__aarch64__)
+static inline void cpu_relax() { __asm__ volatile("yield"); }
 #else
 static inline void cpu_relax() {}
 #endif

@@ -4,7 +4,7 @@
  * twin in this folder.
  */
 import { KERNELS, type KernelName, type KernelValues } from '../schema.js';
-import type { Backend, Kernels } from '../types.js';
+import { ISAS, type Backend, type Kernels } from '../types.js';
 import { checked, MAX_SIZE } from '../validate.js';
 import {
   batchnormApply, batchnormBackward, batchnormBackwardApply, batchnormBackwardReduce, batchnormForwardEval, batchnormForwardTrain,
@@ -81,12 +81,12 @@ const kernels = Object.fromEntries((Object.keys(KERNELS) as KernelName[]).map((n
 export const tsBackend: Backend = {
   name: 'ts',
   memory: null,
-  info: () => ({ isa: 'none', detectedIsa: 'none', threads: gemmThreads() }),
+  info: () => ({ isa: 'none', detectedIsa: 'none', isas: [], threads: gemmThreads() }),
   setIsa: (...args: unknown[]) => {
     if (args.length !== 1) throw new TypeError(`setIsa: expected 1 arguments but received ${args.length}`);
     if (typeof args[0] !== 'string') throw new TypeError(`setIsa: expected isa to be a string but received ${typeof args[0]}`);
-    if (!['scalar', 'avx2', 'avx512'].includes(args[0]))
-      throw new RangeError(`setIsa: expected isa to be one of scalar, avx2, avx512 but received '${args[0]}'`);
+    if (!(ISAS as readonly string[]).includes(args[0]))
+      throw new RangeError(`setIsa: expected isa to be one of ${ISAS.join(', ')} but received '${args[0]}'`);
     return 'none';
   },
   setThreads: (...args: unknown[]) => {

@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+// The prebuilds that ship in the tarball (npm run prebuild, run by prepack):
+//   prebuilds/linux-x64/stablegrad.node    built here by prebuildify
+//   prebuilds/linux-arm64/stablegrad.node  cross-compiled with Debian's g++-aarch64-linux-gnu
+// The arm64 build runs in a copy of the sources (node-gyp builds into ./build, which holds this
+// machine's addon). Without the cross compiler the arm64 prebuild is left out with a warning, or
+// the script fails when STABLEGRAD_REQUIRE_ARM64=1 (CI).
+//
+//   node scripts/prebuild.js              both
+//   node scripts/prebuild.js arm64 DIR    only the arm64 addon, built in DIR (the emulated tests)
+'use strict';
+const { execFileSync, spawnSync } = require('node:child_process');
+const { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } = require('node:fs');
+const { tmpdir } = require('node:os');
+const { join } = require('node:path');
+
+const root = join(__dirname, '..');
+const CROSS = 'aarch64-linux-gnu-';
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.error ? r.error.message : `exit ${r.status}`})`);
+}
+
+function hasCrossCompiler() {
+  return spawnSync(`${CROSS}g++`, ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+// node-gyp's headers: npm's setting (Node's own headers on this machine), else node-gyp's download
+function nodedirArgs() {
+  const r = spawnSync('npm', ['config', 'get', 'nodedir'], { encoding: 'utf8' });
+  const dir = r.status === 0 ? r.stdout.trim() : '';
+  return dir && dir !== 'undefined' && dir !== 'null' ? [`--nodedir=${dir}`] : [];
+}
+
+/** Cross-compiles the arm64 addon in dir (a copy of the build's inputs); returns the .node's path. */
+function buildArm64(dir) {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  for (const f of ['binding.gyp', 'sources.json', 'package.json', 'native']) cpSync(join(root, f), join(dir, f), { recursive: true });
+  rmSync(join(dir, 'native', 'mpi', 'build'), { recursive: true, force: true });
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+  const env = { ...process.env, CC: `${CROSS}gcc`, CXX: `${CROSS}g++`, AR: `${CROSS}ar`, LINK: `${CROSS}g++` };
+  const gyp = require.resolve('node-gyp/bin/node-gyp.js', { paths: [join(process.execPath, '..', '..', 'lib', 'node_modules', 'npm')] });
+  run(process.execPath, [gyp, 'rebuild', '--arch=arm64', ...nodedirArgs(), '-j', process.env.JOBS || '2'], { cwd: dir, env });
+  return join(dir, 'build', 'Release', 'stablegrad.node');
+}
+
+function main() {
+  const [only, outDir] = process.argv.slice(2);
+  if (only === 'arm64') {
+    if (!outDir) throw new Error('usage: node scripts/prebuild.js arm64 DIR');
+    console.log(buildArm64(outDir));
+    return;
+  }
+  rmSync(join(root, 'prebuilds'), { recursive: true, force: true });
+  run(process.execPath, [require.resolve('prebuildify/bin.js', { paths: [root] }), '--napi', '--strip'], { cwd: root });
+  if (!hasCrossCompiler()) {
+    const msg = `no ${CROSS}g++ (apt-get install g++-aarch64-linux-gnu): the tarball will have no linux-arm64 prebuild`;
+    if (process.env.STABLEGRAD_REQUIRE_ARM64 === '1') throw new Error(msg);
+    console.warn(`warning: ${msg}`);
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'stablegrad-arm64-'));
+  try {
+    const built = buildArm64(dir);
+    mkdirSync(join(root, 'prebuilds', 'linux-arm64'), { recursive: true });
+    const dest = join(root, 'prebuilds', 'linux-arm64', 'stablegrad.node');
+    execFileSync(`${CROSS}strip`, ['--strip-all', '-o', dest, built]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+try {
+  main();
+} catch (e) {
+  console.error(`prebuild: ${e.message}`);
+  process.exit(1);
+}
