@@ -52,16 +52,23 @@ void adam_step(float* param, float* exp_avg, float* exp_avg_sq, const float* gra
   const float bc2_sqrt = (float)std::sqrt(1.0 - std::pow((double)beta2, (double)step));
   const float decay = decoupled ? 1.0f - lr * weight_decay : 1.0f;
   const float l2 = decoupled ? 0.0f : weight_decay;
+  const vf vdecay = vset1(decay), vl2 = vset1(l2), vb1 = vset1(beta1), vb2 = vset1(beta2);
+  const vf vg1 = vset1(1.0f - beta1), vg2 = vset1(1.0f - beta2), vstep = vset1(step_size), vbc2 = vset1(bc2_sqrt),
+           veps = vset1(eps);
+  // the `lanes` floats at i, in vectors (masked at the end of a range)
+  auto update = [&](int64_t i, int64_t lanes) {
+    const vf p = vmul(vload_n(param + i, lanes), vdecay);
+    const vf g = vfma(vl2, p, vload_n(grad + i, lanes));
+    const vf m = vfma(vload_n(exp_avg + i, lanes), vb1, vmul(vg1, g));
+    const vf v = vfma(vload_n(exp_avg_sq + i, lanes), vb2, vmul(vmul(vg2, g), g));
+    vstore_n(exp_avg + i, m, lanes);
+    vstore_n(exp_avg_sq + i, v, lanes);
+    vstore_n(param + i, vsub(p, vmul(vstep, vdiv(m, vadd(vdiv(vsqrt(v), vbc2), veps)))), lanes);
+  };
   parallel(n, kGrain, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; i++) {
-      const float p = param[i] * decay;
-      const float g = grad[i] + l2 * p;
-      const float m = exp_avg[i] * beta1 + (1.0f - beta1) * g;
-      const float v = exp_avg_sq[i] * beta2 + (1.0f - beta2) * g * g;
-      exp_avg[i] = m;
-      exp_avg_sq[i] = v;
-      param[i] = p - step_size * (m / (std::sqrt(v) / bc2_sqrt + eps));
-    }
+    int64_t i = b;
+    for (; i + VL <= e; i += VL) update(i, VL);
+    if (i < e) update(i, e - i);
   });
 }
 

@@ -60,6 +60,7 @@ static inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
 static inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 static inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
 static inline vf vdiv(vf a, vf b) { return _mm512_div_ps(a, b); }
+static inline vf vsqrt(vf a) { return _mm512_sqrt_ps(a); }
 static inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }  // a*b + c
 static inline void vstream(float* p, vf v) { _mm512_stream_ps(p, v); }  // p aligned to the vector
 // max(a, b) that returns b when either is NaN (the x86 rule): vmax(zero, x) keeps NaN in x.
@@ -110,6 +111,7 @@ static inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
 static inline vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
 static inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
 static inline vf vdiv(vf a, vf b) { return _mm256_div_ps(a, b); }
+static inline vf vsqrt(vf a) { return _mm256_sqrt_ps(a); }
 static inline vf vfma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
 static inline void vstream(float* p, vf v) { _mm256_stream_ps(p, v); }
 static inline vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
@@ -155,6 +157,7 @@ static inline vf vadd(vf a, vf b) { return _mm_add_ps(a, b); }
 static inline vf vsub(vf a, vf b) { return _mm_sub_ps(a, b); }
 static inline vf vmul(vf a, vf b) { return _mm_mul_ps(a, b); }
 static inline vf vdiv(vf a, vf b) { return _mm_div_ps(a, b); }
+static inline vf vsqrt(vf a) { return _mm_sqrt_ps(a); }
 static inline vf vfma(vf a, vf b, vf c) { return _mm_add_ps(_mm_mul_ps(a, b), c); }
 static inline void vstream(float* p, vf v) { _mm_stream_ps(p, v); }
 static inline vf vmax(vf a, vf b) { return _mm_max_ps(a, b); }
@@ -209,6 +212,7 @@ static inline vf vadd(vf a, vf b) { return vaddq_f32(a, b); }
 static inline vf vsub(vf a, vf b) { return vsubq_f32(a, b); }
 static inline vf vmul(vf a, vf b) { return vmulq_f32(a, b); }
 static inline vf vdiv(vf a, vf b) { return vdivq_f32(a, b); }
+static inline vf vsqrt(vf a) { return vsqrtq_f32(a); }
 static inline vf vfma(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
 // NEON has no non-temporal vector store with a cache hint that helps here: plain stores
 static inline void vstream(float* p, vf v) { vst1q_f32(p, v); }
@@ -256,6 +260,7 @@ static inline vf vadd(vf a, vf b) { SG_LANES(a.v[i] + b.v[i]); }
 static inline vf vsub(vf a, vf b) { SG_LANES(a.v[i] - b.v[i]); }
 static inline vf vmul(vf a, vf b) { SG_LANES(a.v[i] * b.v[i]); }
 static inline vf vdiv(vf a, vf b) { SG_LANES(a.v[i] / b.v[i]); }
+static inline vf vsqrt(vf a) { SG_LANES(std::sqrt(a.v[i])); }
 static inline vf vfma(vf a, vf b, vf c) { SG_LANES(a.v[i] * b.v[i] + c.v[i]); }
 static inline void vstream(float* p, vf v) { std::memcpy(p, v.v, sizeof v.v); }
 static inline vf vmax(vf a, vf b) { SG_LANES(a.v[i] > b.v[i] ? a.v[i] : b.v[i]); }
