@@ -100,7 +100,8 @@ constexpr int64_t kWideMinM = 9;
 #define SG_WIDE_TILES(X) X(8, 1, 8) X(6, 2, 64)
 constexpr int64_t kWideMinM = 2;
 #elif SG_ISA_NEON
-#define SG_WIDE_TILES(X) X(8, 2, 8) X(6, 4, 64)
+// 5 x 4, not AVX-512's 6 x 4: 24 accumulators, 4 vectors of x and 6 of W need 34 of the 32 registers
+#define SG_WIDE_TILES(X) X(8, 2, 8) X(5, 4, 64)
 constexpr int64_t kWideMinM = 2;
 #else
 #define SG_WIDE_TILES(X) X(4, 2, 64)
@@ -298,17 +299,8 @@ __attribute__((noinline)) void microkernel(int64_t kc, const float* a, const flo
 #pragma GCC unroll 4
     for (int v = 0; v < NVK; v++) acc[i][v] = vzero();
   auto k_loop = [&](auto load_last) {
-#if SG_ISA_NEON
-    // GCC for AArch64 stored accumulators shared with the enclosing function back to the stack at
-    // every k (12 stp per 24 fmla); a copy of the lambda's own stays in registers
-    vf t[MR][NVK];
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-      for (int v = 0; v < NVK; v++) t[i][v] = acc[i][v];
-#else
-    auto& t = acc;
-#endif
+    vf own[MR][NVK];
+    auto& t = own_tile(own, acc);  // see simd.h
     for (int64_t k = 0; k < kc; k++, a += MR, b += kInPlace ? ldb : NR) {
       vf bv[NVK];
 #pragma GCC unroll 4
@@ -331,12 +323,7 @@ __attribute__((noinline)) void microkernel(int64_t kc, const float* a, const flo
         for (int v = 0; v < NVK; v++) t[i][v] = vfma(av, bv[v], t[i][v]);
       }
     }
-#if SG_ISA_NEON
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-      for (int v = 0; v < NVK; v++) acc[i][v] = t[i][v];
-#endif
+    return_tile(acc, t);
   };
   // B's columns in the last vector (a packed panel's are zero-padded to whole vectors)
   const int64_t last = nr - (NVK - 1) * VL;
@@ -400,6 +387,8 @@ __attribute__((noinline)) void rows_kernel(int64_t kc, const float* A, int64_t a
   for (int r = 0; r < R; r++) a[r] = A + imin(r, rows - 1) * a_row;
   // the last vector of each row of B loaded by load_last: whole, or masked at the right edge of B
   auto k_loop = [&](auto load_last) {
+    vf own[R][NVK];
+    auto& t = own_tile(own, acc);  // see simd.h
     for (int64_t k = 0; k < kc; k++) {
       const float* b = B + k * ldb;
       vf bv[NVK];
@@ -410,9 +399,10 @@ __attribute__((noinline)) void rows_kernel(int64_t kc, const float* A, int64_t a
       for (int r = 0; r < R; r++) {
         const vf av = vset1(a[r][k * a_k]);
 #pragma GCC unroll 4
-        for (int v = 0; v < NVK; v++) acc[r][v] = vfma(av, bv[v], acc[r][v]);
+        for (int v = 0; v < NVK; v++) t[r][v] = vfma(av, bv[v], t[r][v]);
       }
     }
+    return_tile(acc, t);
   };
   with_last_vector(last, k_loop);
   const vf valpha = vset1(alpha), vbeta = vset1(beta);
@@ -601,17 +591,20 @@ void dot_tile(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t 
   vf s[RA][RB];
   for (int i = 0; i < RA; i++)
     for (int j = 0; j < RB; j++) s[i][j] = acc[i * N + j];
-  auto step = [&](int64_t k, int64_t lanes) {
+  auto step = [&](vf (&t)[RA][RB], int64_t k, int64_t lanes) {
     vf b[RB];
     for (int j = 0; j < RB; j++) b[j] = vload_n(B + j * ldb + k, lanes);
     for (int i = 0; i < RA; i++) {
       const vf a = vload_n(A + i * lda + k, lanes);
-      for (int j = 0; j < RB; j++) s[i][j] = vfma(a, b[j], s[i][j]);
+      for (int j = 0; j < RB; j++) t[i][j] = vfma(a, b[j], t[i][j]);
     }
   };
   int64_t k = k0;
-  for (; k + VL <= k1; k += VL) step(k, VL);  // whole vectors, lanes a constant
-  if (k < k1) step(k, k1 - k);
+  vf own[RA][RB];
+  auto& t = own_tile(own, s);  // see simd.h
+  for (; k + VL <= k1; k += VL) step(t, k, VL);  // whole vectors, lanes a constant
+  return_tile(s, t);
+  if (k < k1) step(s, k, k1 - k);
   for (int i = 0; i < RA; i++)
     for (int j = 0; j < RB; j++) acc[i * N + j] = s[i][j];
 }

@@ -2,8 +2,9 @@
 //
 // Each kernel source is compiled once per ISA, in its own translation unit with its own target
 // flags (see sources.json): scalar (SSE2, which every x86-64 has), avx2 and avx512 on x86-64;
-// scalar (plain C++: SG_PORTABLE, as NEON is always there) and neon on arm64. The flags decide which block below is used and which namespace the
-// kernels land in, so the three builds never share a symbol: a function compiled for AVX-512 can
+// scalar (plain C++: SG_PORTABLE, as NEON is always there) and neon on arm64. The flags decide
+// which block below is used and which namespace the kernels land in, so the builds never share a
+// symbol: a function compiled for AVX-512 can
 // never be picked by the linker for the portable path (the classic ODR trap of per-ISA builds).
 // This is also why kernels use no STL templates: an inline std:: function instantiated in an
 // AVX-512 unit could otherwise be merged with the portable one.
@@ -375,6 +376,32 @@ static inline void transpose8x8(float* dst, int64_t ldd, const float* src, int64
 #else
   for (int r = 0; r < 8; r++)
     for (int c = 0; c < 8; c++) dst[c * ldd + r] = src[r * lds + c];
+#endif
+}
+
+// A register tile's accumulators for a loop that a kernel inlines twice (a lambda called for whole
+// vectors and for a masked tail): on NEON, GCC kept such a shared array in memory and stored all of
+// it at every step (12 stp per 24 fmla in GEMM's tile), so there each copy of the loop works on an
+// array of its own: t = own_tile(own, acc) ... loop on t ... return_tile(acc, t). Elsewhere t is acc.
+template <int R, int C>
+static inline vf (&own_tile(vf (&own)[R][C], vf (&acc)[R][C]))[R][C] {
+#if SG_ISA_NEON
+#pragma GCC unroll 16
+  for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+    for (int j = 0; j < C; j++) own[i][j] = acc[i][j];
+  return own;
+#else
+  return acc;
+#endif
+}
+template <int R, int C>
+static inline void return_tile(vf (&acc)[R][C], vf (&t)[R][C]) {
+#if SG_ISA_NEON
+#pragma GCC unroll 16
+  for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+    for (int j = 0; j < C; j++) acc[i][j] = t[i][j];
 #endif
 }
 
