@@ -121,19 +121,23 @@ describe('the npm package', () => {
     }
   });
 
-  it.runIf(arm64)('the arm64 prebuild loads on arm64 Node (qemu-aarch64) from the installed tarball, native with NEON, the same numbers', () => {
+  it.runIf(arm64)('the arm64 prebuild loads on arm64 Node (qemu-aarch64) from the installed tarball, native with NEON (or scalar), the same numbers', () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const emulation = require(join(root, 'scripts', 'emulation.js')) as { arm64Node(): string; SYSROOT: string };
     const arm64Node = emulation.arm64Node();
     writeFileSync(join(project, 'probe-arm64.cjs'), `const sg = require('stablegrad');
       console.log(JSON.stringify({ arch: process.arch, info: sg.backendInfo() }));${PROBE}`);
-    const r = spawnSync('qemu-aarch64', ['-L', emulation.SYSROOT, arm64Node, 'probe-arm64.cjs'], { cwd: project, encoding: 'utf8' });
-    expect(r.status, r.stderr).toBe(0);
-    const [head, probe] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    expect(head.arch).toBe('arm64');
-    expect(head.info).toMatchObject({ name: 'native', isa: 'neon' });
     const x64 = run('probe-x64.cjs', `const sg = require('stablegrad');${PROBE}`);
-    for (const [i, v] of x64.values.entries()) expect(probe.values[i]).toBeCloseTo(v, 5);
+    // the NEON kernels, and the portable ones that STABLEGRAD_ISA=scalar forces
+    for (const isa of ['neon', 'scalar']) {
+      const r = spawnSync('qemu-aarch64', ['-L', emulation.SYSROOT, arm64Node, 'probe-arm64.cjs'],
+        { cwd: project, encoding: 'utf8', env: { ...process.env, STABLEGRAD_ISA: isa } });
+      expect(r.status, r.stderr).toBe(0);
+      const [head, probe] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      expect(head.arch).toBe('arm64');
+      expect(head.info).toMatchObject({ name: 'native', isa });
+      for (const [i, v] of x64.values.entries()) expect(probe.values[i]).toBeCloseTo(v, 5);
+    }
   });
 
   it('loads the prebuild through require and import, and without it falls back to the same numbers', () => {
