@@ -17,20 +17,32 @@ arm64_node=$(node scripts/emulation.js) || { echo "test-emulated: could not fetc
 
 STABLEGRAD_REQUIRE_ARM64=1 node scripts/prebuild.js || exit 1
 
-status=0
+# The three CPUs run side by side, each in its own qemu process (one of them alone leaves a core
+# idle much of the time); each one's output is printed when it ends.
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 run() {  # run CPU ISA ADDON FILTER COMMAND...: vitest (its files matching FILTER) under COMMAND with ADDON, expecting it to pick ISA
   local cpu=$1 isa=$2 addon=$3 filter=$4
   shift 4
-  echo "== $cpu: $isa"
   rm -f ".vitest-results-emulated-$cpu.json"
   # qemu-x86_64 warns of every CPUID feature TCG lacks, at every start: not the tests' output
   STABLEGRAD_ADDON="$addon" STABLEGRAD_TEST_ISA="$isa" STABLEGRAD_HOST_NODE="$host_node" \
     STABLEGRAD_TEST_REPORT=".vitest-results-emulated-$cpu.json" \
-    "$@" node_modules/vitest/vitest.mjs run --config vitest.emulated.config.mts $filter \
-    2> >(grep -v "TCG doesn't support requested feature" >&2) || status=1
+    "$@" node_modules/vitest/vitest.mjs run --config vitest.emulated.config.mts $filter 2>&1 |
+    grep -v "TCG doesn't support requested feature" >"$logs/$cpu.log"
+  return "${PIPESTATUS[0]}"
 }
-run arm64 neon "$PWD/prebuilds/linux-arm64/stablegrad.node" test/ qemu-aarch64 -L /usr/aarch64-linux-gnu "$arm64_node"
+run arm64 neon "$PWD/prebuilds/linux-arm64/stablegrad.node" test/ qemu-aarch64 -L /usr/aarch64-linux-gnu "$arm64_node" &
+arm64=$!
 # x86-64: the kernels only (the host's own run checks the seed model on every ISA it has)
-run haswell avx2 "$PWD/prebuilds/linux-x64/stablegrad.node" "test/parity test/zero-size test/edge" qemu-x86_64 -cpu Haswell "$host_node"
-run nehalem scalar "$PWD/prebuilds/linux-x64/stablegrad.node" "test/parity test/zero-size test/edge" qemu-x86_64 -cpu Nehalem "$host_node"
+run haswell avx2 "$PWD/prebuilds/linux-x64/stablegrad.node" "test/parity test/zero-size test/edge" qemu-x86_64 -cpu Haswell "$host_node" &
+haswell=$!
+run nehalem scalar "$PWD/prebuilds/linux-x64/stablegrad.node" "test/parity test/zero-size test/edge" qemu-x86_64 -cpu Nehalem "$host_node" &
+nehalem=$!
+status=0
+for cpu in arm64 haswell nehalem; do
+  wait "${!cpu}" || status=1
+  echo "== $cpu"
+  cat "$logs/$cpu.log"
+done
 exit $status
