@@ -233,13 +233,8 @@ Napi::Object InfoObject(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("isa", sg::isa_name(sg::active_isa()));
   o.Set("detectedIsa", sg::isa_name(sg::detected_isa()));
-  Napi::Array isas = Napi::Array::New(env);  // build_isas()'s names as an array
-  const std::string list = sg::build_isas();
-  for (size_t at = 0, end; at < list.size(); at = end + 2) {
-    end = list.find(", ", at);
-    if (end == std::string::npos) end = list.size();
-    isas.Set(isas.Length(), list.substr(at, end - at));
-  }
+  Napi::Array isas = Napi::Array::New(env);
+  for (int i = 0; i < sg::isa_count(); i++) isas.Set(i, sg::isa_name(sg::isa_at(i)));
   o.Set("isas", isas);
   o.Set("threads", sg::num_threads());
   return o;
@@ -257,8 +252,11 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   sg::Isa cap;
   if (!info[0].IsString()) a.type_error("expected isa to be a string but received " + describe(info[0]));
   const std::string name = info[0].As<Napi::String>().Utf8Value();
-  if (!sg::parse_isa(name.c_str(), &cap))
-    a.range_error(std::string("expected isa to be one of ") + sg::build_isas() + " but received '" + name + "'");
+  if (!sg::parse_isa(name.c_str(), &cap)) {
+    std::string names;
+    for (int i = 0; i < sg::isa_count(); i++) names += std::string(i ? ", " : "") + sg::isa_name(sg::isa_at(i));
+    a.range_error("expected isa to be one of " + names + " but received '" + name + "'");
+  }
   return Napi::String::New(info.Env(), sg::isa_name(sg::set_isa_cap(cap)));
 }
 

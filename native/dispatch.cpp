@@ -13,13 +13,10 @@ namespace {
 // A cap is a position in this list.
 #if defined(__x86_64__) && defined(SG_HAVE_AVX512)
 constexpr Isa kIsas[] = {Isa::scalar, Isa::avx2, Isa::avx512};
-constexpr const char* kIsaList = "scalar, avx2, avx512";
 #elif defined(__aarch64__) && defined(SG_HAVE_NEON)
 constexpr Isa kIsas[] = {Isa::scalar, Isa::neon};
-constexpr const char* kIsaList = "scalar, neon";
 #else
 constexpr Isa kIsas[] = {Isa::scalar};
-constexpr const char* kIsaList = "scalar";
 #endif
 constexpr int kIsaCount = (int)(sizeof kIsas / sizeof kIsas[0]);
 
@@ -94,7 +91,8 @@ const char* isa_name(Isa isa) {
   }
 }
 
-const char* build_isas() { return kIsaList; }
+int isa_count() { return kIsaCount; }
+Isa isa_at(int i) { return kIsas[i]; }
 
 bool parse_isa(const char* name, Isa* out) {
   for (Isa isa : kIsas)

@@ -8,7 +8,8 @@ namespace sg {
 enum class Isa { scalar, avx2, avx512, neon };
 
 const char* isa_name(Isa isa);
-const char* build_isas();     // this build's ISAs, lowest first: "scalar, avx2, avx512" or "scalar, neon"
+int isa_count();              // this build's ISAs, lowest first: scalar, avx2, avx512 or scalar, neon
+Isa isa_at(int i);            // 0 <= i < isa_count()
 bool parse_isa(const char* name, Isa* out);  // false for a name that is not one of this build's
 Isa detected_isa();           // what this CPU (and this build) can run
 Isa active_isa();
