@@ -151,7 +151,7 @@ describe('the npm package', () => {
     rmSync(join(project, 'node_modules', 'stablegrad', 'prebuilds'), { recursive: true });
     const fallback = run('probe2.cjs', `const sg = require('stablegrad');${PROBE}`);
     expect(fallback.name).toBe('ts');
-    expect(fallback.loadError).toMatch(/^No native build was found for platform=linux arch=\w+ [\s\S]*\nPrebuilds ship for linux-x64 and linux-arm64 with glibc 2\.28 or later; elsewhere \(macOS, Windows, musl\/Alpine\) build the addon from source [\s\S]*: npm rebuild stablegrad, or where install scripts are disabled, npm explore stablegrad -- npm run build:native$/);
+    expect(fallback.loadError).toMatch(/^No native build was found for platform=linux arch=\w+ [\s\S]*\nPrebuilds ship for linux-x64 and linux-arm64 with glibc 2\.28 or later\. Elsewhere on Linux \(musl\/Alpine, another architecture\) build the addon from source [\s\S]*: npm rebuild stablegrad, or where install scripts are disabled, npm explore stablegrad -- npm run build:native\. macOS and Windows builds are not supported yet$/);
     for (const [i, v] of viaRequire.values.entries()) expect(fallback.values[i]).toBeCloseTo(v, 5);
     expect(run('probe2.mjs', `import * as sg from 'stablegrad';${PROBE}`).name).toBe('ts');
   });

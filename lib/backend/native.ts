@@ -17,9 +17,10 @@ export function packageRoot(): string {
 }
 
 // what node-gyp-build's "No native build was found for platform=... arch=..." leaves unsaid
-const NO_PREBUILD = 'Prebuilds ship for linux-x64 and linux-arm64 with glibc 2.28 or later; elsewhere (macOS, Windows, ' +
-  'musl/Alpine) build the addon from source (a C++17 compiler, make and Python 3): npm rebuild stablegrad, or where ' +
-  'install scripts are disabled, npm explore stablegrad -- npm run build:native';
+const NO_PREBUILD = 'Prebuilds ship for linux-x64 and linux-arm64 with glibc 2.28 or later. Elsewhere on Linux ' +
+  '(musl/Alpine, another architecture) build the addon from source (g++ or clang, make and Python 3): npm rebuild ' +
+  'stablegrad, or where install scripts are disabled, npm explore stablegrad -- npm run build:native. macOS and ' +
+  'Windows builds are not supported yet';
 
 type Addon = Omit<Backend, 'name' | 'memory' | 'info'> & MemoryHost & { info(): KernelInfo };
 
