@@ -4,8 +4,8 @@
 // flags (see sources.json): scalar (SSE2, which every x86-64 has), avx2 and avx512 on x86-64;
 // scalar (plain C++: SG_PORTABLE, as NEON is always there) and neon on arm64. The flags decide
 // which block below is used and which namespace the kernels land in, so the builds never share a
-// symbol: a function compiled for AVX-512 can
-// never be picked by the linker for the portable path (the classic ODR trap of per-ISA builds).
+// symbol: a function compiled for AVX-512 can never be picked by the linker for the portable path
+// (the classic ODR trap of per-ISA builds).
 // This is also why kernels use no STL templates: an inline std:: function instantiated in an
 // AVX-512 unit could otherwise be merged with the portable one.
 #pragma once
@@ -180,16 +180,6 @@ static inline vf vload_u8(const uint8_t* p) {
   const __m128i zero = _mm_setzero_si128();
   return _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(four), zero), zero));
 }
-static inline vf vload_tail(const float* p, int n) {
-  float t[4] = {0, 0, 0, 0};
-  for (int i = 0; i < n; i++) t[i] = p[i];
-  return _mm_loadu_ps(t);
-}
-static inline void vstore_tail(float* p, vf v, int n) {
-  float t[4];
-  _mm_storeu_ps(t, v);
-  for (int i = 0; i < n; i++) p[i] = t[i];
-}
 static inline vf vscale2(vf x, vf n) {
   __m128i e = _mm_slli_epi32(_mm_add_epi32(_mm_cvtps_epi32(n), _mm_set1_epi32(127)), 23);
   return _mm_mul_ps(x, _mm_castsi128_ps(e));
@@ -224,16 +214,6 @@ static inline float vhsum(vf v) { return (vgetq_lane_f32(v, 0) + vgetq_lane_f32(
 static inline vf vselect_pos(vf a, vf b) { return vbslq_f32(vcgtq_f32(a, vzero()), b, vzero()); }
 static inline vf vleaky(vf a, vf slope) { return vbslq_f32(vcleq_f32(a, vzero()), vmulq_f32(a, slope), a); }
 static inline vf vleaky_grad(vf x, vf dy, vf slope) { return vbslq_f32(vcleq_f32(x, vzero()), vmulq_f32(dy, slope), dy); }
-static inline vf vload_tail(const float* p, int n) {
-  float t[4] = {0, 0, 0, 0};
-  for (int i = 0; i < n; i++) t[i] = p[i];
-  return vld1q_f32(t);
-}
-static inline void vstore_tail(float* p, vf v, int n) {
-  float t[4];
-  vst1q_f32(t, v);
-  for (int i = 0; i < n; i++) p[i] = t[i];
-}
 static inline vf vload_u8(const uint8_t* p) {
   uint32_t four;
   std::memcpy(&four, p, sizeof four);  // exactly VL bytes: the 8-byte vld1_u8 could read past the end
@@ -279,6 +259,20 @@ static inline vf vabs(vf x) { SG_LANES(std::fabs(x.v[i])); }
 static inline vf vcopysign(vf m, vf s) { SG_LANES(std::copysign(m.v[i], s.v[i])); }
 static inline vf vselect_lt(vf a, vf t, vf b, vf c) { SG_LANES(a.v[i] < t.v[i] ? b.v[i] : c.v[i]); }
 #undef SG_LANES
+#endif
+
+#if SG_ISA_SSE2 || SG_ISA_NEON
+// SSE2 and NEON have no masked loads and stores: a tail goes through four floats on the stack
+static inline vf vload_tail(const float* p, int n) {
+  float t[4] = {0, 0, 0, 0};
+  for (int i = 0; i < n; i++) t[i] = p[i];
+  return vload(t);
+}
+static inline void vstore_tail(float* p, vf v, int n) {
+  float t[4];
+  vstore(t, v);
+  for (int i = 0; i < n; i++) p[i] = t[i];
+}
 #endif
 
 // exp(x) to ~1 ulp: x = n*ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial, then 2^n.
@@ -384,12 +378,16 @@ static inline void transpose8x8(float* dst, int64_t ldd, const float* src, int64
 // it at every step (12 stp per 24 fmla in GEMM's tile), so there each copy of the loop works on an
 // array of its own: t = own_tile(own, acc) ... loop on t ... return_tile(acc, t). Elsewhere t is acc.
 template <int R, int C>
-static inline vf (&own_tile(vf (&own)[R][C], vf (&acc)[R][C]))[R][C] {
-#if SG_ISA_NEON
+static inline void copy_tile(vf (&dst)[R][C], const vf (&src)[R][C]) {
 #pragma GCC unroll 16
   for (int i = 0; i < R; i++)
 #pragma GCC unroll 8
-    for (int j = 0; j < C; j++) own[i][j] = acc[i][j];
+    for (int j = 0; j < C; j++) dst[i][j] = src[i][j];
+}
+template <int R, int C>
+static inline vf (&own_tile(vf (&own)[R][C], vf (&acc)[R][C]))[R][C] {
+#if SG_ISA_NEON
+  copy_tile(own, acc);
   return own;
 #else
   return acc;
@@ -398,10 +396,7 @@ static inline vf (&own_tile(vf (&own)[R][C], vf (&acc)[R][C]))[R][C] {
 template <int R, int C>
 static inline void return_tile(vf (&acc)[R][C], vf (&t)[R][C]) {
 #if SG_ISA_NEON
-#pragma GCC unroll 16
-  for (int i = 0; i < R; i++)
-#pragma GCC unroll 8
-    for (int j = 0; j < C; j++) acc[i][j] = t[i][j];
+  copy_tile(acc, t);
 #endif
 }
 
