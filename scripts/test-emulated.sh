@@ -5,8 +5,8 @@
 #   x86-64 as a Nehalem (qemu-x86_64 -cpu Nehalem: no AVX): scalar
 # Each runs vitest.emulated.config.mts (kernel parity against the fallback, zero and edge sizes;
 # on arm64 also the seed model's first 200 steps against the host's) on the ISA the prebuild must
-# pick there, and writes .vitest-results-emulated-<cpu>.json. Needs qemu-user and g++-aarch64-linux-gnu (.ci/run
-# installs them); builds the prebuilds first (scripts/prebuild.js).
+# pick there, and writes .vitest-results-emulated-<cpu>.json. Needs qemu-user and
+# g++-aarch64-linux-gnu (.ci/run installs them); builds the prebuilds first (scripts/prebuild.js).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 for tool in qemu-aarch64 qemu-x86_64 aarch64-linux-gnu-g++; do
