@@ -23,5 +23,5 @@ export * as optim from './optim/index.js';
 export { load, loadMetadata, save } from './io/safetensors.js';
 export { loadCheckpoint, saveCheckpoint, type CheckpointInfo, type CheckpointParts } from './io/checkpoint.js';
 export * from './data/index.js';
-export { evaluate, fit, TrainingDivergedError, type EpochRecord, type FitOptions, type Loss, type StepRecord } from './train/fit.js';
+export { evaluate, fit, TrainingDivergedError, type EpochProgress, type EpochRecord, type FitOptions, type Loss, type StepRecord } from './train/fit.js';
 export { makeModel, MODEL_NAMES, type ModelName } from './models.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   DataLoader, fit, Generator, getRngState, loadCheckpoint, loadMnist, manualSeed, nn, optim, randn, save, saveCheckpoint, setRngState,
-  tensor, type Tensor,
+  tensor, type EpochProgress, type Tensor,
 } from '../lib/index.js';
 
 const fixtures = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'ops.json'), 'utf8')).optimizers as Record<string, {
@@ -111,11 +111,11 @@ describe('optimizer state dicts', () => {
 
 describe('checkpoints', () => {
   const train = loadMnist({ train: true, flatten: true, limit: 1280 });
-  function setup() {
+  function setup(loaderSeed: number | null = 9) {
     const model = new nn.Sequential(new nn.Linear(784, 64), new nn.BatchNorm1d(64), new nn.ReLU(), new nn.Dropout(0.2), new nn.Linear(64, 10));
     const optimizer = new optim.Adam(model.parameters(), { lr: 1e-3 });
     const scheduler = new optim.StepLR(optimizer, { stepSize: 1, gamma: 0.5 });
-    const loader = new DataLoader(train, { batchSize: 64, shuffle: true, seed: 9 });
+    const loader = new DataLoader(train, { batchSize: 64, shuffle: true, seed: loaderSeed ?? undefined });
     return { model, optimizer, scheduler, loader };
   }
   const run = (p: ReturnType<typeof setup>, startEpoch: number, epochs: number, startStep = 0) => fit(p.model, {
@@ -143,6 +143,43 @@ describe('checkpoints', () => {
     const a = whole.model.stateDict(), b = resumed.model.stateDict();
     for (const k of Object.keys(a)) expect(Array.from(b[k].data), k).toEqual(Array.from(a[k].data));
     expect(resumed.scheduler.getLastLr()).toEqual(whole.scheduler.getLastLr());
+  });
+
+  it('a run stopped within an epoch resumes from the progress onStep gave, bit for bit (the loader seeded, or sharing the global generator with dropout)', () => {
+    for (const loaderSeed of [9, null]) {
+      manualSeed(11);
+      const whole = setup(loaderSeed);
+      const wholeEpochs = run(whole, 1, 3).epochs;
+
+      manualSeed(11);
+      const first = setup(loaderSeed), path = join(dir, 'within.safetensors'), stop = new Error('stop');
+      try {
+        fit(first.model, {
+          train: first.loader, optimizer: first.optimizer, loss: new nn.CrossEntropyLoss(), epochs: 3, onEpoch: () => first.scheduler.step(),
+          onStep: (_, progress) => {
+            if (progress.step !== 27) return; // 7 batches into epoch 2 (20 a epoch)
+            saveCheckpoint(path, { ...first, generators: { loader: first.loader.generator }, epoch: 1, step: 27, extra: { progress } });
+            throw stop;
+          },
+        });
+      } catch (e) {
+        if (e !== stop) throw e;
+      }
+      manualSeed(999);
+      randn([100]);
+
+      const resumed = setup(loaderSeed);
+      const info = loadCheckpoint(path, { ...resumed, generators: { loader: resumed.loader.generator } });
+      const progress = (info.extra as { progress: EpochProgress }).progress;
+      expect(progress).toMatchObject({ epoch: 2, batch: 7, step: 27, samples: 7 * 64 });
+      const epochs = fit(resumed.model, {
+        train: resumed.loader, optimizer: resumed.optimizer, loss: new nn.CrossEntropyLoss(), epochs: 3, resume: progress,
+        onEpoch: () => resumed.scheduler.step(),
+      }).epochs;
+      const a = whole.model.stateDict(), b = resumed.model.stateDict();
+      for (const k of Object.keys(a)) expect(Array.from(b[k].data), `${k}, loader seed ${loaderSeed}`).toEqual(Array.from(a[k].data));
+      expect(epochs.map((r) => [r.epoch, r.trainLoss])).toEqual(wholeEpochs.slice(1).map((r) => [r.epoch, r.trainLoss]));
+    }
   });
 
   it('loadCheckpoint refuses a file that is not one, or parts that do not fit, and changes nothing then', () => {

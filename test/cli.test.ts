@@ -76,34 +76,57 @@ describe('stablegrad train', () => {
 });
 
 describe('stablegrad train --resume', () => {
-  it('a run killed after an epoch and resumed ends with the same weights and losses as one never killed, bit for bit', async () => {
-    const args = ['--epochs', '3', '--batch-size', '256', '--seed', '5', '--momentum', '0.9'];
-    const whole = cli('train', ...args, '--out', join(dir, 'whole'));
-    expect(whole.status, whole.err).toBe(0);
-    const killed = join(dir, 'killed');
-    const child = spawn(process.execPath, [join(root, 'bin', 'stablegrad.js'), 'train', ...args, '--out', killed], { cwd: dir, stdio: 'ignore' });
+  const args = ['--epochs', '3', '--batch-size', '256', '--seed', '5', '--momentum', '0.9'];
+  const stepsPerEpoch = Math.ceil(60000 / 256);
+  const whole = cli('train', ...args, '--out', join(dir, 'whole'));
+  const lines = (run: string, file: string) => readFileSync(join(dir, run, file), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const losses = (run: string) => lines(run, 'metrics.jsonl').map(({ epoch, trainLoss, testLoss, testAccuracy }) => ({ epoch, trainLoss, testLoss, testAccuracy }));
+
+  /** Starts a run, SIGKILLs it as soon as its first checkpoint exists, and returns the checkpoint's metadata. */
+  async function killedAtFirstCheckpoint(name: string, more: string[]): Promise<Record<string, string>> {
+    const out = join(dir, name);
+    const child = spawn(process.execPath, [join(root, 'bin', 'stablegrad.js'), 'train', ...args, ...more, '--out', out], { cwd: dir, stdio: 'ignore' });
     await new Promise<void>((resolve) => {
       const poll = setInterval(() => {
-        if (existsSync(join(killed, 'checkpoint.safetensors'))) child.kill('SIGKILL');
+        if (existsSync(join(out, 'checkpoint.safetensors'))) child.kill('SIGKILL');
       }, 5);
       child.on('exit', () => {
         clearInterval(poll);
         resolve();
       });
     });
-    expect(Number(loadMetadata(join(killed, 'checkpoint.safetensors')).epoch)).toBeLessThan(3);
-    expect(existsSync(join(killed, 'report.html'))).toBe(false);
-    const resumed = cli('train', '--resume', killed);
+    expect(existsSync(join(out, 'report.html'))).toBe(false);
+    return loadMetadata(join(out, 'checkpoint.safetensors'));
+  }
+
+  function expectSameAsWhole(name: string): void {
+    expect(readFileSync(join(dir, name, 'model.safetensors')).equals(readFileSync(join(dir, 'whole', 'model.safetensors')))).toBe(true);
+    expect(losses(name)).toEqual(losses('whole'));
+    expect(lines(name, 'steps.jsonl')).toEqual(lines('whole', 'steps.jsonl')); // every step's loss and gradient norms
+    expect(existsSync(join(dir, name, 'report.html'))).toBe(true);
+  }
+
+  it('a run killed after an epoch and resumed ends with the same weights and losses as one never killed, bit for bit', async () => {
+    expect(whole.status, whole.err).toBe(0);
+    const saved = await killedAtFirstCheckpoint('killed', ['--checkpoint-every', '0']);
+    expect(saved).toMatchObject({ epoch: '1', step: String(stepsPerEpoch) });
+    const resumed = cli('train', '--resume', join(dir, 'killed'));
     expect(resumed.status, resumed.err).toBe(0);
-    expect(resumed.out).toMatch(/^resuming .* after epoch [12] of 3/);
-    expect(readFileSync(join(killed, 'model.safetensors')).equals(readFileSync(join(dir, 'whole', 'model.safetensors')))).toBe(true);
-    const losses = (run: string) => readFileSync(join(dir, run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => {
-      const { epoch, trainLoss, testLoss, testAccuracy } = JSON.parse(l);
-      return { epoch, trainLoss, testLoss, testAccuracy };
-    });
-    expect(losses('killed')).toEqual(losses('whole'));
-    expect(readFileSync(join(killed, 'steps.jsonl'), 'utf8').trim().split('\n')).toHaveLength(3 * Math.ceil(60000 / 256));
-    expect(existsSync(join(killed, 'report.html'))).toBe(true);
+    expect(resumed.out).toMatch(/^resuming .* after epoch 1 of 3 \(step 235\)/);
+    expectSameAsWhole('killed');
+  });
+
+  it('a run killed within its first epoch resumes from the checkpoint taken every N steps, bit for bit', async () => {
+    expect(whole.status, whole.err).toBe(0);
+    const saved = await killedAtFirstCheckpoint('killed-early', ['--checkpoint-every', '50']);
+    const step = Number(saved.step); // 50 unless the poll came late
+    expect(saved.epoch).toBe('0');
+    expect(step % 50).toBe(0);
+    expect(JSON.parse(saved.extra).progress).toMatchObject({ epoch: 1, batch: step, step, samples: step * 256 });
+    const resumed = cli('train', '--resume', join(dir, 'killed-early'));
+    expect(resumed.status, resumed.err).toBe(0);
+    expect(resumed.out).toMatch(new RegExp(`^resuming .* within epoch 1 of 3 \\(batch ${step} of 235\\) \\(step ${step}\\)`));
+    expectSameAsWhole('killed-early');
   });
 
   it('refuses a folder that is no run, and other settings beside --resume', () => {
@@ -121,7 +144,7 @@ describe('help and version', () => {
     for (const c of ['train', 'eval', 'explode']) expect(top.out).toContain(`  ${c} `);
     const train = cli('train', '--help');
     expect(train.status).toBe(0);
-    for (const flag of ['model', 'dataset', 'data-dir', 'batch-size', 'threads', 'epochs', 'lr', 'optimizer', 'momentum', 'weight-decay', 'clip-norm', 'seed', 'out', 'resume'])
+    for (const flag of ['model', 'dataset', 'data-dir', 'batch-size', 'threads', 'epochs', 'lr', 'optimizer', 'momentum', 'weight-decay', 'clip-norm', 'seed', 'out', 'checkpoint-every', 'resume'])
       expect(train.out).toMatch(new RegExp(`^  --${flag} [A-Z]+ +\\S.{10,}$`, 'm'));
     expect(cli('eval', '--help').out).toMatch(/^ {2}--checkpoint FILE +model\.safetensors or checkpoint\.safetensors/m);
     expect(cli('explode', '-h').out).toMatch(/^ {2}--steps N /m);

@@ -20,7 +20,7 @@ import type { Sequential } from '../nn/layers.js';
 import { Adam, AdamW } from '../optim/adam.js';
 import { SGD } from '../optim/sgd.js';
 import { manualSeed } from '../random.js';
-import { evaluate, fit, TrainingDivergedError, type EpochRecord, type StepRecord } from '../train/fit.js';
+import { evaluate, fit, TrainingDivergedError, type EpochProgress, type EpochRecord, type StepRecord } from '../train/fit.js';
 import { CliError, helpText, parseFlags, type FlagSpec } from './args.js';
 import { explodeReport, trainReport } from './run-report.js';
 
@@ -42,6 +42,9 @@ const DATA_FLAGS = {
   threads: { kind: 'int', min: 1, value: 'N', help: 'threads for the kernels (default: the cores)' },
 } satisfies Record<string, FlagSpec>;
 
+/** Steps between checkpoints within an epoch: a seed-model epoch at batch 64 is 938 steps. */
+const CHECKPOINT_EVERY = 500;
+
 const TRAIN_FLAGS = {
   ...DATA_FLAGS,
   epochs: { kind: 'int', min: 1, value: 'N', help: 'epochs to train (default 10)' },
@@ -52,7 +55,8 @@ const TRAIN_FLAGS = {
   'clip-norm': { kind: 'number', min: 0, value: 'X', help: 'clip the total gradient norm to X before each step' },
   seed: { kind: 'int', min: 0, value: 'N', help: 'seed of initialisation, dropout and shuffling (default 0)' },
   out: { kind: 'string', value: 'DIR', help: 'the run folder (default runs/<timestamp>)' },
-  resume: { kind: 'string', value: 'DIR', help: 'continue the run in DIR from its last finished epoch, with its settings (only --threads may be added)' },
+  'checkpoint-every': { kind: 'int', min: 0, value: 'N', help: `save the checkpoint every N steps within an epoch too (default ${CHECKPOINT_EVERY}; 0: at epoch ends only)` },
+  resume: { kind: 'string', value: 'DIR', help: 'continue the run in DIR from its last checkpoint, with its settings (only --threads may be added)' },
   'sync-bn': { kind: 'flag', value: '', help: 'under mpirun: BatchNorm statistics over the global batch (SyncBatchNorm); --batch-size stays the global batch' },
 } satisfies Record<string, FlagSpec>;
 
@@ -70,8 +74,9 @@ const EXPLODE_FLAGS = {
 const COMMANDS: Record<string, { usage: string; summary: string; flags: Record<string, FlagSpec>; run(argv: string[]): number }> = {
   train: {
     usage: 'stablegrad train [options]', flags: TRAIN_FLAGS, run: trainCommand,
-    summary: 'Trains a model, writing config.json, metrics.jsonl, steps.jsonl, model.safetensors and checkpoint.safetensors\n' +
-      '(after every epoch) and report.html to the run folder. A killed run continues with --resume DIR.',
+    summary: 'Trains a model, writing config.json, metrics.jsonl, steps.jsonl, model.safetensors (after every epoch),\n' +
+      'checkpoint.safetensors (after every epoch and every --checkpoint-every steps) and report.html to the run folder.\n' +
+      'A killed run continues from its last checkpoint with --resume DIR, as if never stopped.',
   },
   eval: {
     usage: 'stablegrad eval --checkpoint FILE [options]', flags: EVAL_FLAGS, run: evalCommand,
@@ -197,6 +202,7 @@ function optimizerFor(name: string, params: ReturnType<Sequential['parameters']>
 interface TrainConfig {
   model: ModelName; dataset: string; dataDir: string | null; epochs: number; batchSize: number; lr: number; optimizer: string;
   momentum: number; weightDecay: number; clipNorm: number | null; seed: number; threads: number; out: string; syncBn: boolean;
+  checkpointEvery: number;
 }
 
 /** The settings of a new run from its flags. */
@@ -209,6 +215,7 @@ function newRunConfig(f: ReturnType<typeof parseFlags<typeof TRAIN_FLAGS>>): Tra
     weightDecay: (f['weight-decay'] as number | undefined) ?? 0, clipNorm: (f['clip-norm'] as number | undefined) ?? null,
     seed: (f.seed as number | undefined) ?? 0, threads: (f.threads as number | undefined) ?? backendInfo().threads,
     out: (f.out as string | undefined) ?? join('runs', timestamp()), syncBn: f['sync-bn'] === true,
+    checkpointEvery: (f['checkpoint-every'] as number | undefined) ?? CHECKPOINT_EVERY,
   };
 }
 
@@ -217,19 +224,20 @@ function savedRunConfig(dir: string): TrainConfig {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) throw new CliError(`cannot resume ${dir}: it has no config.json (is it a run folder of stablegrad train?)`);
   try {
-    return { ...(JSON.parse(readFileSync(path, 'utf8')) as TrainConfig), out: dir };
+    const saved = JSON.parse(readFileSync(path, 'utf8')) as TrainConfig;
+    return { ...saved, checkpointEvery: saved.checkpointEvery ?? CHECKPOINT_EVERY, out: dir };
   } catch (e) {
     throw new CliError(`cannot resume ${dir}: its config.json is not valid JSON (${(e as Error).message})`);
   }
 }
 
-/** The JSON lines of a run's file that belong to epochs up to `epoch` (a killed run may have written past its checkpoint). */
-function linesUpTo(path: string, epoch: number): string[] {
+/** The JSON lines of a run's file whose records pass `keep` (a killed run may have written past its checkpoint). */
+function linesKept(path: string, keep: (record: { epoch: number; step: number }) => boolean): string[] {
   if (!existsSync(path)) return [];
   return readFileSync(path, 'utf8').split('\n').filter((l) => {
     if (!l.trim()) return false;
     try {
-      return (JSON.parse(l) as { epoch: number }).epoch <= epoch;
+      return keep(JSON.parse(l));
     } catch {
       return false; // a line cut short by the kill
     }
@@ -251,7 +259,7 @@ function trainCommand(argv: string[]): number {
   const { model, dataset } = config, out = leader ? prepareOut(config.out) : config.out;
   const checkpointPath = join(out, 'checkpoint.safetensors');
   if (resuming && !existsSync(checkpointPath))
-    throw new CliError(`cannot resume ${out}: it has no checkpoint.safetensors (no epoch finished); start it again with stablegrad train`);
+    throw new CliError(`cannot resume ${out}: it has no checkpoint.safetensors (it stopped before its first); start it again with stablegrad train`);
   if (f.threads !== undefined) backend().setThreads(config.threads);
   manualSeed(config.seed);
   const data = loadData(model, dataset, config.dataDir ?? undefined, true) as Data;
@@ -261,13 +269,18 @@ function trainCommand(argv: string[]): number {
   const shard = { rank: world.rank, worldSize: world.worldSize };
   const trainLoader = new DataLoader(data.train, { batchSize: config.batchSize / world.worldSize, shuffle: true, seed: config.seed, ...shard });
   const generators = { loader: trainLoader.generator };
-  let done = { epoch: 0, step: 0 };
-  if (resuming) done = loadCheckpoint(checkpointPath, { model: net, optimizer, generators });
+  // epochs and steps done; within: how far the epoch after them had got, for a checkpoint taken within it
+  let done = { epoch: 0, step: 0 }, within: EpochProgress | undefined;
+  if (resuming) {
+    const saved = loadCheckpoint(checkpointPath, { model: net, optimizer, generators });
+    done = saved;
+    within = (saved.extra as { progress?: EpochProgress } | undefined)?.progress;
+  }
   const trained = world.worldSize > 1 ? new DistributedDataParallel(net) : net; // after the checkpoint: rank 0's weights go to all
   const info = backendInfo();
   if (leader && !resuming) writeFileAtomic(join(out, 'config.json'), [JSON.stringify({ ...config, worldSize: world.worldSize, backend: info }, null, 2) + '\n']);
   // the records of finished epochs stay; what a killed run wrote after its checkpoint goes
-  const kept = { metrics: linesUpTo(join(out, 'metrics.jsonl'), done.epoch), steps: linesUpTo(join(out, 'steps.jsonl'), done.epoch) };
+  const kept = { metrics: linesKept(join(out, 'metrics.jsonl'), (r) => r.epoch <= done.epoch), steps: linesKept(join(out, 'steps.jsonl'), (r) => r.step < done.step) };
   let metrics = -1, stepsFile = -1;
   if (leader) {
     writeFileAtomic(join(out, 'metrics.jsonl'), kept.metrics.map((l) => l + '\n'));
@@ -277,29 +290,32 @@ function trainCommand(argv: string[]): number {
   }
   const progress = new Progress(config.epochs, trainLoader.length, leader);
   const epochs = kept.metrics.map((l) => JSON.parse(l) as EpochRecord), steps = kept.steps.map((l) => JSON.parse(l) as StepRecord);
-  let stepInEpoch = 0, step = done.step;
+  let step = done.step, epochStarted = false;
   const ranks = world.worldSize > 1 ? ` x ${world.worldSize} ranks${config.syncBn ? ' (SyncBatchNorm)' : ''}` : '';
   say(resuming
-    ? `resuming ${out} after epoch ${done.epoch} of ${config.epochs} (step ${done.step}); ${info.name} backend, ${info.isa}, ${config.threads} threads${ranks}`
+    ? `resuming ${out} ${within ? `within epoch ${within.epoch} of ${config.epochs} (batch ${within.batch} of ${trainLoader.length})` : `after epoch ${done.epoch} of ${config.epochs}`} ` +
+      `(step ${done.step}); ${info.name} backend, ${info.isa}, ${config.threads} threads${ranks}`
     : `training ${model} on ${dataset} (${data.train.length} images) for ${config.epochs} epochs; ${info.name} backend, ${info.isa}, ${info.threads} threads${ranks}; writing to ${out}`);
   let failure: string | null = null;
   try {
     if (done.epoch < config.epochs) fit(trained, {
       train: trainLoader, test: new DataLoader(data.test, { batchSize: EVAL_BATCH, ...shard }), optimizer,
       loss: new CrossEntropyLoss(), epochs: config.epochs, clipGradNorm: config.clipNorm ?? undefined,
-      startEpoch: done.epoch + 1, startStep: done.step,
-      onStep: (r) => {
-        if (stepInEpoch === 0) progress.startEpoch();
-        stepInEpoch++;
-        step = r.step + 1;
+      startEpoch: done.epoch + 1, startStep: done.step, resume: within,
+      onStep: (r, p) => {
+        if (!epochStarted) progress.startEpoch();
+        epochStarted = true;
+        step = p.step;
         if (!leader) return;
         steps.push(r);
         writeSync(stepsFile, JSON.stringify(r) + '\n');
-        progress.step(r, Math.min(config.batchSize, data.train.length), stepInEpoch);
+        progress.step(r, Math.min(config.batchSize, data.train.length), p.batch);
+        if (config.checkpointEvery > 0 && p.step % config.checkpointEvery === 0 && p.batch < trainLoader.length)
+          saveCheckpoint(checkpointPath, { model: net, optimizer, generators, epoch: p.epoch - 1, step: p.step, extra: { progress: p } });
       },
       onEvaluate: (samples, total) => progress.evaluating(epochs.length + 1, samples, total),
       onEpoch: (r) => {
-        stepInEpoch = 0;
+        epochStarted = false;
         progress.endEpoch();
         if (!leader) return;
         const line = { epoch: r.epoch, trainLoss: r.trainLoss, testLoss: r.testLoss, testAccuracy: r.testAccuracy,

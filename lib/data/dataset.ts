@@ -193,7 +193,15 @@ export class DataLoader<Y extends Target = Target> implements Iterable<[Tensor, 
     return this.dropLast ? Math.floor(n) : Math.ceil(n);
   }
   /** One epoch of batches. */
-  *[Symbol.iterator](): Iterator<[Tensor, Y]> {
+  [Symbol.iterator](): Iterator<[Tensor, Y]> {
+    return this.batches();
+  }
+  /**
+   * One epoch of batches from batch `first` on (for a run resumed within an epoch: the generator in
+   * the state it had at the epoch's start gives the same order). The order is drawn at this call.
+   */
+  batches(first = 0): IterableIterator<[Tensor, Y]> {
+    if (!Number.isInteger(first) || first < 0) throw new RangeError(`DataLoader.batches: expected first to be a non-negative integer but received ${first}`);
     const all = this.dataset.length;
     let order = this.shuffle ? this.generator.permutation(all) : Int32Array.from({ length: all }, (_, i) => i);
     if (this.worldSize > 1 && all > 0) {
@@ -201,8 +209,11 @@ export class DataLoader<Y extends Target = Target> implements Iterable<[Tensor, 
       for (let i = 0; i < shard.length; i++) shard[i] = order[(this.rank + i * this.worldSize) % all];
       order = shard;
     }
+    return this.batchesOf(order, first * this.batchSize);
+  }
+  private *batchesOf(order: Int32Array, from: number): IterableIterator<[Tensor, Y]> {
     const n = order.length;
-    for (let start = 0; start < n; start += this.batchSize) {
+    for (let start = from; start < n; start += this.batchSize) {
       const end = Math.min(start + this.batchSize, n);
       if (this.dropLast && end - start < this.batchSize) break;
       yield this.dataset.batch(order.subarray(start, end));

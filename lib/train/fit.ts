@@ -14,6 +14,7 @@ import { isLibraryModule, type Module } from '../nn/module.js';
 import { DistributedDataParallel } from '../nn/parallel.js';
 import { clipGradNorm as clip } from '../nn/utils.js';
 import type { Optimizer } from '../optim/optimizer.js';
+import type { GeneratorState } from '../random.js';
 import { argmax, gradSumSquares, noGrad, Tensor } from '../tensor.js';
 
 /**
@@ -72,6 +73,26 @@ export interface EpochRecord {
   skippedSteps: number;
 }
 
+/**
+ * How far training has got within an epoch, after a step: what a checkpoint taken there needs for
+ * the run to go on as if never stopped (fit's `resume`). Plain JSON.
+ */
+export interface EpochProgress {
+  epoch: number;
+  /** batches of this epoch done */
+  batch: number;
+  /** steps taken since the start of training */
+  step: number;
+  /** the train loader's generator at the epoch's start (before it drew the epoch's order) */
+  loaderState: GeneratorState;
+  /** this epoch's sums so far: loss x samples and samples over good steps, all samples, skipped steps, seconds */
+  lossSum: number;
+  lossCount: number;
+  samples: number;
+  skipped: number;
+  seconds: number;
+}
+
 export interface FitOptions<Y extends Target = Target> {
   train: DataLoader<Y>;
   test?: DataLoader<Y>;
@@ -93,7 +114,13 @@ export interface FitOptions<Y extends Target = Target> {
   startEpoch?: number;
   /** the number of steps already taken, for a resumed run (default 0) */
   startStep?: number;
-  onStep?(record: StepRecord): void;
+  /**
+   * for a run resumed from a checkpoint taken within an epoch: the progress onStep was given then
+   * (it sets the epoch and step; the model, optimizer and generators come from the checkpoint)
+   */
+  resume?: EpochProgress;
+  /** after each step, with how far the epoch has got (for a checkpoint within the epoch) */
+  onStep?(record: StepRecord, progress: EpochProgress): void;
   /** after each test batch of the evaluation that ends an epoch (for a progress line) */
   onEvaluate?(samplesDone: number, samplesTotal: number): void;
   onEpoch?(record: EpochRecord): void;
@@ -157,6 +184,20 @@ export function evaluate<Y extends Target>(model: Module, loader: DataLoader<Y>,
 }
 
 /**
+ * The rest of an epoch stopped after progress.batch batches: its order comes from the loader's
+ * generator as it was at the epoch's start, and the generator then goes on from where it is now.
+ */
+function remainingBatches<Y extends Target>(train: DataLoader<Y>, progress: EpochProgress): IterableIterator<[Tensor, Y]> {
+  const now = train.generator.getState();
+  train.generator.setState(progress.loaderState);
+  try {
+    return train.batches(progress.batch);
+  } finally {
+    train.generator.setState(now);
+  }
+}
+
+/**
  * Trains model for options.epochs epochs, monitoring gradient health at every step.
  * @example
  * fit(model, { train, test, optimizer: new optim.SGD(model.parameters(), { lr: 0.01 }),
@@ -170,8 +211,9 @@ export function fit<Y extends Target>(model: Module, options: FitOptions<Y>): { 
   // a DistributedDataParallel's parameters under the names of the module it wraps
   const named: [string, Tensor][] = (model instanceof DistributedDataParallel ? model.module as Module : model).namedParameters();
   const records: EpochRecord[] = [];
-  let step = options.startStep ?? 0, skippedTotal = 0, consecutiveBad = 0;
-  const startEpoch = options.startEpoch ?? 1;
+  const resume = options.resume;
+  let step = resume?.step ?? options.startStep ?? 0, skippedTotal = 0, consecutiveBad = 0;
+  const startEpoch = resume?.epoch ?? options.startEpoch ?? 1;
   // under distributed training: steps decided and reported for all ranks (see distributed/)
   const ranks = distributed.isInitialized() ? distributed.worldSize() : 1;
   if (!Number.isInteger(startEpoch) || startEpoch < 1) throw new RangeError(`fit: expected startEpoch to be a positive integer but received ${startEpoch}`);
@@ -195,8 +237,12 @@ export function fit<Y extends Target>(model: Module, options: FitOptions<Y>): { 
   for (let epoch = startEpoch; epoch <= options.epochs; epoch++) {
     model.train();
     const start = process.hrtime.bigint();
-    let lossSum = 0, lossCount = 0, samples = 0, skipped = 0;
-    for (const [x, y] of train) {
+    const within = epoch === startEpoch ? resume : undefined;
+    let lossSum = within?.lossSum ?? 0, lossCount = within?.lossCount ?? 0, samples = within?.samples ?? 0, skipped = within?.skipped ?? 0;
+    let batch = within?.batch ?? 0;
+    const seconds = () => (within?.seconds ?? 0) + Number(process.hrtime.bigint() - start) / 1e9;
+    const loaderState = within?.loaderState ?? train.generator.getState();
+    for (const [x, y] of within ? remainingBatches(train, within) : train.batches()) {
       if (options.maxSteps !== undefined && step >= options.maxSteps) break;
       optimizer.zeroGrad();
       gradNorms = Object.fromEntries(named.map(([name]) => [name, 0]));
@@ -243,8 +289,9 @@ export function fit<Y extends Target>(model: Module, options: FitOptions<Y>): { 
         release(x.values);
         if (y instanceof Tensor) release(y.values);
       }
-      options.onStep?.(record);
       step++;
+      batch++;
+      options.onStep?.(record, { epoch, batch, step, loaderState, lossSum, lossCount, samples, skipped, seconds: seconds() });
       if (consecutiveBad >= maxBad) {
         const b = firstBad!;
         const where = b.reason === 'gradient' ? `the gradient of ${b.culprit} went non-finite first`
@@ -256,11 +303,11 @@ export function fit<Y extends Target>(model: Module, options: FitOptions<Y>): { 
           firstBad!);
       }
     }
-    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const epochSeconds = seconds();
     const evaluation = test ? evaluate(model, test, testLoss, { metrics: options.metrics, onBatch: options.onEvaluate }) : null;
     const record: EpochRecord = {
       epoch, trainLoss: lossCount ? lossSum / lossCount : NaN, testLoss: evaluation?.loss ?? null,
-      testAccuracy: evaluation?.accuracy ?? null, testMetrics: evaluation?.metrics ?? {}, samplesPerSec: samples / seconds, seconds,
+      testAccuracy: evaluation?.accuracy ?? null, testMetrics: evaluation?.metrics ?? {}, samplesPerSec: samples / epochSeconds, seconds: epochSeconds,
       skippedSteps: skipped,
     };
     skippedTotal += skipped;
