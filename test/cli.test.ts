@@ -114,7 +114,7 @@ describe('stablegrad train --resume', () => {
     expect(resumed.status, resumed.err).toBe(0);
     expect(resumed.out).toMatch(/^resuming .* after epoch 1 of 3 \(step 235\)/);
     expectSameAsWhole('killed');
-  });
+  }, 300_000); // three epochs again, minutes under AddressSanitizer
 
   it('a run killed within its first epoch resumes from the checkpoint taken every N steps, bit for bit', async () => {
     expect(whole.status, whole.err).toBe(0);
@@ -127,7 +127,7 @@ describe('stablegrad train --resume', () => {
     expect(resumed.status, resumed.err).toBe(0);
     expect(resumed.out).toMatch(new RegExp(`^resuming .* within epoch 1 of 3 \\(batch ${step} of 235\\) \\(step ${step}\\)`));
     expectSameAsWhole('killed-early');
-  });
+  }, 300_000);
 
   it('refuses a folder that is no run, and other settings beside --resume', () => {
     expect(cli('train', '--resume', join(dir, 'whole'), '--lr', '0.1').err.trim())

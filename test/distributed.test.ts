@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataLoader, distributed, loadMetadata, nn, randn, TensorDataset, zeros } from '../lib/index.js';
+import { toolEnv } from './helpers.js';
 
 const here = join(__dirname, 'distributed');
 const dir = mkdtempSync(join(tmpdir(), 'stablegrad-distributed-'));
@@ -136,7 +137,7 @@ describe.runIf(hasMpi)('with mpirun -np 2', () => {
       const poll = setInterval(() => {
         if (existsSync(join(killed, 'checkpoint.safetensors'))) {
           clearInterval(poll);
-          spawnSync('pkill', ['-KILL', '-n', '-f', `${bin} train .*${killed}`]); // one rank dies
+          spawnSync('pkill', ['-KILL', '-n', '-f', `${bin} train .*${killed}`], { env: toolEnv() }); // one rank dies
         }
       }, 5);
       job.on('exit', (code) => {
@@ -150,7 +151,7 @@ describe.runIf(hasMpi)('with mpirun -np 2', () => {
     const resumed = mpirun(2, [bin, 'train', '--resume', killed]);
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(readFileSync(join(killed, 'model.safetensors')).equals(readFileSync(join(dir, 'mpi-whole', 'model.safetensors')))).toBe(true);
-  }, 120_000);
+  }, 300_000); // three jobs of three epochs: minutes under AddressSanitizer
 
   it('noSync: gradients accumulate locally, and the next synced backward averages the sum', () => {
     const r = mpirun(2, [join(here, 'nosync.js')]);

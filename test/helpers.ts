@@ -7,6 +7,16 @@ import { noGrad, Tensor } from '../lib/tensor.js';
 import { expect } from 'vitest';
 
 export { tsBackend };
+
+/**
+ * The environment for a program other than Node: without the sanitizer runtimes that
+ * `npm run test:asan` preloads into Node (pkill deadlocks under them; TSan's cannot share a
+ * process with ASan's).
+ */
+export function toolEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const { LD_PRELOAD: _preload, ...env } = process.env;
+  return { ...env, ...extra };
+}
 export const native: Backend = loadNative();
 export const detectedIsa = native.info().detectedIsa as Isa;
 /**

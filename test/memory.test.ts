@@ -352,11 +352,13 @@ fit(fitted, { train: loader, optimizer: new optim.SGD(fitted.parameters(), { lr:
 console.log(JSON.stringify({ rss, stats: memoryStats() }));
 `;
   // AddressSanitizer (npm run test:asan) holds freed memory in its quarantine, which RSS counts
-  it.skipIf(process.env.LD_PRELOAD?.includes('libasan'))('RSS grows by less than 8 MiB from step 1,000 to step 10,000 in the README loop and in fit()', () => {
+  // A leak of one batch a step would grow RSS by 70 MiB over these 9,000 steps; a loaded machine moves
+  // it by up to ~9 MiB (V8's heap sizing), so the bound is 16 MiB.
+  it.skipIf(process.env.LD_PRELOAD?.includes('libasan'))('RSS grows by less than 16 MiB from step 1,000 to step 10,000 in the README loop and in fit()', () => {
     const r = spawnSync(process.execPath, ['--expose-gc', '-e', CHILD], { cwd: root, encoding: 'utf8', timeout: 120_000 });
     expect(r.stderr).toBe('');
     const { rss } = JSON.parse(r.stdout) as { rss: Record<string, number[]> };
     for (const [loop, [at1k, at10k]] of Object.entries(rss))
-      expect(at10k - at1k, `${loop}: RSS ${(at1k / 2 ** 20).toFixed(1)} -> ${(at10k / 2 ** 20).toFixed(1)} MiB`).toBeLessThan(8 << 20);
+      expect(at10k - at1k, `${loop}: RSS ${(at1k / 2 ** 20).toFixed(1)} -> ${(at10k / 2 ** 20).toFixed(1)} MiB`).toBeLessThan(16 << 20);
   });
 });

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toolEnv } from './helpers.js';
 
 const root = join(__dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'stablegrad-report-'));
@@ -56,7 +57,7 @@ function render(report: string): Chart[] {
   writeFileSync(page, readFileSync(report, 'utf8').replace('</body>', `${CHECKER}</body>`));
   const html = execFileSync('chromium', ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--no-first-run', `--user-data-dir=${join(dir, 'profile')}`,
-    '--window-size=1400,1000', '--virtual-time-budget=10000', '--dump-dom', `file://${page}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 120_000 });
+    '--window-size=1400,1000', '--virtual-time-budget=10000', '--dump-dom', `file://${page}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 120_000, env: toolEnv() });
   const json = /<pre id="report-check">([\s\S]*?)<\/pre>/.exec(html)?.[1];
   if (!json) throw new Error(`the checker did not run in ${report}`);
   return JSON.parse(json.replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&'));

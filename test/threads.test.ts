@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { gemmWorkers, rangeCount, workerPatience } from '../lib/backend/ts/gemm-threads.js';
-import { maxError, native, Rng, tsBackend } from './helpers.js';
+import { maxError, native, Rng, toolEnv, tsBackend } from './helpers.js';
 
 const initial = native.info().threads;
 // bitwise equality, by bytes (vitest's deep equality walks typed arrays element by element, slowly)
@@ -86,11 +86,9 @@ describe('thread pool', () => {
     try {
       const exe = join(dir, 'pool_stress');
       execFileSync('g++', ['-std=c++17', '-O1', '-g', '-fsanitize=thread', `-I${join(root, 'native', 'kernels')}`,
-        join(root, 'test', 'native', 'pool_stress.cpp'), join(root, 'native', 'kernels', 'threadpool.cpp'), '-o', exe, '-pthread']);
-      // halt_on_error: a race fails the run with TSan's report on stderr. Without the sanitizer
-      // runtimes npm run test:asan preloads into Node: TSan's cannot share a process with ASan's
-      const { LD_PRELOAD: _preload, ...env } = process.env;
-      const out = execFileSync(exe, ['20000'], { encoding: 'utf8', env: { ...env, TSAN_OPTIONS: 'halt_on_error=1' } });
+        join(root, 'test', 'native', 'pool_stress.cpp'), join(root, 'native', 'kernels', 'threadpool.cpp'), '-o', exe, '-pthread'], { env: toolEnv() });
+      // halt_on_error: a race fails the run with TSan's report on stderr
+      const out = execFileSync(exe, ['20000'], { encoding: 'utf8', env: toolEnv({ TSAN_OPTIONS: 'halt_on_error=1' }) });
       expect(out).toMatch(/ 0 errors/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
