@@ -5,7 +5,7 @@
  */
 import { backend } from '../backend/index.js';
 import { describe } from '../backend/validate.js';
-import { allocate } from '../memory.js';
+import { allocate, release } from '../memory.js';
 import { fmt, mean, noteSumSquares, pow, record, sizeOf, sub, sum, Tensor } from '../tensor.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -93,13 +93,20 @@ export function batchNorm(x: Tensor, a: BatchNormArgs): Tensor {
     invstd = rv.map((v) => 1 / Math.sqrt(v + a.eps));
   }
   const inputs = [x, ...(a.weight ? [a.weight] : []), ...(a.bias ? [a.bias] : [])];
-  return record(relu ? 'batchNormRelu' : 'batchNorm', y, [...x.shape], inputs, (g) => {
+  const out = record(relu ? 'batchNormRelu' : 'batchNorm', y, [...x.shape], inputs, (g) => {
     const dx = x.requiresGrad ? allocate(x.size) : null;
     const dw = a.weight?.requiresGrad ? allocate(C) : null;
     const db = a.bias?.requiresGrad ? allocate(C) : null;
     k.batchnormBackward(dx, dw, db, g, x.values, mean, invstd, w, relu ? y : null, N, C, S, a.training);
+    release(mean); // a node runs backward once
+    release(invstd);
     return [dx, ...(a.weight ? [dw] : []), ...(a.bias ? [db] : [])];
   });
+  if (!out.requiresGrad) {
+    release(mean);
+    release(invstd);
+  }
+  return out;
 }
 
 /** A BatchNorm's per-channel statistics of some values: what backend().batchnormStats gives, and their count. */
