@@ -35,8 +35,9 @@ const MIN_BYTES = 4096;
  * (one slow collection should not grow the cache for good), halved (down to MIN_GC_BUDGET) when
  * one took under 1%, and at most MAX_GC_BUDGET. A small budget keeps the cache small and warm: its
  * blocks are new memory at first (page faults cost more than a collection), and a block comes back
- * after a budget's worth of others, from L3 within 16 MiB, from memory beyond (64 MiB made
- * BatchNorm1d's median 10-20% slower). A minor collection costs 0.1-0.4 ms whatever it frees.
+ * after a budget's worth of others (with 64 MiB, short BatchNorm1d calls kept doubling the budget,
+ * each time by fresh blocks: their mean call was ~10% slower). A minor collection costs 0.1-0.5 ms
+ * whatever it frees.
  */
 const MIN_GC_BUDGET = 4 << 20, MAX_GC_BUDGET = 16 << 20;
 
