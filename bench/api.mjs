@@ -5,7 +5,8 @@
 //   matmul       Tensor matmul (inside noGrad) against backend().sgemm into one reused array:
 //                medians of repeated calls, the two alternating call by call
 //   BatchNorm    nn.BatchNorm2d(64) on (64, 64, 32, 32) and nn.BatchNorm1d(1024) on (256, 1024),
-//                forward+backward through the module, against PyTorch's module and the bandwidth
+//                forward+backward through the module, against PyTorch's module, and against the
+//                bandwidth and the kernels alone in rounds that each measure the triad
 //   memory       RSS of the seed model at step 1,000 and step 10,000, in the loop and in fit()
 // Every result is checked before it is timed. Ends with the targets of issue 28 as ratios.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -14,7 +15,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fixed, median, ms, table, triad } from './util.mjs';
+import { fixed, median, ms, random, table } from './util.mjs';
 
 const require = createRequire(import.meta.url);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -151,16 +152,24 @@ table(['size', 'matmul', 'kernel', 'ratio', 'mean matmul', 'mean kernel', 'warm-
 // ---- BatchNorm modules ---------------------------------------------------------------------------------
 
 console.log('\nBatchNorm forward+backward through the module in training mode (y = bn.forward(x); y.backward(dy), x.grad and');
-console.log('the parameters\' gradients cleared each call as a user would): median and best of repeated calls, against');
-console.log('PyTorch\'s module likewise; "of bound" = (bytes that must move: x, y, dy read or written, x again, dx = 5 arrays)');
-console.log('/ triad bandwidth at that footprint, over the median time');
+console.log('the parameters\' gradients cleared each call as a user would): median and best of calls back to back, against');
+console.log('PyTorch\'s module likewise. Then against the memory bound and the kernel, in rounds: each round times the triad');
+console.log('(best of 5 calls, at the footprint of the module\'s arrays), then 10 module calls alternating with 10 calls of');
+console.log('the two kernels into reused arrays, so that both are held against the bandwidth of their own minute (the host\'s');
+console.log('drifts by tens of percent). "of bound" = median over rounds of (bytes that must move: x, y, dy read or written,');
+console.log('x again, dx = 5 arrays) / the round\'s triad bandwidth / the round\'s median call');
+const seconds = (fn) => {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+};
 const bnCases = [[[64, 64, 32, 32], [threads]], [[256, 1024], [...new Set([1, threads])]]];
 const bnRows = [];
 for (const [shape, threadList] of bnCases)
   for (const t of threadList) {
     native.setThreads(t);
     manualSeed(1);
-    const C = shape[1], n = shape.reduce((p, d) => p * d, 1);
+    const C = shape[1], n = shape.reduce((p, d) => p * d, 1), N = shape[0], S = n / (N * C);
     const bn = shape.length === 4 ? new nn.BatchNorm2d(C) : new nn.BatchNorm1d(C);
     const x = randn(shape, { requiresGrad: true }), dy = randn(shape);
     const call = () => {
@@ -168,25 +177,46 @@ for (const [shape, threadList] of bnCases)
       bn.zeroGrad();
       bn.forward(x).backward(dy);
     };
+    const k = { y: new Float32Array(n), dx: new Float32Array(n), mean: new Float32Array(C), invstd: new Float32Array(C),
+      rm: new Float32Array(C), rv: new Float32Array(C).fill(1), w: new Float32Array(C).fill(1), b: new Float32Array(C),
+      dw: new Float32Array(C), db: new Float32Array(C) };
+    const kernel = () => {
+      native.batchnormForwardTrain(k.y, k.mean, k.invstd, k.rm, k.rv, x.values, k.w, k.b, N, C, S, 1e-5, 0.1, false);
+      native.batchnormBackward(k.dx, k.dw, k.db, dy.values, x.values, k.mean, k.invstd, k.w, null, N, C, S, true);
+    };
     call();
-    // check: the gradient of a BatchNorm with weight 1 sums to 0 over each channel
-    const g = x.grad.values, S = n / (shape[0] * C);
+    kernel();
+    // check: the gradient of a BatchNorm with weight 1 sums to 0 over each channel, and the kernel's is the module's
+    const g = x.grad.values;
     let worst = 0;
     for (let c = 0; c < C; c++) {
       let s = 0;
-      for (let i = 0; i < shape[0]; i++) for (let j = 0; j < S; j++) s += g[(i * C + c) * S + j];
+      for (let i = 0; i < N; i++) for (let j = 0; j < S; j++) s += g[(i * C + c) * S + j];
       worst = Math.max(worst, Math.abs(s));
     }
     if (!(worst < 1e-2)) throw new Error(`BatchNorm ${shape}: gradient sums ${worst}`);
+    for (let i = 0; i < n; i += 997) if (Math.abs(g[i] - k.dx[i]) > 1e-5) throw new Error(`BatchNorm ${shape}: kernel and module differ at ${i}`);
+    const m = Math.round((4 * 4 * n) / 12), ta = new Float32Array(m), tb = random(m, 1), tc = random(m, 2);
+    // the module back to back, as PyTorch's is timed
     const samples = [];
-    for (let total = 0; samples.length < 20 || total < 1; ) {
-      const t0 = process.hrtime.bigint();
-      call();
-      samples.push(Number(process.hrtime.bigint() - t0) / 1e9);
-      total += samples[samples.length - 1];
+    for (let total = 0; samples.length < 20 || total < 1; total += samples[samples.length - 1]) samples.push(seconds(call));
+    const moduleTimes = [], kernelTimes = [], moduleShares = [], kernelShares = [];
+    for (let round = 0, total = 0; round < 10 || total < 1; round++) {
+      let best = Infinity;
+      for (let i = 0; i < 5; i++) best = Math.min(best, seconds(() => native.triad(ta, tb, tc, 3)));
+      const bound = (5 * 4 * n) / ((12 * m) / best); // this round's bandwidth
+      const mod = [], ker = [];
+      for (let i = 0; i < 10; i++) {
+        mod.push(seconds(call));
+        ker.push(seconds(kernel));
+      }
+      moduleTimes.push(...mod);
+      kernelTimes.push(...ker);
+      moduleShares.push(bound / median(mod));
+      kernelShares.push(bound / median(ker));
+      total += mod.reduce((p, q) => p + q, 0);
     }
-    const [med, best] = [median(samples), Math.min(...samples)];
-    const bound = (5 * 4 * n) / (triad(native, 4 * 4 * n) * 1e9);
+    const [med, best, share, kshare] = [median(samples), Math.min(...samples), median(moduleShares), median(kernelShares)];
     let torch = null;
     if (torchVersion) {
       const out = JSON.parse(execFileSync(PYTHON, [join(here, 'reference.py'), 'modules', String(t), shape.join('x')],
@@ -194,14 +224,15 @@ for (const [shape, threadList] of bnCases)
       torch = out.batchnorm[shape.join(',')];
     }
     const label = `${shape.length === 4 ? 'BatchNorm2d' : 'BatchNorm1d'} (${shape.join(', ')}) ${t}t`;
-    bnRows.push([label, ms(med), ms(best), `${(100 * bound / med).toFixed(0)}%`, ms(torch?.median), ms(torch?.best),
-      torch ? `${(torch.best / med).toFixed(2)}x` : '-', torch ? `${(torch.median / med).toFixed(1)}x` : '-']);
+    bnRows.push([label, ms(med), ms(best), ms(torch?.median), ms(torch?.best), torch ? `${(torch.best / med).toFixed(2)}x` : '-',
+      torch ? `${(torch.median / med).toFixed(1)}x` : '-', ms(median(moduleTimes)), ms(median(kernelTimes)), `${(100 * share).toFixed(0)}%`,
+      `${(100 * kshare).toFixed(0)}%`]);
     if (torch) target(`${label} vs PyTorch's module (our median against its best)`, torch.best / med, shape.length === 4 ? 2.5 : 1.8);
-    if (shape.length === 4) target(`${label}, fraction of the memory bound (median)`, bound / med, 0.85);
+    if (shape.length === 4) target(`${label}, fraction of the memory bound (median)`, share, 0.85);
   }
 native.setThreads(threads);
-table(['module', 'median', 'best', 'of bound', 'torch median', 'torch best', 'vs best', 'vs median'], bnRows,
-  [32, 10, 10, 10, 14, 12, 9, 11]);
+table(['', 'median', 'best', 'torch median', 'torch best', 'vs best', 'vs median', 'rounds: module', 'kernel', 'of bound',
+  'kernel of bound'], bnRows, [32, 10, 10, 14, 12, 9, 11, 16, 10, 10, 17]);
 
 // ---- memory -------------------------------------------------------------------------------------------
 
