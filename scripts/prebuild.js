@@ -4,15 +4,19 @@
 //   prebuilds/linux-arm64/stablegrad.node  cross-compiled with Debian's g++-aarch64-linux-gnu
 // The arm64 build runs in a copy of the sources (node-gyp builds into ./build, which holds this
 // machine's addon). Without the cross compiler the arm64 prebuild is left out with a warning, or
-// the script fails when STABLEGRAD_REQUIRE_ARM64=1 (CI).
+// the script fails when STABLEGRAD_REQUIRE_ARM64=1 (CI). When .cache/prebuild-inputs.sha256 matches the
+// hash of everything the two builds read (the sources, the build files, the compilers, node-addon-api
+// and Node), the prebuilds are left as they are: CI's package test and its emulated tests both need
+// them, and each build takes ~45 s.
 //
 //   node scripts/prebuild.js              both
 //   node scripts/prebuild.js arm64 DIR    only the arm64 addon, built in DIR (the emulated tests)
 'use strict';
 const { execFileSync, spawnSync } = require('node:child_process');
-const { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } = require('node:fs');
+const { createHash } = require('node:crypto');
+const { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
-const { join } = require('node:path');
+const { dirname, join } = require('node:path');
 
 const root = join(__dirname, '..');
 const CROSS = 'aarch64-linux-gnu-';
@@ -46,6 +50,25 @@ function buildArm64(dir) {
   return join(dir, 'build', 'Release', 'stablegrad.node');
 }
 
+/** sha256 of what the prebuilds are made from, and of what makes them */
+function inputsHash() {
+  const hash = createHash('sha256');
+  const add = (file) => hash.update(`${file}\0`).update(readFileSync(join(root, file))).update('\0');
+  for (const f of ['binding.gyp', 'sources.json', 'package.json']) add(f);
+  const walk = (dir) => {
+    for (const e of readdirSync(join(root, dir), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const path = `${dir}/${e.name}`;
+      if (e.isDirectory()) {
+        if (path !== 'native/mpi/build') walk(path);
+      } else add(path);
+    }
+  };
+  walk('native');
+  add(join('node_modules', 'node-addon-api', 'package.json'));
+  for (const cc of ['g++', `${CROSS}g++`]) hash.update(spawnSync(cc, ['--version'], { encoding: 'utf8' }).stdout ?? 'none');
+  return hash.update(process.version).digest('hex');
+}
+
 function main() {
   const [only, outDir] = process.argv.slice(2);
   if (only === 'arm64') {
@@ -53,13 +76,25 @@ function main() {
     console.log(buildArm64(outDir));
     return;
   }
+  const stamp = join(root, '.cache', 'prebuild-inputs.sha256'), inputs = inputsHash();
+  const arm64 = hasCrossCompiler() || process.env.STABLEGRAD_REQUIRE_ARM64 === '1';
+  const outputs = ['x64', ...(arm64 ? ['arm64'] : [])].map((arch) => join(root, 'prebuilds', `linux-${arch}`, 'stablegrad.node'));
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === inputs && outputs.every((f) => existsSync(f))) {
+    console.log('prebuild: prebuilds/ is up to date with its inputs');
+    return;
+  }
+  const done = () => {
+    mkdirSync(dirname(stamp), { recursive: true });
+    writeFileSync(stamp, inputs);
+  };
   rmSync(join(root, 'prebuilds'), { recursive: true, force: true });
+  rmSync(stamp, { force: true });
   run(process.execPath, [require.resolve('prebuildify/bin.js', { paths: [root] }), '--napi', '--strip'], { cwd: root });
   if (!hasCrossCompiler()) {
     const msg = `no ${CROSS}g++ (apt-get install g++-aarch64-linux-gnu): the tarball will have no linux-arm64 prebuild`;
     if (process.env.STABLEGRAD_REQUIRE_ARM64 === '1') throw new Error(msg);
     console.warn(`warning: ${msg}`);
-    return;
+    return done();
   }
   const dir = mkdtempSync(join(tmpdir(), 'stablegrad-arm64-'));
   try {
@@ -70,6 +105,7 @@ function main() {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  done();
 }
 
 try {
