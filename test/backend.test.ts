@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backendInfo } from '../lib/index.js';
-import { detectedIsa, runnableIsas } from './helpers.js';
+import { detectedIsa, native, runnableIsas } from './helpers.js';
 import { ISAS } from '../lib/backend/types.js';
 
 const root = join(__dirname, '..');
@@ -24,6 +24,10 @@ describe('backend selection', () => {
     expect(info.isa).toBe(detectedIsa);
     expect(info.threads).toBeGreaterThanOrEqual(1);
     expect(info.loadError).toBeUndefined();
+  });
+
+  it('knows the same ISAs as the native build (STABLEGRAD_ISA and the fallback\'s setIsa check against them)', () => {
+    expect(ISAS).toEqual(native.info().isas);
   });
 
   it('STABLEGRAD_BACKEND=ts forces the fallback without a warning', () => {
