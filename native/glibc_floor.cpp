@@ -38,7 +38,6 @@ SG_OLD(int, __pthread_key_create, (pthread_key_t*, void (*)(void*)))
 SG_OLD(int, pthread_key_delete, (pthread_key_t))
 SG_OLD(int, pthread_once, (pthread_once_t*, void (*)(void)))
 SG_OLD(int, pthread_mutex_trylock, (pthread_mutex_t*))
-#undef SG_OLD
 
 #define SG_VISIBLE __attribute__((visibility("hidden")))
 SG_VISIBLE double __wrap_pow(double x, double y) { return sg_old_pow(x, y); }
@@ -67,5 +66,15 @@ SG_VISIBLE uint32_t __wrap_arc4random(void) {
     if (errno != EINTR) std::abort();  // as glibc's arc4random does when the kernel has no entropy call
   }
 }
+
+#if defined(SG_GLIBC_FLOOR_DL)
+// The MPI addon's: dlopen and dlerror as libdl exported them before 2.34 moved them into libc (the
+// versioned name is found in libdl.so.2, which Node itself loads on those systems)
+SG_OLD(void*, dlopen, (const char*, int))
+SG_OLD(char*, dlerror, (void))
+SG_VISIBLE void* __wrap_dlopen(const char* file, int mode) { return sg_old_dlopen(file, mode); }
+SG_VISIBLE char* __wrap_dlerror(void) { return sg_old_dlerror(); }
+#endif
+#undef SG_OLD
 }
 #endif

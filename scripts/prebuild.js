@@ -2,6 +2,9 @@
 // The prebuilds that ship in the tarball (npm run prebuild, run by prepack):
 //   prebuilds/linux-x64/stablegrad.node    built here by prebuildify
 //   prebuilds/linux-arm64/stablegrad.node  cross-compiled with Debian's g++-aarch64-linux-gnu
+//   prebuilds/linux-x64/mpi/stablegrad_mpi.node  the MPI addon (native/mpi) for this machine's
+//                                          architecture, built against its Open MPI when mpicc is
+//                                          there: it needs libmpi.so.40 where it runs
 // The arm64 build runs in a copy of the sources (node-gyp builds into ./build, which holds this
 // machine's addon). Without the cross compiler the arm64 prebuild is left out with a warning, or
 // the script fails when STABLEGRAD_REQUIRE_ARM64=1 (CI). When .cache/prebuild-inputs.sha256 matches the
@@ -26,6 +29,10 @@ function run(cmd, args, opts = {}) {
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.error ? r.error.message : `exit ${r.status}`})`);
 }
 
+function hasMpicc() {
+  return spawnSync('mpicc', ['--showme:version'], { stdio: 'ignore' }).status === 0;
+}
+
 function hasCrossCompiler() {
   return spawnSync(`${CROSS}g++`, ['--version'], { stdio: 'ignore' }).status === 0;
 }
@@ -45,9 +52,22 @@ function buildArm64(dir) {
   rmSync(join(dir, 'native', 'mpi', 'build'), { recursive: true, force: true });
   symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
   const env = { ...process.env, CC: `${CROSS}gcc`, CXX: `${CROSS}g++`, AR: `${CROSS}ar`, LINK: `${CROSS}g++` };
-  const gyp = require.resolve('node-gyp/bin/node-gyp.js', { paths: [join(process.execPath, '..', '..', 'lib', 'node_modules', 'npm')] });
-  run(process.execPath, [gyp, 'rebuild', '--arch=arm64', ...nodedirArgs(), '-j', process.env.JOBS || '2'], { cwd: dir, env });
+  run(process.execPath, [nodeGyp(), 'rebuild', '--arch=arm64', ...nodedirArgs(), '-j', process.env.JOBS || '2'], { cwd: dir, env });
   return join(dir, 'build', 'Release', 'stablegrad.node');
+}
+
+// npm's own node-gyp (the one `npm run` puts on PATH)
+function nodeGyp() {
+  return require.resolve('node-gyp/bin/node-gyp.js', { paths: [join(process.execPath, '..', '..', 'lib', 'node_modules', 'npm')] });
+}
+
+/** The MPI addon, built in native/mpi (what npm run build:mpi does), stripped into prebuilds/ */
+function buildMpi() {
+  const dir = join(root, 'native', 'mpi');
+  run(process.execPath, [nodeGyp(), 'rebuild', ...nodedirArgs(), '-j', process.env.JOBS || '2'], { cwd: dir });
+  const dest = join(root, 'prebuilds', `linux-${process.arch}`, 'mpi', 'stablegrad_mpi.node');
+  mkdirSync(dirname(dest), { recursive: true });
+  execFileSync('strip', ['--strip-all', '-o', dest, join(dir, 'build', 'Release', 'stablegrad_mpi.node')]);
 }
 
 /** sha256 of what the prebuilds are made from, and of what makes them */
@@ -65,7 +85,8 @@ function inputsHash() {
   };
   walk('native');
   add(join('node_modules', 'node-addon-api', 'package.json'));
-  for (const cc of ['g++', `${CROSS}g++`]) hash.update(spawnSync(cc, ['--version'], { encoding: 'utf8' }).stdout ?? 'none');
+  for (const [cmd, arg] of [['g++', '--version'], [`${CROSS}g++`, '--version'], ['mpicc', '--showme:version']])
+    hash.update(spawnSync(cmd, [arg], { encoding: 'utf8' }).stdout ?? 'none');
   return hash.update(process.version).digest('hex');
 }
 
@@ -79,6 +100,7 @@ function main() {
   const stamp = join(root, '.cache', 'prebuild-inputs.sha256'), inputs = inputsHash();
   const arm64 = hasCrossCompiler() || process.env.STABLEGRAD_REQUIRE_ARM64 === '1';
   const outputs = ['x64', ...(arm64 ? ['arm64'] : [])].map((arch) => join(root, 'prebuilds', `linux-${arch}`, 'stablegrad.node'));
+  if (hasMpicc()) outputs.push(join(root, 'prebuilds', `linux-${process.arch}`, 'mpi', 'stablegrad_mpi.node'));
   if (existsSync(stamp) && readFileSync(stamp, 'utf8') === inputs && outputs.every((f) => existsSync(f))) {
     console.log('prebuild: prebuilds/ is up to date with its inputs');
     return;
@@ -90,6 +112,8 @@ function main() {
   rmSync(join(root, 'prebuilds'), { recursive: true, force: true });
   rmSync(stamp, { force: true });
   run(process.execPath, [require.resolve('prebuildify/bin.js', { paths: [root] }), '--napi', '--strip'], { cwd: root });
+  if (hasMpicc()) buildMpi();
+  else console.warn('warning: no mpicc (apt-get install libopenmpi-dev): the tarball will have no MPI prebuild (users build it: npm run build:mpi)');
   if (!hasCrossCompiler()) {
     const msg = `no ${CROSS}g++ (apt-get install g++-aarch64-linux-gnu): the tarball will have no linux-arm64 prebuild`;
     if (process.env.STABLEGRAD_REQUIRE_ARM64 === '1') throw new Error(msg);

@@ -4,7 +4,9 @@
  * default), and load it with `require` and with `import`. The prebuild must give the native
  * backend; with the prebuild deleted, the TypeScript fallback must load and compute the same numbers.
  * The prebuilds must load on the Linux servers in use: glibc 2.28 and no C++ runtime of the
- * system's, in a root holding nothing but Node and its libraries, and on arm64 (under qemu).
+ * system's, in a root holding nothing but Node and its libraries, and on arm64 (under qemu). Where
+ * Open MPI is installed, the x64 tarball carries the MPI addon too, which trains over mpirun from
+ * the installed package, and distributed.init() says what is missing where libmpi or the addon is.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +19,12 @@ let project = '';
 const has = (cmd: string) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0;
 // CI installs the cross compiler and qemu-user (.ci/run): there, the arm64 checks must run
 const arm64 = process.env.CI === 'true' || (has('aarch64-linux-gnu-g++') && has('qemu-aarch64'));
+// and Open MPI (the MPI prebuild is built where mpicc is)
+const mpi = process.env.CI === 'true' || has('mpicc');
+const mpiPrebuild = () => join(project, 'node_modules', 'stablegrad', 'prebuilds', 'linux-x64', 'mpi', 'stablegrad_mpi.node');
+// what distributed.init() throws, as JSON on the last line
+const INIT = `let r; try { require('stablegrad').distributed.init(); r = 'ok'; } catch (e) { r = e.constructor.name + ': ' + e.message; }
+  console.log(JSON.stringify(r));`;
 const prebuild = (arch: string) => join(project, 'node_modules', 'stablegrad', 'prebuilds', `linux-${arch}`, 'stablegrad.node');
 
 /** The shared libraries an ELF file needs (DT_NEEDED), and the symbol versions it needs from them. */
@@ -66,7 +74,7 @@ describe('the npm package', () => {
     const files = readdirSync(pkg, { recursive: true }).map(String);
     for (const f of ['dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/esm/index.mjs', 'dist/esm/index.d.mts',
       'prebuilds/linux-x64/stablegrad.node', 'binding.gyp', 'sources.json', 'native/binding.cpp', 'native/kernels/gemm.cpp',
-      ...(arm64 ? ['prebuilds/linux-arm64/stablegrad.node'] : [])])
+      ...(arm64 ? ['prebuilds/linux-arm64/stablegrad.node'] : []), ...(mpi ? ['prebuilds/linux-x64/mpi/stablegrad_mpi.node'] : [])])
       expect(files, f).toContain(f);
     // no build folder anywhere (node-gyp's, the MPI addon's under native/mpi), no sources of dist/, no tests
     expect(files.filter((f) => /(^|\/)build(\/|$)/.test(f) || f.startsWith('lib/') || f.startsWith('test/'))).toEqual([]);
@@ -97,6 +105,39 @@ describe('the npm package', () => {
     }
   });
 
+  it.runIf(mpi)('the linux-x64 MPI prebuild needs libmpi.so.40, glibc 2.28 at most and no C++ runtime', () => {
+    const { libraries, versions } = elfNeeds(mpiPrebuild());
+    expect(libraries).toContain('libmpi.so.40');
+    for (const lib of libraries) expect(lib).toMatch(/^(libmpi\.so\.40|libc\.so\.6|libm\.so\.6|libgcc_s\.so\.1|ld-linux-x86-64\.so\.2)$/);
+    for (const v of versions) {
+      expect(v).toMatch(/^(GLIBC_2\.\d+(\.\d+)?|GCC_\d+(\.\d+)*)$/);
+      const glibc = v.match(/^GLIBC_2\.(\d+)/);
+      if (glibc) expect(Number(glibc[1]), `the MPI prebuild needs ${v}`).toBeLessThanOrEqual(28);
+    }
+  });
+
+  it.runIf(mpi)('trains over mpirun -np 2 from the installed package, with its MPI prebuild', () => {
+    // two ranks average different gradients through DistributedDataParallel, as a user's script would
+    writeFileSync(join(project, 'ddp.cjs'), `const sg = require('stablegrad');
+      const { rank, worldSize } = sg.distributed.init();
+      const lin = new sg.nn.Linear(2, 1);
+      const ddp = new sg.nn.parallel.DistributedDataParallel(lin);
+      sg.manualSeed(rank);
+      ddp.forward(sg.randn([4, 2])).sum().backward();
+      const weights = Float32Array.from(lin.weight.values);
+      sg.distributed.broadcast(weights, { src: 0 });
+      console.log(JSON.stringify({ rank, worldSize, sameWeights: weights.every((v, i) => v === lin.weight.values[i]), grad: [...lin.weight.grad.values] }));
+      sg.distributed.destroy();`);
+    const r = spawnSync('mpirun', ['--oversubscribe', '-np', '2', process.execPath, 'ddp.cjs'], {
+      cwd: project, encoding: 'utf8', timeout: 60_000,
+      env: { ...process.env, LD_PRELOAD: '', OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const ranks = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).sort((a, b) => a.rank - b.rank);
+    expect(ranks.map((x) => [x.rank, x.worldSize, x.sameWeights])).toEqual([[0, 2, true], [1, 2, true]]);
+    expect(ranks[1].grad).toEqual(ranks[0].grad); // averaged over the ranks: the same on both
+  });
+
   it.runIf(process.getuid?.() === 0)('loads in a root holding only Node and its libraries, with an empty environment', () => {
     // as bare as a minimal container: no /proc, /dev or /tmp, no variables, no system libraries but
     // the ones Node itself links (the prebuild's own needs are those, checked above)
@@ -110,13 +151,18 @@ describe('the npm package', () => {
       cpSync(process.execPath, join(bare, 'node'), { dereference: true });
       cpSync(join(project, 'node_modules'), join(bare, 'app', 'node_modules'), { recursive: true, dereference: true });
       const r = spawnSync('chroot', [bare, '/node', '-e',
-        `const sg = require('/app/node_modules/stablegrad'); console.log(JSON.stringify([sg.backendInfo(), Object.keys(process.env)]))`],
+        `const sg = require('/app/node_modules/stablegrad'); console.log(JSON.stringify([sg.backendInfo(), Object.keys(process.env)]));
+        ${INIT.replace("require('stablegrad')", 'sg')}`],
       { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
       expect(r.status, r.stderr).toBe(0);
-      const [info, env] = JSON.parse(r.stdout);
+      const [first, init] = r.stdout.trim().split('\n');
+      const [info, env] = JSON.parse(first);
       expect(info).toMatchObject({ name: 'native' });
       expect(info.loadError).toBeUndefined();
       expect(env).toEqual(['PATH']);
+      // no Open MPI in there: an Error that says what to install
+      if (mpi) expect(JSON.parse(init)).toBe('Error: distributed.init: cannot load the MPI addon (libmpi.so.40: cannot open shared object ' +
+        'file: No such file or directory): install Open MPI 4.x or 5.x (libmpi.so.40; Debian: apt-get install openmpi-bin)');
     } finally {
       rmSync(bare, { recursive: true, force: true });
     }
@@ -155,5 +201,9 @@ describe('the npm package', () => {
     expect(fallback.loadError).toMatch(/^No native build was found for platform=linux arch=\w+ [\s\S]*\nPrebuilds ship for linux-x64 and linux-arm64 with glibc 2\.28 or later\. Elsewhere on Linux \(musl\/Alpine, another architecture\) build the addon from source [\s\S]*: npm rebuild stablegrad, or where install scripts are disabled, npm explore stablegrad -- npm run build:native\. macOS and Windows builds are not supported yet$/);
     for (const [i, v] of viaRequire.values.entries()) expect(fallback.values[i]).toBeCloseTo(v, 5);
     expect(run('probe2.mjs', `import * as sg from 'stablegrad';${PROBE}`).name).toBe('ts');
+    writeFileSync(join(project, 'init.cjs'), INIT);
+    expect(JSON.parse(execFileSync(process.execPath, ['init.cjs'], { cwd: project, encoding: 'utf8' }).trim())).toBe(
+      'Error: distributed.init: no MPI addon for linux-x64: install Open MPI with its headers (Debian: apt-get install openmpi-bin ' +
+      'libopenmpi-dev) and build it: npm explore stablegrad -- npm run build:mpi');
   });
 });

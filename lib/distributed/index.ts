@@ -28,17 +28,19 @@ export interface Work {
 let addon: MpiAddon | null = null;
 let world: { rank: number; worldSize: number } | null = null;
 
-const INSTALL = 'install Open MPI (Debian: apt-get install openmpi-bin libopenmpi-dev), build the addon with npm run build:mpi, and launch with mpirun -np N';
-
+/** The MPI addon: one built here (npm run build:mpi), else the package's prebuild (linux-x64). */
 function loadAddon(): MpiAddon {
-  const root = join(__dirname, '..', '..', '..');
-  const candidates = [join(root, 'native', 'mpi', 'build', 'Release', 'stablegrad_mpi.node'), join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'mpi', 'stablegrad_mpi.node')];
+  const root = join(__dirname, '..', '..', '..'), platform = `${process.platform}-${process.arch}`;
+  const candidates = [join(root, 'native', 'mpi', 'build', 'Release', 'stablegrad_mpi.node'), join(root, 'prebuilds', platform, 'mpi', 'stablegrad_mpi.node')];
   const path = candidates.find(existsSync);
-  if (!path) throw new Error(`distributed.init: the MPI addon is not built: ${INSTALL}`);
+  if (!path)
+    throw new Error(`distributed.init: no MPI addon for ${platform}: install Open MPI with its headers (Debian: apt-get install openmpi-bin ` +
+      'libopenmpi-dev) and build it: npm explore stablegrad -- npm run build:mpi');
   try {
     return require(path) as MpiAddon; // eslint-disable-line @typescript-eslint/no-require-imports
   } catch (e) {
-    throw new Error(`distributed.init: cannot load the MPI addon (${(e as Error).message.split('\n')[0]}): ${INSTALL}`);
+    throw new Error(`distributed.init: cannot load the MPI addon (${(e as Error).message.split('\n')[0]}): install Open MPI 4.x or 5.x ` +
+      '(libmpi.so.40; Debian: apt-get install openmpi-bin)');
   }
 }
 
