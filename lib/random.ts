@@ -93,9 +93,10 @@ export class Generator {
     return r * Math.cos(2 * Math.PI * v);
   }
 
-  /** A uniformly random permutation of 0 .. n-1 (Fisher-Yates). */
-  permutation(n: number): Int32Array {
-    const p = Int32Array.from({ length: n }, (_, i) => i);
+  /** A uniformly random permutation of 0 .. n-1 (Fisher-Yates), into `out` when given (n values). */
+  permutation(n: number, out?: Int32Array): Int32Array {
+    const p = out ?? new Int32Array(n);
+    for (let i = 0; i < n; i++) p[i] = i;
     for (let i = n - 1; i > 0; i--) {
       const j = Math.floor(this.uniform() * (i + 1));
       const t = p[i];

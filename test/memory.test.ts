@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backend, DataLoader, fit, manualSeed, nn, noGrad, optim, Tensor, tensor, TensorDataset } from '../lib/index.js';
-import { allocate, configureMemory, expose, isPooled, memoryStats, release } from '../lib/memory.js';
+import { allocate, allocateInt32, configureMemory, expose, isPooled, memoryStats, release } from '../lib/memory.js';
 import { maxAbs, maxError } from './helpers.js';
 
 const root = join(__dirname, '..');
@@ -136,6 +136,33 @@ describe('the caching allocator', () => {
     expose(c);
     expect(allocate(100)).toBeInstanceOf(Float32Array); // small arrays are V8's own
     expect(isPooled(allocate(100))).toBe(false);
+  });
+
+  it('a DataLoader gives its epoch\'s order back when the epoch ends or the loop leaves it, unless the dataset is the caller\'s', () => {
+    const n = 2048; // an order of 8 KiB: a pooled block
+    const ds = new TensorDataset(new Tensor(Float32Array.from({ length: n }, (_, i) => i), [n, 1]), new Int32Array(n));
+    const orders: Int32Array[] = [];
+    const gather = ds.batch.bind(ds);
+    ds.batch = (indices) => {
+      orders.push(indices as Int32Array);
+      return gather(indices);
+    };
+    const loader = new DataLoader(ds, { batchSize: 512, shuffle: true, seed: 1 });
+    const seen: number[] = [];
+    for (const [x] of loader) seen.push(...x.values);
+    expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(allocateInt32(n).buffer).toBe(orders[0].buffer); // the block just returned
+    for (const [x] of loader) { // eslint-disable-line @typescript-eslint/no-unused-vars
+      break;
+    }
+    expect(allocateInt32(n).buffer).toBe(orders[4].buffer);
+    // a dataset of the caller's may keep the indices it is given: its order is left to the collector
+    const kept: Int32Array[] = [];
+    const theirs = { length: n, batch: (indices: Int32Array) => (kept.push(indices), ds.batch(indices)) };
+    for (const _ of new DataLoader(theirs, { batchSize: 512, shuffle: true, seed: 2 })); // eslint-disable-line @typescript-eslint/no-unused-vars
+    const copy = Int32Array.from(kept[0]);
+    allocateInt32(n).fill(-1);
+    expect(kept[0]).toEqual(copy);
   });
 
   it.skipIf(!backend().memory)('reuses the blocks of a steady training loop: no new blocks after the first steps', () => {
