@@ -7,12 +7,12 @@
 //                                          there: it needs libmpi.so.40 where it runs
 // The arm64 build runs in a copy of the sources (node-gyp builds into ./build, which holds this
 // machine's addon). Without the cross compiler the arm64 prebuild is left out with a warning, or
-// the script fails when STABLEGRAD_REQUIRE_ARM64=1 (CI). When .cache/prebuild-inputs.sha256 matches the
-// hash of everything the two builds read (the sources, the build files, the compilers, node-addon-api
-// and Node), the prebuilds are left as they are: CI's package test and its emulated tests both need
-// them, and each build takes ~45 s.
+// the script fails when STABLEGRAD_REQUIRE_ARM64=1 (CI). When .cache/prebuild-inputs.sha256 holds
+// the hash of everything the builds read (the sources, the build files, the compilers, Open MPI's
+// version, node-addon-api and Node), the prebuilds are left as they are: CI's package test and its
+// emulated tests both need them, and building them takes 45-90 s.
 //
-//   node scripts/prebuild.js              both
+//   node scripts/prebuild.js              all of them
 //   node scripts/prebuild.js arm64 DIR    only the arm64 addon, built in DIR (the emulated tests)
 'use strict';
 const { execFileSync, spawnSync } = require('node:child_process');
