@@ -152,9 +152,7 @@ describe('the caching allocator', () => {
     for (const [x] of loader) seen.push(...x.values);
     expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
     expect(allocateInt32(n).buffer).toBe(orders[0].buffer); // the block just returned
-    for (const [x] of loader) { // eslint-disable-line @typescript-eslint/no-unused-vars
-      break;
-    }
+    for (const _ of loader) break; // eslint-disable-line @typescript-eslint/no-unused-vars
     expect(allocateInt32(n).buffer).toBe(orders[4].buffer);
     // a dataset of the caller's may keep the indices it is given: its order is left to the collector
     const kept: Int32Array[] = [];
