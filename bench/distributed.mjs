@@ -52,6 +52,11 @@ table(['samples/s, global batch 64, 1 thread per rank', '1 rank', '2 ranks', '2 
   ['cnn', fixed(cnn1, 0), fixed(cnn2, 0), fixed(cnn2sync, 0), fixed(cnn2 / cnn1, 2), '-', '-'],
   ['cnn, 2 ranks not communicating', '-', fixed(cnnAlone, 0), '-', fixed(cnnAlone / cnn1, 2), '-', '-'],
 ]);
+// what a step's communication costs: the 2-rank step against the step of ranks that do not communicate
+const stepUs = (samplesPerSec) => (64 / samplesPerSec) * 1e6;
+for (const [name, withComm, without] of [['seed', seed2, seedAlone], ['cnn', cnn2, cnnAlone]])
+  console.log(`${name}: a 2-rank step takes ${fixed(stepUs(withComm), 0)} us, ${fixed(stepUs(without), 0)} without communicating: ` +
+    `communication costs ${fixed(stepUs(withComm) - stepUs(without), 0)} us a step`);
 if (torch2) target('seed, 2 ranks: vs PyTorch DDP (gloo), 2 ranks', seed2 / torch2, 3);
 target('seed, 2 ranks vs 1 rank', seed2 / seed1, 1);
 target('cnn, 2 ranks vs 1 rank', cnn2 / cnn1, 1.85);
