@@ -110,6 +110,13 @@ for (const [name, env, rounds] of [['native', {}, 5], ['fallback', { STABLEGRAD_
 }
 table(['', 'loop samples/s', 'fit samples/s', 'loop/fit'], epochRows, [22, 16, 16, 10]);
 
+/** Seconds one call of fn takes. */
+const seconds = (fn) => {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+};
+
 // ---- matmul through the Tensor API against the kernel ------------------------------------------------
 
 console.log('\nmatmul(a, b) of square tensors inside noGrad, against backend().sgemm into one reused output array');
@@ -133,12 +140,8 @@ for (const [n, calls] of [[256, 1000], [1024, 100], [2048, 30]]) {
   const warmSeconds = Number(process.hrtime.bigint() - warm.start) / 1e9, newMiB = ((memoryStats().newBlocks - warm.blocks) * n * n * 4) / 2 ** 20;
   const viaTensor = [], viaKernel = [];
   for (let i = 0; i < calls; i++) {
-    let t0 = process.hrtime.bigint();
-    noGrad(() => matmul(a, b));
-    viaTensor.push(Number(process.hrtime.bigint() - t0) / 1e9);
-    t0 = process.hrtime.bigint();
-    kernel();
-    viaKernel.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    viaTensor.push(seconds(() => noGrad(() => matmul(a, b))));
+    viaKernel.push(seconds(kernel));
   }
   const gf = (s) => (2 * n ** 3) / s / 1e9;
   const [tm, km] = [gf(median(viaTensor)), gf(median(viaKernel))];
@@ -158,11 +161,6 @@ console.log('(best of 5 calls, at the footprint of the module\'s arrays), then 1
 console.log('the two kernels into reused arrays, so that both are held against the bandwidth of their own minute (the host\'s');
 console.log('drifts by tens of percent). "of bound" = median over rounds of (bytes that must move: x, y, dy read or written,');
 console.log('x again, dx = 5 arrays) / the round\'s triad bandwidth / the round\'s median call');
-const seconds = (fn) => {
-  const t0 = process.hrtime.bigint();
-  fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
-};
 const bnCases = [[[64, 64, 32, 32], [threads]], [[256, 1024], [...new Set([1, threads])]]];
 const bnRows = [];
 for (const [shape, threadList] of bnCases)

@@ -98,9 +98,10 @@ function main() {
     return;
   }
   const stamp = join(root, '.cache', 'prebuild-inputs.sha256'), inputs = inputsHash();
-  const arm64 = hasCrossCompiler() || process.env.STABLEGRAD_REQUIRE_ARM64 === '1';
+  const cross = hasCrossCompiler(), mpi = hasMpicc();
+  const arm64 = cross || process.env.STABLEGRAD_REQUIRE_ARM64 === '1';
   const outputs = ['x64', ...(arm64 ? ['arm64'] : [])].map((arch) => join(root, 'prebuilds', `linux-${arch}`, 'stablegrad.node'));
-  if (hasMpicc()) outputs.push(join(root, 'prebuilds', `linux-${process.arch}`, 'mpi', 'stablegrad_mpi.node'));
+  if (mpi) outputs.push(join(root, 'prebuilds', `linux-${process.arch}`, 'mpi', 'stablegrad_mpi.node'));
   if (existsSync(stamp) && readFileSync(stamp, 'utf8') === inputs && outputs.every((f) => existsSync(f))) {
     console.log('prebuild: prebuilds/ is up to date with its inputs');
     return;
@@ -112,9 +113,9 @@ function main() {
   rmSync(join(root, 'prebuilds'), { recursive: true, force: true });
   rmSync(stamp, { force: true });
   run(process.execPath, [require.resolve('prebuildify/bin.js', { paths: [root] }), '--napi', '--strip'], { cwd: root });
-  if (hasMpicc()) buildMpi();
+  if (mpi) buildMpi();
   else console.warn('warning: no mpicc (apt-get install libopenmpi-dev): the tarball will have no MPI prebuild (users build it: npm run build:mpi)');
-  if (!hasCrossCompiler()) {
+  if (!cross) {
     const msg = `no ${CROSS}g++ (apt-get install g++-aarch64-linux-gnu): the tarball will have no linux-arm64 prebuild`;
     if (process.env.STABLEGRAD_REQUIRE_ARM64 === '1') throw new Error(msg);
     console.warn(`warning: ${msg}`);

@@ -139,6 +139,15 @@ export class ByteImageDataset extends RowDataset<Int32Array> {
   }
 }
 
+/**
+ * @internal Whether a dataset is one of the library's own classes, whose batch() reads the indices it
+ * is given only while it gathers and makes new arrays for every batch (a subclass or the caller's
+ * own dataset may keep either).
+ */
+export function isLibraryDataset(dataset: Dataset<Target>): boolean {
+  return [TensorDataset, ByteImageDataset].includes(dataset.constructor as never);
+}
+
 export interface DataLoaderOptions {
   batchSize?: number;
   /** a new random order every epoch */
@@ -219,7 +228,7 @@ export class DataLoader<Y extends Target = Target> implements Iterable<[Tensor, 
     // to the allocator when the epoch ends (or the loop leaves it). Left to the collector, an order
     // lives an epoch, so it is old by then, and old arrays wait for a full collection: RSS grew by
     // each epoch's order (240 KB for MNIST) for hundreds of epochs.
-    const own = [TensorDataset, ByteImageDataset].includes(this.dataset.constructor as never);
+    const own = isLibraryDataset(this.dataset);
     try {
       const n = order.length;
       for (let start = from; start < n; start += this.batchSize) {

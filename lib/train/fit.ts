@@ -6,7 +6,7 @@
  * maxBadSteps consecutive bad steps training stops with an error that says what happened and what
  * to try.
  */
-import { ByteImageDataset, TensorDataset, type DataLoader, type Target } from '../data/dataset.js';
+import { isLibraryDataset, type DataLoader, type Target } from '../data/dataset.js';
 import * as distributed from '../distributed/index.js';
 import { release } from '../memory.js';
 import { CrossEntropyLoss } from '../nn/loss.js';
@@ -232,7 +232,7 @@ export function fit<Y extends Target>(model: Module, options: FitOptions<Y>): { 
   }));
   // Each batch's array goes back to the allocator after its step when nothing else can hold it: the
   // dataset is one of the library's (a new array every batch) and the model one of its modules.
-  const ownBatches = isLibraryModule(model) && [TensorDataset, ByteImageDataset].includes(train.dataset.constructor as never);
+  const ownBatches = isLibraryModule(model) && isLibraryDataset(train.dataset);
   try {
   for (let epoch = startEpoch; epoch <= options.epochs; epoch++) {
     model.train();
