@@ -4,6 +4,7 @@
  * holds is ever reused, and reuse changes no number.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backend, DataLoader, fit, manualSeed, nn, noGrad, optim, Tensor, tensor, TensorDataset } from '../lib/index.js';
@@ -198,6 +199,23 @@ describe('the caching allocator', () => {
     // the whole pages under it went back to the system (fresh ones read as zeros), not the partial ones at its ends
     expect(idle.filter((v) => v === 0).length).toBeGreaterThan(idle.length - 2048);
     expect(allocate(65_537).buffer).not.toBe(idle.buffer); // and the block left the cache
+  });
+
+  // transparent huge pages on request ("madvise" mode) or always
+  const hugePagesOffered = (() => {
+    try {
+      return /\[(always|madvise)\]/.test(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'));
+    } catch {
+      return false;
+    }
+  })();
+  it.skipIf(!backend().memory || !hugePagesOffered)('puts every whole 2 MiB of a block of 2 MiB and up on huge pages', () => {
+    const hugeBytes = () => 1024 * Number(/AnonHugePages:\s+(\d+) kB/.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))![1]);
+    const before = hugeBytes();
+    const block = backend().memory!.alignedBlock((9 << 20) + 4); // four whole 2 MiB chunks and a tail
+    // 2 MiB aligned: all four chunks are huge pages (unaligned, at most three would be)
+    expect(hugeBytes() - before).toBeGreaterThanOrEqual(8 << 20);
+    expect(block.length).toBe((9 << 20) + 4);
   });
 });
 
