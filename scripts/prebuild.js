@@ -29,12 +29,10 @@ function run(cmd, args, opts = {}) {
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.error ? r.error.message : `exit ${r.status}`})`);
 }
 
-function hasMpicc() {
-  return spawnSync('mpicc', ['--showme:version'], { stdio: 'ignore' }).status === 0;
-}
-
-function hasCrossCompiler() {
-  return spawnSync(`${CROSS}g++`, ['--version'], { stdio: 'ignore' }).status === 0;
+// the version a tool prints, or null where it is not installed
+function toolVersion(cmd, arg) {
+  const r = spawnSync(cmd, [arg], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout : null;
 }
 
 // node-gyp's headers: npm's setting (Node's own headers on this machine), else node-gyp's download
@@ -70,8 +68,8 @@ function buildMpi() {
   execFileSync('strip', ['--strip-all', '-o', dest, join(dir, 'build', 'Release', 'stablegrad_mpi.node')]);
 }
 
-/** sha256 of what the prebuilds are made from, and of what makes them */
-function inputsHash() {
+/** sha256 of what the prebuilds are made from, and of what makes them (tools: their versions) */
+function inputsHash(tools) {
   const hash = createHash('sha256');
   const add = (file) => hash.update(`${file}\0`).update(readFileSync(join(root, file))).update('\0');
   for (const f of ['binding.gyp', 'sources.json', 'package.json']) add(f);
@@ -85,8 +83,7 @@ function inputsHash() {
   };
   walk('native');
   add(join('node_modules', 'node-addon-api', 'package.json'));
-  for (const [cmd, arg] of [['g++', '--version'], [`${CROSS}g++`, '--version'], ['mpicc', '--showme:version']])
-    hash.update(spawnSync(cmd, [arg], { encoding: 'utf8' }).stdout ?? 'none');
+  for (const version of tools) hash.update(version ?? 'none');
   return hash.update(process.version).digest('hex');
 }
 
@@ -97,9 +94,10 @@ function main() {
     console.log(buildArm64(outDir));
     return;
   }
-  const stamp = join(root, '.cache', 'prebuild-inputs.sha256'), inputs = inputsHash();
-  const cross = hasCrossCompiler(), mpi = hasMpicc();
-  const arm64 = cross || process.env.STABLEGRAD_REQUIRE_ARM64 === '1';
+  const [gxx, cross, mpi] = [['g++', '--version'], [`${CROSS}g++`, '--version'], ['mpicc', '--showme:version']]
+    .map(([cmd, arg]) => toolVersion(cmd, arg));
+  const stamp = join(root, '.cache', 'prebuild-inputs.sha256'), inputs = inputsHash([gxx, cross, mpi]);
+  const arm64 = cross !== null || process.env.STABLEGRAD_REQUIRE_ARM64 === '1';
   const outputs = ['x64', ...(arm64 ? ['arm64'] : [])].map((arch) => join(root, 'prebuilds', `linux-${arch}`, 'stablegrad.node'));
   if (mpi) outputs.push(join(root, 'prebuilds', `linux-${process.arch}`, 'mpi', 'stablegrad_mpi.node'));
   if (existsSync(stamp) && readFileSync(stamp, 'utf8') === inputs && outputs.every((f) => existsSync(f))) {
