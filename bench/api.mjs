@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fixed, median, ms, random, table } from './util.mjs';
+import { fixed, median, ms, table, triadWorkload } from './util.mjs';
 
 const require = createRequire(import.meta.url);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -174,14 +174,12 @@ const pooledArray = (n) => {
   return new Float32Array(block.buffer, block.byteOffset, n);
 };
 // a function that gives the triad's bandwidth (bytes/s), best of `calls`, over three arrays of bytes/3 in all
-const triadAt = (bytes, calls) => {
-  const m = Math.round(bytes / 12), a = pooledArray(m), b = pooledArray(m), c = pooledArray(m);
-  b.set(random(m, 1));
-  c.set(random(m, 2));
+const triadAt = (footprint, calls) => {
+  const { call, bytes } = triadWorkload(native, footprint, pooledArray);
   return () => {
     let best = Infinity;
-    for (let i = 0; i < calls; i++) best = Math.min(best, seconds(() => native.triad(a, b, c, 3)));
-    return (12 * m) / best;
+    for (let i = 0; i < calls; i++) best = Math.min(best, seconds(call));
+    return bytes / best;
   };
 };
 const dramTriad = triadAt(3 * (128 << 20), 3);

@@ -35,13 +35,25 @@ export function check(what, a, b, tol) {
   if (!(worst <= tol)) throw new Error(`validation failed for ${what}: error ${worst} > ${tol}`);
 }
 
+/**
+ * The STREAM triad a = b + 3c over three arrays of footprint/3 bytes in all, made by makeArray(n)
+ * (plain Float32Arrays unless given) and checked once: { call, bytes }, the bytes one call moves.
+ */
+export function triadWorkload(backend, footprint, makeArray = (n) => new Float32Array(n)) {
+  const n = Math.max(1024, Math.round(footprint / 12));
+  const a = makeArray(n), b = makeArray(n), c = makeArray(n);
+  b.set(random(n, 1));
+  c.set(random(n, 2));
+  const call = () => backend.triad(a, b, c, 3);
+  call();
+  check('triad', a.subarray(0, 1024), Float32Array.from(b.subarray(0, 1024), (v, i) => v + 3 * c[i]), 1e-6);
+  return { call, bytes: 12 * n };
+}
+
 /** STREAM triad GB/s (12 bytes per element) with three arrays of footprint/3 bytes in all, on the backend's threads */
 export function triad(backend, footprint) {
-  const n = Math.max(1024, Math.round(footprint / 12));
-  const a = new Float32Array(n), b = random(n, 1), c = random(n, 2);
-  backend.triad(a, b, c, 3);
-  check('triad', a.subarray(0, 1024), Float32Array.from(b.subarray(0, 1024), (v, i) => v + 3 * c[i]), 1e-6);
-  return (12 * n) / time(() => backend.triad(a, b, c, 3), 0.3) / 1e9;
+  const { call, bytes } = triadWorkload(backend, footprint);
+  return bytes / time(call, 0.3) / 1e9;
 }
 
 export const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
